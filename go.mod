@@ -1,0 +1,3 @@
+module github.com/reactorgo/reactor
+
+go 1.26
