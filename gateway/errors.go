@@ -1,0 +1,143 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/reactorgo/reactor"
+)
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+// HTTPError is implemented by errors that know their HTTP status and
+// machine-readable code. Their Error() text is sent as the message, so it
+// must be safe to show to clients.
+type HTTPError interface {
+	error
+	HTTPStatus() (status int, code string)
+}
+
+// JSON writes v as a JSON response with the given status.
+func JSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		slog.Error("gateway: encode response", "err", err)
+		Error(w, http.StatusInternalServerError, "internal", "internal server error")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	b = append(b, '\n')
+	_, _ = w.Write(b)
+}
+
+// Error writes {"error": code, "message": message} with the given status.
+func Error(w http.ResponseWriter, status int, code, message string) {
+	JSON(w, status, ErrorBody{Error: code, Message: message})
+}
+
+// RetryAfterSeconds is the Retry-After value sent with 503 responses.
+const RetryAfterSeconds = 1
+
+type rule struct {
+	target  error
+	status  int
+	code    string
+	message string
+}
+
+// ErrorMapper maps errors to HTTP responses. The zero value has no rules
+// of its own and behaves like [WriteError]. Rules are tried in the order
+// they were added, before the built-in ones; register them at start-up.
+// It is safe for concurrent use.
+type ErrorMapper struct {
+	mu    sync.RWMutex
+	rules []rule
+	// Logger receives unmapped (500) errors. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Map makes errors matching target (errors.Is) answer with status and
+// code. The message sent is message, or target.Error() when message is
+// empty — never the text of the wrapped error, which may name internals.
+func (m *ErrorMapper) Map(target error, status int, code, message string) *ErrorMapper {
+	if message == "" {
+		message = target.Error()
+	}
+	m.mu.Lock()
+	m.rules = append(m.rules, rule{target, status, code, message})
+	m.mu.Unlock()
+	return m
+}
+
+// Resolve returns the status, code and client-safe message for err.
+func (m *ErrorMapper) Resolve(err error) (status int, code, message string) {
+	if m != nil {
+		m.mu.RLock()
+		for _, r := range m.rules {
+			if errors.Is(err, r.target) {
+				m.mu.RUnlock()
+				return r.status, r.code, r.message
+			}
+		}
+		m.mu.RUnlock()
+	}
+	var he HTTPError
+	switch {
+	case errors.As(err, &he):
+		st, c := he.HTTPStatus()
+		return st, c, he.Error()
+	case errors.Is(err, reactor.ErrBusy):
+		return http.StatusServiceUnavailable, "busy", "server is busy, retry later"
+	case errors.Is(err, reactor.ErrClosed):
+		return http.StatusServiceUnavailable, "shutting_down", "server is shutting down, retry later"
+	case errors.Is(err, reactor.ErrNoService):
+		return http.StatusNotFound, "not_found", "not found"
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout, "timeout", "the request timed out"
+	case errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable, "canceled", "the request was canceled"
+	}
+	return http.StatusInternalServerError, "internal", "internal server error"
+}
+
+// WriteError writes the response for err (see [ErrorMapper.Resolve]).
+// 503 responses carry Retry-After. Unmapped errors are logged, and the
+// client gets a generic 500.
+func (m *ErrorMapper) WriteError(w http.ResponseWriter, err error) {
+	status, code, msg := m.Resolve(err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
+	}
+	if status >= 500 && code == "internal" {
+		l := slog.Default()
+		if m != nil && m.Logger != nil {
+			l = m.Logger
+		}
+		l.Error("gateway: unhandled error", "err", err)
+	}
+	Error(w, status, code, msg)
+}
+
+// WriteError writes the response for err using only the built-in mappings:
+//
+//	reactor.ErrBusy            503 busy (Retry-After: 1)
+//	reactor.ErrClosed          503 shutting_down (Retry-After: 1)
+//	reactor.ErrNoService       404 not_found
+//	context.DeadlineExceeded   504 timeout
+//	HTTPError                  its HTTPStatus(), its Error() as message
+//	anything else              500 internal (logged, not revealed)
+func WriteError(w http.ResponseWriter, err error) {
+	(*ErrorMapper)(nil).WriteError(w, err)
+}

@@ -1,0 +1,240 @@
+package gateway
+
+import (
+	"errors"
+	"sync"
+)
+
+// Event is one entry of an [EventLog], sent to clients as one SSE event.
+type Event struct {
+	ID   uint64 // assigned by the log, strictly increasing from 1
+	Type string // SSE "event:" field, e.g. "vote_cast"
+	Data []byte // SSE "data:" payload, usually JSON
+	// To, when not empty, restricts the event to subscribers whose key
+	// equals To (e.g. a "rejected" event for one member). Others never see
+	// it, neither live nor in [EventLog.Since].
+	To string
+}
+
+// visibleTo reports whether a subscriber with key may see e.
+func (e *Event) visibleTo(key string) bool { return e.To == "" || e.To == key }
+
+var (
+	// ErrSubscriberTooSlow ends a subscription whose buffer overflowed.
+	// The client should reconnect and resume from its last event id.
+	ErrSubscriberTooSlow = errors.New("gateway: subscriber fell behind")
+	// ErrLogClosed ends every subscription when the log is closed.
+	ErrLogClosed = errors.New("gateway: event log closed")
+)
+
+// DefaultSubscriberBuffer is the buffer of a subscription created with 0.
+const DefaultSubscriberBuffer = 64
+
+// EventLog keeps the last Capacity events of one topic and fans them out to
+// subscribers.
+//
+// It is built for one publisher (the service that owns the topic calls
+// [EventLog.Append] from its turn) and many readers (HTTP goroutines call
+// Since and Subscribe); all methods are safe for concurrent use. Append
+// never blocks on a subscriber: each has a bounded buffer and is dropped
+// (its channel closed, Err() = [ErrSubscriberTooSlow]) when it is full.
+// A single mutex guards the ring and subscriber set and is held only for
+// copying and non-blocking channel sends.
+type EventLog struct {
+	mu     sync.Mutex
+	ring   []Event // circular, len == capacity
+	start  int     // index of the oldest retained event
+	n      int     // number of retained events
+	last   uint64  // id of the newest event (0: none yet)
+	subs   map[*Subscription]struct{}
+	closed bool
+}
+
+// NewEventLog returns a log that retains the last capacity events
+// (minimum 1).
+func NewEventLog(capacity int) *EventLog {
+	if capacity < 1 {
+		capacity = 1
+	}
+	return &EventLog{ring: make([]Event, capacity), subs: make(map[*Subscription]struct{})}
+}
+
+// Append publishes a broadcast event and returns its id.
+func (l *EventLog) Append(typ string, data []byte) uint64 { return l.AppendTo("", typ, data) }
+
+// AppendTo publishes an event visible only to subscribers with key to
+// (everyone when to is ""), and returns its id. data must not be modified
+// afterwards. Appending to a closed log returns 0 and does nothing.
+func (l *EventLog) AppendTo(to, typ string, data []byte) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0
+	}
+	l.last++
+	e := Event{ID: l.last, Type: typ, Data: data, To: to}
+	c := len(l.ring)
+	if l.n < c {
+		l.ring[(l.start+l.n)%c] = e
+		l.n++
+	} else {
+		l.ring[l.start] = e
+		l.start = (l.start + 1) % c
+	}
+	for s := range l.subs {
+		if !e.visibleTo(s.key) {
+			continue
+		}
+		select {
+		case s.ch <- e:
+		default:
+			l.dropLocked(s, ErrSubscriberTooSlow)
+		}
+	}
+	return e.ID
+}
+
+// LastID returns the id of the newest event, 0 if none. A snapshot of the
+// topic's state taken in the publisher's turn should carry this id, so that
+// a subscriber resumes exactly after it.
+func (l *EventLog) LastID() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
+}
+
+// Since returns the broadcast events after id (targeted events are left
+// out; see [EventLog.SinceFor]). ok is false when the log cannot bridge the
+// gap — events after id were already evicted, or id is newer than any
+// event this log has issued (e.g. the server restarted) — and the client
+// must start again from a fresh snapshot.
+func (l *EventLog) Since(id uint64) (events []Event, ok bool) { return l.SinceFor("", id) }
+
+// SinceFor is like [EventLog.Since] for the subscriber key: it returns the
+// broadcast events after id and those targeted at key, in id order. The
+// gap check counts all events, targeted or not.
+func (l *EventLog) SinceFor(key string, id uint64) (events []Event, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.sinceLocked(key, id)
+}
+
+func (l *EventLog) sinceLocked(key string, id uint64) ([]Event, bool) {
+	if id > l.last {
+		return nil, false
+	}
+	oldest := l.last - uint64(l.n) + 1 // id of the oldest retained event
+	if id+1 < oldest {
+		return nil, false
+	}
+	var out []Event
+	c := len(l.ring)
+	for i := int(id + 1 - oldest); i < l.n; i++ {
+		e := l.ring[(l.start+i)%c]
+		if e.visibleTo(key) {
+			out = append(out, e)
+		}
+	}
+	return out, true
+}
+
+// Subscribe registers a subscriber with key that receives the events
+// appended from now on (broadcasts and those targeted at key), buffering
+// at most buffer of them (0 means [DefaultSubscriberBuffer]).
+func (l *EventLog) Subscribe(key string, buffer int) *Subscription {
+	_, s, _ := l.subscribe(key, buffer, 0, false)
+	return s
+}
+
+// SubscribeSince atomically returns the events after id visible to key and
+// subscribes to the following ones, so nothing is missed or repeated in
+// between. When ok is false the gap cannot be bridged (see
+// [EventLog.Since]) and sub is nil.
+func (l *EventLog) SubscribeSince(key string, id uint64, buffer int) (backlog []Event, sub *Subscription, ok bool) {
+	return l.subscribe(key, buffer, id, true)
+}
+
+func (l *EventLog) subscribe(key string, buffer int, id uint64, since bool) ([]Event, *Subscription, bool) {
+	if buffer <= 0 {
+		buffer = DefaultSubscriberBuffer
+	}
+	s := &Subscription{log: l, key: key, ch: make(chan Event, buffer)}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var backlog []Event
+	if since {
+		var ok bool
+		if backlog, ok = l.sinceLocked(key, id); !ok {
+			return nil, nil, false
+		}
+	}
+	if l.closed {
+		s.err = ErrLogClosed
+		close(s.ch)
+		return backlog, s, true
+	}
+	l.subs[s] = struct{}{}
+	return backlog, s, true
+}
+
+func (l *EventLog) dropLocked(s *Subscription, err error) {
+	if _, ok := l.subs[s]; !ok {
+		return
+	}
+	delete(l.subs, s)
+	s.err = err
+	close(s.ch)
+}
+
+// Subscribers returns the number of live subscriptions.
+func (l *EventLog) Subscribers() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.subs)
+}
+
+// Close ends every subscription with [ErrLogClosed]; later appends are
+// ignored. Retained events can still be read with Since. Close is
+// idempotent.
+func (l *EventLog) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	l.closed = true
+	for s := range l.subs {
+		l.dropLocked(s, ErrLogClosed)
+	}
+}
+
+// Subscription receives the events of an [EventLog]. Its channel is closed
+// when the subscriber is dropped (too slow), unsubscribed, or the log is
+// closed; Err then tells which.
+type Subscription struct {
+	log *EventLog
+	key string
+	ch  chan Event
+	err error // guarded by log.mu
+}
+
+// Events returns the channel delivering events in id order.
+func (s *Subscription) Events() <-chan Event { return s.ch }
+
+// Key returns the subscriber key given to Subscribe.
+func (s *Subscription) Key() string { return s.key }
+
+// Err returns nil while the subscription is live, then why it ended:
+// [ErrSubscriberTooSlow], [ErrLogClosed] or nil after Close.
+func (s *Subscription) Err() error {
+	s.log.mu.Lock()
+	defer s.log.mu.Unlock()
+	return s.err
+}
+
+// Close unsubscribes. It is idempotent.
+func (s *Subscription) Close() {
+	s.log.mu.Lock()
+	defer s.log.mu.Unlock()
+	s.log.dropLocked(s, nil)
+}

@@ -1,0 +1,277 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultHeartbeat is the interval of keep-alive comments on a [Stream].
+const DefaultHeartbeat = 15 * time.Second
+
+// ErrStreamUnsupported is returned by [NewStream] when the ResponseWriter
+// cannot flush.
+var ErrStreamUnsupported = errors.New("gateway: response writer cannot stream")
+
+// Stream writes Server-Sent Events to one HTTP response. It is not safe
+// for concurrent use: one goroutine (the handler's) writes to it.
+type Stream struct {
+	w      http.ResponseWriter
+	rc     *http.ResponseController
+	ctx    context.Context
+	lastID string
+	buf    bytes.Buffer
+}
+
+// NewStream starts an event stream on w: it sets the SSE headers
+// (text/event-stream, no caching, no proxy buffering), clears the write
+// deadline the server may have set, sends the 200 status and flushes.
+// It fails with [ErrStreamUnsupported] when w cannot flush, before writing
+// anything, so the caller may still send an error.
+func NewStream(w http.ResponseWriter, r *http.Request) (*Stream, error) {
+	rc := http.NewResponseController(w)
+	if err := rc.Flush(); errors.Is(err, http.ErrNotSupported) {
+		return nil, ErrStreamUnsupported
+	}
+	// Best effort: a long-lived stream must outlive Server.WriteTimeout.
+	_ = rc.SetWriteDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	s := &Stream{w: w, rc: rc, ctx: r.Context(), lastID: LastEventID(r)}
+	return s, s.flush()
+}
+
+// LastEventID returns the id the client last saw: the Last-Event-ID
+// header sent by a reconnecting EventSource or, failing that, the
+// lastEventId query parameter (for a first connection that resumes).
+func LastEventID(r *http.Request) string {
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		return id
+	}
+	return r.URL.Query().Get("lastEventId")
+}
+
+// LastEventID returns the Last-Event-ID the client sent, "" if none.
+func (s *Stream) LastEventID() string { return s.lastID }
+
+// Context returns the request's context, done when the client goes away.
+func (s *Stream) Context() context.Context { return s.ctx }
+
+// Send writes one event and flushes it. A zero ID writes no id field (the
+// client keeps its previous last event id); an empty Type means the
+// default "message" event. e.To is not looked at.
+func (s *Stream) Send(e Event) error {
+	id := ""
+	if e.ID != 0 {
+		id = strconv.FormatUint(e.ID, 10)
+	}
+	return s.SendRaw(id, e.Type, e.Data)
+}
+
+// SendRaw writes one event with the given fields and flushes it. Line
+// breaks in id and event are removed; data is split on CRLF, CR and LF
+// into several data lines, which the client joins back with "\n".
+func (s *Stream) SendRaw(id, event string, data []byte) error {
+	b := &s.buf
+	b.Reset()
+	if id != "" {
+		b.WriteString("id: ")
+		b.WriteString(oneLine(id))
+		b.WriteByte('\n')
+	}
+	if event != "" {
+		b.WriteString("event: ")
+		b.WriteString(oneLine(event))
+		b.WriteByte('\n')
+	}
+	writeField(b, "data", data)
+	b.WriteByte('\n')
+	return s.write()
+}
+
+// Comment writes a comment line (ignored by clients, keeps proxies and
+// the connection alive).
+func (s *Stream) Comment(text string) error {
+	b := &s.buf
+	b.Reset()
+	writeField(b, "", []byte(text))
+	b.WriteByte('\n')
+	return s.write()
+}
+
+// Retry tells the client how long to wait before reconnecting.
+func (s *Stream) Retry(d time.Duration) error {
+	b := &s.buf
+	b.Reset()
+	b.WriteString("retry: ")
+	b.WriteString(strconv.FormatInt(d.Milliseconds(), 10))
+	b.WriteString("\n\n")
+	return s.write()
+}
+
+// Run sends the events from ch until ch is closed (returns nil), the
+// client goes away (returns the context error) or a write fails. Between
+// events it writes a heartbeat comment every heartbeat (0 means
+// [DefaultHeartbeat], negative disables).
+func (s *Stream) Run(ch <-chan Event, heartbeat time.Duration) error {
+	if heartbeat == 0 {
+		heartbeat = DefaultHeartbeat
+	}
+	var tick <-chan time.Time
+	if heartbeat > 0 {
+		t := time.NewTicker(heartbeat)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-s.ctx.Done():
+			return s.ctx.Err()
+		case e, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			if err := s.Send(e); err != nil {
+				return err
+			}
+		case <-tick:
+			if err := s.Comment("ping"); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (s *Stream) write() error {
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := s.w.Write(s.buf.Bytes()); err != nil {
+		return err
+	}
+	return s.flush()
+}
+
+func (s *Stream) flush() error {
+	if err := s.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	return nil
+}
+
+func oneLine(s string) string {
+	if strings.ContainsAny(s, "\r\n") {
+		return strings.NewReplacer("\r", "", "\n", "").Replace(s)
+	}
+	return s
+}
+
+// writeField writes "name: line\n" for every line of v ("" name: comment).
+func writeField(b *bytes.Buffer, name string, v []byte) {
+	for {
+		i := bytes.IndexAny(v, "\r\n")
+		line := v
+		if i >= 0 {
+			line = v[:i]
+		}
+		b.WriteString(name)
+		b.WriteString(": ")
+		b.Write(line)
+		b.WriteByte('\n')
+		if i < 0 {
+			return
+		}
+		if v[i] == '\r' && i+1 < len(v) && v[i+1] == '\n' {
+			i++
+		}
+		v = v[i+1:]
+	}
+}
+
+// StreamOptions configures [ServeEvents].
+type StreamOptions struct {
+	// Key selects the targeted events this client may see (Event.To).
+	Key string
+	// Buffer bounds the events queued for this client (0: 64). A client
+	// that falls further behind is dropped and reconnects.
+	Buffer int
+	// Heartbeat is the keep-alive interval (0: 15s, negative: none).
+	Heartbeat time.Duration
+	// Retry, when positive, is sent as the client's reconnection delay.
+	Retry time.Duration
+	// Snapshot returns the full current state as one event whose ID is
+	// the log position it reflects (EventLog.LastID taken in the same
+	// turn as the state), typically {Type: "snapshot"}. It is sent first
+	// when the client has no usable Last-Event-ID. Required.
+	Snapshot func(ctx context.Context) (Event, error)
+}
+
+// ServeEvents streams log to one client: if the client's Last-Event-ID
+// can be resumed it gets the events it missed, otherwise a fresh
+// snapshot; then live events until it goes away, falls behind or the log
+// closes. Errors before the stream starts (from Snapshot) are written with
+// [WriteError]; the returned error is informative only.
+func ServeEvents(w http.ResponseWriter, r *http.Request, log *EventLog, opt StreamOptions) error {
+	var (
+		backlog []Event
+		sub     *Subscription
+		resumed bool
+	)
+	if id, err := strconv.ParseUint(LastEventID(r), 10, 64); err == nil && id > 0 {
+		backlog, sub, resumed = log.SubscribeSince(opt.Key, id, opt.Buffer)
+	}
+	var snap Event
+	if !resumed {
+		// Retry a few times in case the log moved past the snapshot's
+		// position beyond its window between the two calls.
+		for attempt := 0; ; attempt++ {
+			var err error
+			if snap, err = opt.Snapshot(r.Context()); err != nil {
+				WriteError(w, err)
+				return err
+			}
+			var ok bool
+			if backlog, sub, ok = log.SubscribeSince(opt.Key, snap.ID, opt.Buffer); ok {
+				break
+			}
+			if attempt == 2 {
+				err := errors.New("gateway: snapshot position not in event log")
+				WriteError(w, err)
+				return err
+			}
+		}
+	}
+	defer sub.Close()
+	st, err := NewStream(w, r)
+	if err != nil {
+		Error(w, http.StatusInternalServerError, "internal", "streaming unsupported")
+		return err
+	}
+	if opt.Retry > 0 {
+		if err := st.Retry(opt.Retry); err != nil {
+			return err
+		}
+	}
+	if !resumed {
+		if err := st.Send(snap); err != nil {
+			return err
+		}
+	}
+	for _, e := range backlog {
+		if err := st.Send(e); err != nil {
+			return err
+		}
+	}
+	if err := st.Run(sub.Events(), opt.Heartbeat); err != nil {
+		return err
+	}
+	return sub.Err()
+}

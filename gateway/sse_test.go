@@ -1,0 +1,183 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reactorgo/reactor/gateway"
+)
+
+func TestStreamFormat(t *testing.T) {
+	rec := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/events?lastEventId=7", nil)
+	st, err := gateway.NewStream(rec, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LastEventID() != "7" {
+		t.Errorf("LastEventID = %q", st.LastEventID())
+	}
+	st.Send(gateway.Event{ID: 8, Type: "vote_cast", Data: []byte(`{"member":"m1"}`)})
+	st.Send(gateway.Event{Type: "x\ny", Data: []byte("a\nb\r\nc\rd\n")})
+	st.Comment("ping")
+	st.Retry(1500 * time.Millisecond)
+	want := "id: 8\nevent: vote_cast\ndata: {\"member\":\"m1\"}\n\n" +
+		"event: xy\ndata: a\ndata: b\ndata: c\ndata: d\ndata: \n\n" +
+		": ping\n\n" +
+		"retry: 1500\n\n"
+	if got := rec.Body.String(); got != want {
+		t.Errorf("body:\n%q\nwant:\n%q", got, want)
+	}
+	h := rec.Header()
+	if h.Get("Content-Type") != "text/event-stream; charset=utf-8" || h.Get("Cache-Control") != "no-cache" || h.Get("X-Accel-Buffering") != "no" {
+		t.Errorf("headers: %v", h)
+	}
+	if !rec.Flushed {
+		t.Error("not flushed")
+	}
+}
+
+func TestLastEventIDHeaderWins(t *testing.T) {
+	r := httptest.NewRequest("GET", "/events?lastEventId=3", nil)
+	r.Header.Set("Last-Event-ID", "9")
+	if got := gateway.LastEventID(r); got != "9" {
+		t.Errorf("LastEventID = %q", got)
+	}
+}
+
+type sseEvent struct{ id, typ, data string }
+
+// readEvents parses n events (comments skipped) from an SSE body.
+func readEvents(t *testing.T, sc *bufio.Scanner, n int) []sseEvent {
+	t.Helper()
+	var out []sseEvent
+	var cur sseEvent
+	var data []string
+	for len(out) < n && sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if cur.typ != "" || data != nil {
+				cur.data = strings.Join(data, "\n")
+				out = append(out, cur)
+			}
+			cur, data = sseEvent{}, nil
+		case strings.HasPrefix(line, ":"), strings.HasPrefix(line, "retry:"):
+		case strings.HasPrefix(line, "id: "):
+			cur.id = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			cur.typ = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			data = append(data, line[6:])
+		}
+	}
+	if len(out) < n {
+		t.Fatalf("read %d events, want %d (err %v)", len(out), n, sc.Err())
+	}
+	return out
+}
+
+func TestServeEvents(t *testing.T) {
+	l := gateway.NewEventLog(8)
+	state := 0 // "owned" by the publisher; the test serialises access
+	done := make(chan error, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		done <- gateway.ServeEvents(w, r, l, gateway.StreamOptions{
+			Key:       r.URL.Query().Get("member"),
+			Heartbeat: 10 * time.Millisecond,
+			Retry:     time.Second,
+			Snapshot: func(ctx context.Context) (gateway.Event, error) {
+				return gateway.Event{ID: l.LastID(), Type: "snapshot", Data: []byte(fmt.Sprint(state))}, nil
+			},
+		})
+	}))
+	defer srv.Close()
+
+	open := func(query, lastID string) (*bufio.Scanner, func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/?"+query, nil)
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		return bufio.NewScanner(resp.Body), func() { cancel(); resp.Body.Close() }
+	}
+
+	l.Append("member_joined", []byte("ann"))
+	state = 1
+	sc, stop := open("member=ann", "")
+	got := readEvents(t, sc, 1)
+	if got[0] != (sseEvent{"1", "snapshot", "1"}) {
+		t.Errorf("first event = %+v", got[0])
+	}
+	l.AppendTo("bob", "rejected", []byte("not for ann"))  // 2
+	l.AppendTo("ann", "rejected", []byte("line1\nline2")) // 3
+	l.Append("vote_cast", []byte("bob"))                  // 4
+	got = readEvents(t, sc, 2)
+	if got[0] != (sseEvent{"3", "rejected", "line1\nline2"}) || got[1] != (sseEvent{"4", "vote_cast", "bob"}) {
+		t.Errorf("events = %+v", got)
+	}
+	stop()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("ServeEvents returned %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("handler did not return after the client left")
+	}
+
+	// Resume: only the missed events, no snapshot.
+	l.Append("session_started", []byte("story")) // 5
+	sc, stop = open("member=ann", "4")
+	if got = readEvents(t, sc, 1); got[0] != (sseEvent{"5", "session_started", "story"}) {
+		t.Errorf("resumed with %+v", got[0])
+	}
+	stop()
+	<-done
+
+	// Too old to resume: a fresh snapshot.
+	for i := 0; i < 10; i++ {
+		l.Append("e", nil)
+	}
+	state = 2
+	sc, stop = open("", "4")
+	if got = readEvents(t, sc, 1); got[0] != (sseEvent{"15", "snapshot", "2"}) {
+		t.Errorf("stale resume got %+v", got[0])
+	}
+	// Closing the log ends the stream.
+	l.Close()
+	for sc.Scan() {
+	}
+	stop()
+	if err := <-done; !errors.Is(err, gateway.ErrLogClosed) {
+		t.Errorf("after Close: %v", err)
+	}
+}
+
+func TestServeEventsSnapshotError(t *testing.T) {
+	l := gateway.NewEventLog(8)
+	rec := httptest.NewRecorder()
+	err := gateway.ServeEvents(rec, httptest.NewRequest("GET", "/", nil), l, gateway.StreamOptions{
+		Snapshot: func(context.Context) (gateway.Event, error) { return gateway.Event{}, context.DeadlineExceeded },
+	})
+	if err == nil || rec.Code != 504 {
+		t.Errorf("err %v, status %d", err, rec.Code)
+	}
+	if l.Subscribers() != 0 {
+		t.Error("subscriber leaked")
+	}
+}
