@@ -1,0 +1,172 @@
+package reactor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"time"
+)
+
+// Ctx is what a handler gets besides its request: the service's identity,
+// recorded time and randomness, and the ability to defer its reply. It is a
+// context.Context (cancelled when the runtime closes), so it can be passed to
+// calls and I/O. A Ctx is valid only during the handler's turn: do not keep
+// it or use it from another goroutine.
+type Ctx struct {
+	rt       *Runtime
+	svc      *service
+	env      *envelope
+	now      time.Time
+	seed     uint64
+	hasNow   bool
+	hasSeed  bool
+	replied  bool // the reply was sent or handed to a Reply
+	rng      *rand.Rand
+	pcg      rand.PCG
+	replay   bool
+	metaTime int64
+}
+
+var _ context.Context = (*Ctx)(nil)
+
+func (c *Ctx) begin(rt *Runtime, s *service) { c.rt, c.svc = rt, s }
+
+func (c *Ctx) message(e *envelope) {
+	c.env = e
+	c.hasNow, c.hasSeed, c.replied = false, false, false
+}
+
+func (c *Ctx) end() { c.env, c.svc = nil, nil }
+
+// Deadline implements context.Context: a turn has no deadline of its own.
+func (c *Ctx) Deadline() (time.Time, bool) { return c.rt.ctx.Deadline() }
+
+// Done implements context.Context: closed when the runtime shuts down.
+func (c *Ctx) Done() <-chan struct{} { return c.rt.ctx.Done() }
+
+// Err implements context.Context.
+func (c *Ctx) Err() error { return c.rt.ctx.Err() }
+
+// Value implements context.Context.
+func (c *Ctx) Value(key any) any { return c.rt.ctx.Value(key) }
+
+// Now is the time of the current message. It is read once per message, and
+// for a journaled message it is the time recorded in the journal, so replay
+// sees the same time.
+func (c *Ctx) Now() time.Time {
+	if !c.hasNow {
+		c.now, c.hasNow = c.rt.cfg.Clock(), true
+	}
+	return c.now
+}
+
+// Rand returns a random source for the current message, seeded per message.
+// In deterministic mode and for journaled messages the seed is recorded, so
+// a replay draws the same numbers.
+func (c *Ctx) Rand() *rand.Rand {
+	if !c.hasSeed {
+		c.seed, c.hasSeed = c.rt.nextSeed(), true
+	}
+	c.pcg.Seed(c.seed, c.seed^0xda3e39cb94b95bdb)
+	if c.rng == nil {
+		c.rng = rand.New(&c.pcg)
+	}
+	return c.rng
+}
+
+// Self is a reference to the service whose turn this is.
+func (c *Ctx) Self() Ref { return c.rt.ref(c.svc.addr(), c.svc) }
+
+// Key is the child key of a keyed child ("42" for /rooms/42), or "".
+func (c *Ctx) Key() string { return c.svc.key }
+
+// Replaying reports whether the current message is being replayed from the
+// journal. Outbound sends and timers are suppressed during replay already;
+// use this for other side effects.
+func (c *Ctx) Replaying() bool { return c.replay }
+
+// Logger returns the runtime's logger with the service address attached.
+func (c *Ctx) Logger() *slog.Logger { return c.rt.log.With("service", c.svc.addr()) }
+
+// MarkModified records that the state changed outside a modifying method
+// (for example in a continuation), so it is saved before eviction or Close.
+func (c *Ctx) MarkModified() { c.svc.dirty = true }
+
+// Reply is a deferred reply: a handler that calls Defer returns at once
+// (its return values are ignored) and completes the reply later, from a
+// continuation, a timer, or another service it hands the Reply to. Completing
+// is safe from any goroutine; only the first completion counts.
+type Reply[Resp any] struct {
+	to   completer[Resp]
+	done once
+}
+
+// Defer takes over the current message's reply. Resp must be the method's
+// reply type.
+func Defer[Resp any](c *Ctx) *Reply[Resp] {
+	if c.env == nil {
+		panic("reactor: Defer outside a handler")
+	}
+	if c.replied {
+		panic("reactor: Defer called twice, or after the reply was sent")
+	}
+	var to completer[Resp]
+	if c.env.r != nil {
+		var ok bool
+		to, ok = c.env.r.(completer[Resp])
+		if !ok {
+			panic(fmt.Sprintf("reactor: Defer[%T] in method %s, which replies with another type", *new(Resp), c.env.m.methodName()))
+		}
+	}
+	c.replied = true
+	return &Reply[Resp]{to: to}
+}
+
+// OK completes the reply with a value.
+func (r *Reply[Resp]) OK(v Resp) { r.Complete(v, nil) }
+
+// Fail completes the reply with an error.
+func (r *Reply[Resp]) Fail(err error) { var zero Resp; r.Complete(zero, err) }
+
+// Complete completes the reply; later completions are ignored.
+func (r *Reply[Resp]) Complete(v Resp, err error) {
+	if r == nil || !r.done.do() || r.to == nil {
+		return
+	}
+	r.to.complete(v, err)
+}
+
+// complete lets a *Reply be the target of Forward.
+func (r *Reply[Resp]) complete(v Resp, err error) { r.Complete(v, err) }
+
+// Then returns a continuation for an async call that maps the callee's
+// answer and completes this reply with the result (Baratine's result.of()).
+func Then[In, Resp any](r *Reply[Resp], fn func(c *Ctx, in In) (Resp, error)) func(c *Ctx, in In, err error) {
+	return func(c *Ctx, in In, err error) {
+		if err != nil {
+			r.Fail(err)
+			return
+		}
+		r.Complete(fn(c, in))
+	}
+}
+
+// PanicError is the error a caller gets when the handler panicked.
+type PanicError struct {
+	Service, Method string
+	Value           any
+	Stack           []byte
+}
+
+func newPanicError(svc, method string, v any) *PanicError {
+	return &PanicError{Service: svc, Method: method, Value: v, Stack: debug.Stack()}
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("reactor: %s %s panicked: %v\n%s", e.Service, e.Method, e.Value, e.Stack)
+}
+
+// Unwrap makes errors.Is(err, ErrPanic) true.
+func (e *PanicError) Unwrap() error { return ErrPanic }

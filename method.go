@@ -1,0 +1,330 @@
+package reactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MethodOf is a typed, named handler of services with state S. Create one
+// per method with Method, at package level, and call it with Call, Send,
+// Async or Forward. The name is what the journal and the network carry: keep
+// it stable across releases.
+type MethodOf[S, Req, Resp any] struct {
+	name      string
+	fn        func(*S, *Ctx, Req) (Resp, error)
+	readOnly  bool
+	nilable   bool
+	stateType reflect.Type
+	calls     sync.Pool // *syncCall[Req, Resp]
+}
+
+// MethodOption configures a method.
+type MethodOption func(*methodOptions)
+
+type methodOptions struct{ readOnly bool }
+
+// ReadOnly marks a method that does not modify the state: it does not make
+// the service dirty (no save needed) and is not journaled.
+func ReadOnly() MethodOption { return func(o *methodOptions) { o.readOnly = true } }
+
+var methodNames sync.Map // name → invoker, so a journal record finds its method
+
+// Method defines a method of services with state S. It panics if the name is
+// empty or already taken (like http.Handle): methods are defined once, at
+// package level.
+//
+//	var Add = reactor.Method("counter.add", (*Counter).Add)
+func Method[S, Req, Resp any](name string, fn func(*S, *Ctx, Req) (Resp, error), opts ...MethodOption) *MethodOf[S, Req, Resp] {
+	if name == "" || fn == nil {
+		panic("reactor: Method needs a name and a function")
+	}
+	var o methodOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	reqType := reflect.TypeFor[Req]()
+	m := &MethodOf[S, Req, Resp]{
+		name:      name,
+		fn:        fn,
+		readOnly:  o.readOnly,
+		stateType: reflect.TypeFor[S](),
+		nilable:   reqType.Kind() == reflect.Pointer || reqType.Kind() == reflect.Interface,
+	}
+	if _, dup := methodNames.LoadOrStore(name, m); dup {
+		panic(fmt.Sprintf("reactor: method name %q defined twice", name))
+	}
+	return m
+}
+
+// Name returns the method's stable name.
+func (m *MethodOf[S, Req, Resp]) Name() string { return m.name }
+
+func (m *MethodOf[S, Req, Resp]) methodName() string { return m.name }
+
+// completer receives a reply.
+type completer[Resp any] interface{ complete(resp Resp, err error) }
+
+func (m *MethodOf[S, Req, Resp]) invoke(c *Ctx, obj any, e *envelope) {
+	var req Req
+	sc, isCall := e.r.(*syncCall[Req, Resp])
+	if isCall {
+		req = sc.req
+	} else if e.arg != nil {
+		req = e.arg.(Req)
+	}
+	if !m.readOnly {
+		c.svc.dirty = true
+	}
+	resp, err := m.fn(obj.(*S), c, req)
+	if c.replied {
+		return // deferred: a Reply answers later
+	}
+	c.replied = true
+	switch {
+	case isCall:
+		sc.complete(resp, err)
+	case e.r != nil:
+		e.r.(completer[Resp]).complete(resp, err)
+	case err != nil:
+		c.rt.log.Debug("reactor: sent message failed", "service", c.svc.addr(), "method", m.name, "err", err)
+	}
+}
+
+func (m *MethodOf[S, Req, Resp]) fail(e *envelope, err error) {
+	if e.r == nil {
+		return
+	}
+	var zero Resp
+	e.r.(completer[Resp]).complete(zero, err)
+}
+
+func (m *MethodOf[S, Req, Resp]) isNil(req Req) bool {
+	if !m.nilable {
+		return false
+	}
+	v := any(req)
+	if v == nil {
+		return true
+	}
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
+}
+
+// target resolves the address for this method, checking the service's type.
+func (m *MethodOf[S, Req, Resp]) target(to Ref) (*service, error) {
+	svc, err := to.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if svc.kind.stateType != m.stateType {
+		return nil, fmt.Errorf("reactor: %s on %s (state %v): %w", m.name, to.addr, svc.kind.stateType, ErrNoMethod)
+	}
+	return svc, nil
+}
+
+// post enqueues e, resolving again if a child was evicted under us.
+func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e envelope, wait, force bool) error {
+	if m.isNil(req) {
+		return fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, ErrNilRequest)
+	}
+	if to.rt == nil {
+		return fmt.Errorf("reactor: %s to a zero Ref: %w", m.name, ErrNoService)
+	}
+	c, internal := ctx.(*Ctx)
+	if !internal && to.rt.closing.Load() {
+		return fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, ErrClosed)
+	}
+	for {
+		svc, err := m.target(to)
+		if err != nil {
+			return err
+		}
+		if wait && internal && c.svc == svc && svc.kind.opts.workers <= 1 {
+			return fmt.Errorf("reactor: %s: blocking call to itself (%s): %w", m.name, to.addr, ErrDeadlock)
+		}
+		if wait {
+			err = svc.enqueueWait(ctx, e)
+		} else {
+			err = svc.enqueue(e, force)
+		}
+		if err == errRetry {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, err)
+		}
+		return nil
+	}
+}
+
+// Call sends req and waits for the reply, or until ctx ends (also while
+// waiting for inbox space). It allocates nothing in the steady state.
+// Calling a service from its own handler fails with ErrDeadlock; use Async.
+func (m *MethodOf[S, Req, Resp]) Call(ctx context.Context, to Ref, req Req) (Resp, error) {
+	var zero Resp
+	sc, _ := m.calls.Get().(*syncCall[Req, Resp])
+	if sc == nil {
+		sc = &syncCall[Req, Resp]{done: make(chan struct{}, 1)}
+	}
+	sc.req = req
+	if err := m.post(ctx, to, req, envelope{m: m, r: sc}, true, false); err != nil {
+		sc.req = *new(Req)
+		m.calls.Put(sc)
+		return zero, err
+	}
+	select {
+	case <-sc.done:
+	case <-ctx.Done():
+		if sc.state.CompareAndSwap(0, 2) {
+			return zero, fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, ctx.Err())
+		}
+		<-sc.done
+	}
+	resp, err := sc.resp, sc.err
+	sc.reset()
+	m.calls.Put(sc)
+	return resp, err
+}
+
+// Send delivers req without waiting for it to be handled. It never blocks:
+// a full inbox fails at once with ErrBusy. From inside a handler pass the
+// handler's *Ctx as ctx (sends are then suppressed during journal replay).
+func (m *MethodOf[S, Req, Resp]) Send(ctx context.Context, to Ref, req Req) error {
+	if c, ok := ctx.(*Ctx); ok && c.replay {
+		return nil
+	}
+	return m.post(ctx, to, req, envelope{m: m, arg: req}, false, false)
+}
+
+// SendWait is Send that waits for inbox space until ctx ends instead of
+// failing with ErrBusy: back pressure for producers that may block.
+func (m *MethodOf[S, Req, Resp]) SendWait(ctx context.Context, to Ref, req Req) error {
+	if c, ok := ctx.(*Ctx); ok && c.replay {
+		return nil
+	}
+	return m.post(ctx, to, req, envelope{m: m, arg: req}, true, false)
+}
+
+// Async calls to from inside a handler without blocking the turn. then runs
+// later as a message in the caller's own inbox — on the caller's turn, never
+// on the callee's goroutine — with the reply or the error (ErrBusy included).
+// The caller stays resident until then has run.
+func (m *MethodOf[S, Req, Resp]) Async(c *Ctx, to Ref, req Req, then func(c *Ctx, resp Resp, err error)) {
+	ac := &asyncCall[Resp]{caller: c.svc, then: then}
+	c.svc.mu.Lock()
+	c.svc.pins++
+	c.svc.mu.Unlock()
+	if c.replay {
+		return // the continuation's effects are replayed from the journal
+	}
+	if err := m.post(c, to, req, envelope{m: m, arg: req, r: ac}, false, false); err != nil {
+		ac.complete(*new(Resp), err)
+	}
+}
+
+// Forward calls to and lets its reply complete r directly: the answer goes
+// to whoever r answers, without passing through this service again.
+func (m *MethodOf[S, Req, Resp]) Forward(c *Ctx, to Ref, req Req, r *Reply[Resp]) {
+	if err := m.post(c, to, req, envelope{m: m, arg: req, r: r}, false, false); err != nil {
+		r.Fail(err)
+	}
+}
+
+// After delivers req to the calling service itself after d, as a message
+// (so it runs on the service's turn). Stop the returned Timer to cancel it.
+// Timers are not journaled until they fire: re-arm them in OnActive.
+func (m *MethodOf[S, Req, Resp]) After(c *Ctx, d time.Duration, req Req) *Timer {
+	t := &Timer{}
+	if c.replay {
+		t.stopped.Store(true)
+		return t
+	}
+	self := c.Self()
+	t.t = time.AfterFunc(d, func() {
+		if t.stopped.Load() {
+			return
+		}
+		if err := m.post(self.rt.ctx, self, req, envelope{m: m, arg: req}, false, true); err != nil && !errors.Is(err, ErrClosed) {
+			self.rt.log.Warn("reactor: timer message not delivered", "service", self.addr, "method", m.name, "err", err)
+		}
+	})
+	return t
+}
+
+// Timer is a pending After message.
+type Timer struct {
+	t       *time.Timer
+	stopped atomic.Bool
+}
+
+// Stop cancels the timer. It reports whether the message was still pending.
+func (t *Timer) Stop() bool {
+	if t == nil || t.stopped.Swap(true) {
+		return false
+	}
+	return t.t == nil || t.t.Stop()
+}
+
+// syncCall is a blocking caller's reply slot, pooled per method.
+type syncCall[Req, Resp any] struct {
+	req   Req
+	resp  Resp
+	err   error
+	done  chan struct{}
+	state atomic.Int32 // 0 waiting, 1 answered, 2 abandoned by the caller
+}
+
+func (s *syncCall[Req, Resp]) complete(resp Resp, err error) {
+	if s.state.CompareAndSwap(0, 1) {
+		s.resp, s.err = resp, err
+		s.done <- struct{}{}
+	}
+}
+
+func (s *syncCall[Req, Resp]) reset() {
+	var req Req
+	var resp Resp
+	s.req, s.resp, s.err = req, resp, nil
+	s.state.Store(0)
+}
+
+// asyncCall carries an async call's reply back into the caller's inbox.
+type asyncCall[Resp any] struct {
+	caller *service
+	then   func(*Ctx, Resp, error)
+	resp   Resp
+	err    error
+	once   once
+}
+
+func (a *asyncCall[Resp]) complete(resp Resp, err error) {
+	if !a.once.do() {
+		return
+	}
+	a.resp, a.err = resp, err
+	// Pinned, so the caller cannot have been evicted: enqueue cannot retry.
+	if err := a.caller.enqueue(envelope{m: a}, true); err != nil {
+		a.caller.kind.rt.log.Error("reactor: continuation lost", "service", a.caller.addr(), "err", err)
+	}
+}
+
+func (a *asyncCall[Resp]) invoke(c *Ctx, _ any, _ *envelope) {
+	c.svc.mu.Lock()
+	c.svc.pins--
+	c.svc.mu.Unlock()
+	c.replied = true
+	a.then(c, a.resp, a.err)
+}
+
+func (a *asyncCall[Resp]) fail(*envelope, error) {}
+
+func (a *asyncCall[Resp]) methodName() string { return "continuation" }
+
+type once struct{ v atomic.Bool }
+
+func (o *once) do() bool { return o.v.CompareAndSwap(false, true) }

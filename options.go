@@ -1,0 +1,131 @@
+package reactor
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/reactorgo/reactor/checkpoint"
+)
+
+// Config configures a Runtime. The zero value is valid: every field documents
+// its default.
+type Config struct {
+	// InboxSize is the default inbox capacity of a service (default 1024).
+	InboxSize int
+	// BatchSize is the default number of messages a service handles per turn
+	// before it yields its goroutine to other ready services (default 256).
+	BatchSize int
+	// Workers is the number of goroutines that run service turns
+	// (default GOMAXPROCS). Idle services own no goroutine.
+	Workers int
+	// SingleGoroutine runs every service on one goroutine (the (Re)Actor
+	// "all reactors on one thread" deployment). Service code does not change.
+	SingleGoroutine bool
+	// Seed, when SingleGoroutine is set and Seed is non-zero, picks the next
+	// ready service with a PRNG seeded by Seed, and seeds Ctx.Rand from it,
+	// so that a run with the same inputs in the same order is reproducible.
+	Seed uint64
+	// Store keeps checkpoints of evicted children and, at Close, of every
+	// modified service (default: a new checkpoint.MemStore).
+	Store checkpoint.Store
+	// Codec encodes state for checkpoints and requests for the journal
+	// (default JSONCodec).
+	Codec Codec
+	// Clock returns the time handlers see through Ctx.Now (default time.Now).
+	Clock func() time.Time
+	// Logger receives the runtime's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.InboxSize < 0:
+		return fmt.Errorf("reactor: Config.InboxSize %d is negative", c.InboxSize)
+	case c.BatchSize < 0:
+		return fmt.Errorf("reactor: Config.BatchSize %d is negative", c.BatchSize)
+	case c.Workers < 0:
+		return fmt.Errorf("reactor: Config.Workers %d is negative", c.Workers)
+	case c.SingleGoroutine && c.Workers > 1:
+		return fmt.Errorf("reactor: Config.SingleGoroutine conflicts with Workers=%d", c.Workers)
+	}
+	return nil
+}
+
+func (c *Config) setDefaults() {
+	if c.InboxSize == 0 {
+		c.InboxSize = 1024
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 256
+	}
+	if c.SingleGoroutine {
+		c.Workers = 1
+	}
+	if c.Workers == 0 {
+		c.Workers = runtime.GOMAXPROCS(0)
+	}
+	if c.Store == nil {
+		c.Store = checkpoint.NewMemStore()
+	}
+	if c.Codec == nil {
+		c.Codec = JSONCodec{}
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Option configures one registered service.
+type Option func(*serviceOptions)
+
+type serviceOptions struct {
+	inboxSize   int
+	batchSize   int
+	workers     int
+	maxChildren int
+	maxMemory   int64
+	idleTimeout time.Duration
+}
+
+// InboxSize sets the service's inbox capacity (for keyed children: each
+// child's). A send to a full inbox fails with ErrBusy.
+func InboxSize(n int) Option { return func(o *serviceOptions) { o.inboxSize = n } }
+
+// BatchSize sets how many messages one turn may handle before the service
+// yields (BeforeBatch/AfterBatch wrap each such batch).
+func BatchSize(n int) Option { return func(o *serviceOptions) { o.batchSize = n } }
+
+// Workers lets n turns of the service run at once, sharing one inbox. This
+// opts out of "one turn at a time": use it for stateless or internally
+// synchronised services that block on I/O. Per-sender order is not kept
+// across workers. The default batch of a Workers service is 1 message.
+func Workers(n int) Option { return func(o *serviceOptions) { o.workers = n } }
+
+// MaxChildren bounds how many keyed children stay in memory (default
+// 100,000). Beyond it the least recently used idle child is saved and evicted.
+func MaxChildren(n int) Option { return func(o *serviceOptions) { o.maxChildren = n } }
+
+// MaxChildMemory bounds the approximate memory of resident children, in
+// bytes (default: no bound). A child's size is its SizeHint if its state
+// implements Sizer, otherwise the size of its state struct, plus the
+// runtime's own per-child overhead.
+func MaxChildMemory(bytes int64) Option { return func(o *serviceOptions) { o.maxMemory = bytes } }
+
+// IdleTimeout saves and evicts a child that has handled no message for d
+// (default: never). Children with an IdleTimeout are how per-session services
+// are built: one child per session key, gone when the session goes quiet.
+func IdleTimeout(d time.Duration) Option { return func(o *serviceOptions) { o.idleTimeout = d } }
+
+func (o *serviceOptions) validate() error {
+	switch {
+	case o.inboxSize < 0, o.batchSize < 0, o.workers < 0, o.maxChildren < 0, o.maxMemory < 0, o.idleTimeout < 0:
+		return fmt.Errorf("reactor: negative service option")
+	}
+	return nil
+}

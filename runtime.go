@@ -1,0 +1,411 @@
+package reactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/reactorgo/reactor/checkpoint"
+)
+
+// Runtime hosts services. Create it with New, register services, then Start
+// it; Close stops it. Messages sent before Start wait in their inboxes.
+type Runtime struct {
+	cfg   Config
+	log   *slog.Logger
+	sched *scheduler
+
+	ctx    context.Context // handed to handlers via Ctx; cancelled by Close
+	cancel context.CancelFunc
+
+	mu       sync.RWMutex
+	services map[string]*service // top-level services by address
+	families map[string]*family  // keyed children by parent address
+	started  bool
+
+	active  atomic.Int64 // services scheduled or running
+	closing atomic.Bool
+	closed  chan struct{}
+	stop    sync.Once
+	janitor sync.WaitGroup
+
+	seedMu sync.Mutex
+	seeds  *rand.Rand // deterministic mode only
+}
+
+// New creates a runtime. It starts nothing: register services, then Start.
+func New(cfg Config) (*Runtime, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	rt := &Runtime{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		sched:    newScheduler(cfg.Seed, cfg.SingleGoroutine && cfg.Seed != 0),
+		services: make(map[string]*service),
+		families: make(map[string]*family),
+		closed:   make(chan struct{}),
+	}
+	if cfg.SingleGoroutine && cfg.Seed != 0 {
+		rt.seeds = rand.New(rand.NewPCG(cfg.Seed, ^cfg.Seed))
+	}
+	rt.ctx, rt.cancel = context.WithCancel(context.Background())
+	return rt, nil
+}
+
+func (rt *Runtime) nextSeed() uint64 {
+	if rt.seeds == nil {
+		return rand.Uint64()
+	}
+	rt.seedMu.Lock()
+	defer rt.seedMu.Unlock()
+	return rt.seeds.Uint64()
+}
+
+func validAddr(addr string) error {
+	if !strings.HasPrefix(addr, "/") || len(addr) < 2 || strings.HasSuffix(addr, "/") || strings.Contains(addr, "//") {
+		return fmt.Errorf("reactor: invalid address %q: want /name or /name/sub", addr)
+	}
+	return nil
+}
+
+func (rt *Runtime) newKind(addr string, stateType reflect.Type, opts []Option) (*kind, error) {
+	if err := validAddr(addr); err != nil {
+		return nil, err
+	}
+	o := serviceOptions{inboxSize: rt.cfg.InboxSize, workers: 1}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if o.workers == 0 {
+		o.workers = 1
+	}
+	if o.inboxSize == 0 {
+		o.inboxSize = rt.cfg.InboxSize
+	}
+	if o.batchSize == 0 {
+		o.batchSize = rt.cfg.BatchSize
+		if o.workers > 1 {
+			o.batchSize = 1
+		}
+	}
+	if o.maxChildren == 0 {
+		o.maxChildren = 100_000
+	}
+	return &kind{rt: rt, addr: addr, stateType: stateType, opts: o}, nil
+}
+
+// Register makes state reachable at addr as a service. Its handlers are the
+// Methods defined on *S. Optional hooks: BatchStarter, BatchEnder, Loader,
+// Saver, Activator.
+func Register[S any](rt *Runtime, addr string, state *S, opts ...Option) (Ref, error) {
+	if state == nil {
+		return Ref{}, fmt.Errorf("reactor: register %s: %w", addr, ErrNilRequest)
+	}
+	k, err := rt.newKind(addr, reflect.TypeFor[S](), opts)
+	if err != nil {
+		return Ref{}, err
+	}
+	s := &service{kind: k, obj: state}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if _, dup := rt.services[addr]; dup {
+		return Ref{}, fmt.Errorf("reactor: register %s: %w", addr, ErrExists)
+	}
+	rt.services[addr] = s
+	return Ref{rt: rt, addr: addr, svc: s}, nil
+}
+
+// RegisterChildren makes addr a parent of keyed children: the first message
+// to addr/key creates the child with newChild(key) (then restores its
+// checkpoint, if one exists). Children are kept in an LRU bounded by
+// MaxChildren and MaxChildMemory and saved (if modified) when evicted. A
+// service registered at addr itself, if any, is independent of its children.
+func RegisterChildren[S any](rt *Runtime, addr string, newChild func(key string) *S, opts ...Option) error {
+	if newChild == nil {
+		return fmt.Errorf("reactor: children of %s: nil factory: %w", addr, ErrNilRequest)
+	}
+	k, err := rt.newKind(addr, reflect.TypeFor[S](), opts)
+	if err != nil {
+		return err
+	}
+	k.newChild = func(key string) any {
+		if s := newChild(key); s != nil {
+			return s
+		}
+		return nil
+	}
+	k.family = newFamily(k)
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if _, dup := rt.families[addr]; dup {
+		return fmt.Errorf("reactor: children of %s: %w", addr, ErrExists)
+	}
+	rt.families[addr] = k.family
+	return nil
+}
+
+// Start restores top-level services from their checkpoints (calling OnLoad
+// and OnActive) and starts the workers.
+func (rt *Runtime) Start(ctx context.Context) error {
+	rt.mu.Lock()
+	if rt.started {
+		rt.mu.Unlock()
+		return fmt.Errorf("reactor: Start called twice")
+	}
+	rt.started = true
+	services := make([]*service, 0, len(rt.services))
+	for _, s := range rt.services {
+		services = append(services, s)
+	}
+	rt.mu.Unlock()
+	for _, s := range services {
+		if err := s.restore(ctx); err != nil {
+			return err
+		}
+	}
+	rt.sched.start(rt.cfg.Workers)
+	rt.janitor.Add(1)
+	go rt.sweep()
+	return nil
+}
+
+// restore loads a top-level service's checkpoint into its registered state.
+func (s *service) restore(ctx context.Context) error {
+	rt := s.kind.rt
+	c := &Ctx{}
+	c.begin(rt, s)
+	defer c.end()
+	cp, err := rt.cfg.Store.Load(ctx, s.addr())
+	switch {
+	case errors.Is(err, checkpoint.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("reactor: load %s: %w", s.addr(), err)
+	default:
+		if err := rt.cfg.Codec.Unmarshal(cp.Data, s.obj); err != nil {
+			return fmt.Errorf("reactor: decode checkpoint of %s: %w", s.addr(), err)
+		}
+		s.kind.stats.loaded.Add(1)
+	}
+	if l, ok := s.obj.(Loader); ok {
+		if err := l.OnLoad(c); err != nil {
+			return fmt.Errorf("reactor: OnLoad of %s: %w", s.addr(), err)
+		}
+	}
+	if a, ok := s.obj.(Activator); ok {
+		s.safely(c, "OnActive", func() { a.OnActive(c) })
+	}
+	return nil
+}
+
+// sweep evicts children idle past their IdleTimeout.
+func (rt *Runtime) sweep() {
+	defer rt.janitor.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-rt.closed:
+			return
+		case <-tick.C:
+		}
+		rt.mu.RLock()
+		fams := make([]*family, 0, len(rt.families))
+		for _, f := range rt.families {
+			fams = append(fams, f)
+		}
+		rt.mu.RUnlock()
+		now := rt.coarseNow()
+		for _, f := range fams {
+			f.expire(now)
+		}
+	}
+}
+
+func (rt *Runtime) activate(s *service) {
+	rt.active.Add(1)
+	rt.sched.push(s)
+}
+
+func (rt *Runtime) idle() { rt.active.Add(-1) }
+
+// Close stops accepting messages from outside, lets queued messages run
+// until ctx ends, saves every modified service and resident child to the
+// checkpoint store, and stops the workers. Messages still queued when ctx
+// ends fail with ErrClosed. Calling Close again is safe and returns nil.
+func (rt *Runtime) Close(ctx context.Context) error {
+	first := false
+	rt.stop.Do(func() { first = true })
+	if !first {
+		return nil
+	}
+	rt.closing.Store(true)
+	rt.mu.RLock()
+	started := rt.started
+	rt.mu.RUnlock()
+	var err error
+	drained := true
+	if started {
+		for rt.active.Load() > 0 {
+			if ctx.Err() != nil {
+				err = fmt.Errorf("reactor: close: %d services still busy: %w", rt.active.Load(), ctx.Err())
+				drained = false
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(rt.closed)
+	rt.janitor.Wait()
+	// A handler stuck past ctx keeps its worker: do not wait for it, and do
+	// not save a service whose turn may still be running.
+	rt.sched.stop(!drained, drained)
+	rt.cancel()
+	for _, s := range rt.all() {
+		s.failQueued(ErrClosed)
+		s.mu.Lock()
+		busy := s.active > 0 && !drained
+		s.mu.Unlock()
+		if busy {
+			err = errors.Join(err, fmt.Errorf("reactor: close: %s not saved: its handler is still running", s.addr()))
+			continue
+		}
+		if saveErr := s.save(context.WithoutCancel(ctx)); saveErr != nil {
+			err = errors.Join(err, saveErr)
+		}
+	}
+	return err
+}
+
+// all lists top-level services and resident children.
+func (rt *Runtime) all() []*service {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	var out []*service
+	for _, s := range rt.services {
+		out = append(out, s)
+	}
+	for _, f := range rt.families {
+		out = append(out, f.resident()...)
+	}
+	return out
+}
+
+// Ref is a reference to a service address. It is a small value: copy it,
+// keep it, build it before the service exists. Children are resolved (and
+// created or loaded) when a message is sent.
+type Ref struct {
+	rt   *Runtime
+	addr string
+	svc  *service // cached top-level service
+}
+
+// Ref returns a reference to addr ("/counter", "/rooms/42").
+func (rt *Runtime) Ref(addr string) Ref {
+	rt.mu.RLock()
+	s := rt.services[addr]
+	rt.mu.RUnlock()
+	return Ref{rt: rt, addr: addr, svc: s}
+}
+
+func (rt *Runtime) ref(addr string, s *service) Ref {
+	if s.key != "" {
+		s = nil // children may be evicted; resolve them each time
+	}
+	return Ref{rt: rt, addr: addr, svc: s}
+}
+
+// Addr returns the referenced address.
+func (r Ref) Addr() string { return r.addr }
+
+// Child returns a reference to the keyed child key of this address.
+func (r Ref) Child(key string) Ref { return Ref{rt: r.rt, addr: r.addr + "/" + key} }
+
+func (r Ref) resolve() (*service, error) {
+	if r.svc != nil {
+		return r.svc, nil
+	}
+	if r.rt == nil {
+		return nil, fmt.Errorf("reactor: zero Ref: %w", ErrNoService)
+	}
+	rt := r.rt
+	rt.mu.RLock()
+	s := rt.services[r.addr]
+	var f *family
+	var key string
+	if s == nil {
+		if i := strings.LastIndexByte(r.addr, '/'); i > 0 && i < len(r.addr)-1 {
+			f, key = rt.families[r.addr[:i]], r.addr[i+1:]
+		}
+	}
+	rt.mu.RUnlock()
+	switch {
+	case s != nil:
+		return s, nil
+	case f != nil:
+		return f.child(key), nil
+	}
+	return nil, fmt.Errorf("reactor: %s: %w", r.addr, ErrNoService)
+}
+
+// ServiceStats is a snapshot of one registration's counters (for children:
+// all children of the parent address together).
+type ServiceStats struct {
+	Addr       string
+	Children   bool   // Addr is a parent of keyed children
+	Received   uint64 // messages accepted into an inbox
+	Handled    uint64 // messages handled
+	Busy       uint64 // sends rejected with ErrBusy
+	Panics     uint64
+	Batches    uint64 // turns that handled at least one message
+	MaxBatch   uint64
+	InboxDepth int    // queued now (children: summed over resident children)
+	Resident   int    // children in memory
+	Loaded     uint64 // children created or loaded
+	Evicted    uint64 // children saved and evicted
+	Saves      uint64 // checkpoints written
+}
+
+// Stats returns a snapshot of every registration's counters, sorted by
+// address. It is cheap enough to scrape every second.
+func (rt *Runtime) Stats() []ServiceStats {
+	rt.mu.RLock()
+	var out []ServiceStats
+	for _, s := range rt.services {
+		st := s.kind.snapshot()
+		s.mu.Lock()
+		st.InboxDepth = s.inbox.n
+		s.mu.Unlock()
+		out = append(out, st)
+	}
+	for _, f := range rt.families {
+		st := f.kind.snapshot()
+		st.Children = true
+		st.Resident, st.InboxDepth = f.depth()
+		out = append(out, st)
+	}
+	rt.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Addr < out[j].Addr })
+	return out
+}
+
+func (k *kind) snapshot() ServiceStats {
+	s := &k.stats
+	return ServiceStats{
+		Addr: k.addr, Received: s.received.Load(), Handled: s.handled.Load(), Busy: s.busy.Load(),
+		Panics: s.panics.Load(), Batches: s.batches.Load(), MaxBatch: s.maxBatch.Load(),
+		Loaded: s.loaded.Load(), Evicted: s.evicted.Load(), Saves: s.saves.Load(),
+	}
+}

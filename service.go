@@ -1,0 +1,354 @@
+package reactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/reactorgo/reactor/checkpoint"
+)
+
+// envelope is one message in an inbox. The request either travels boxed in
+// arg (sends, async calls) or inside the reply target r (blocking calls, so a
+// call allocates nothing).
+type envelope struct {
+	m   invoker
+	arg any
+	r   any
+}
+
+// invoker runs one envelope against a service's state on the service's turn.
+type invoker interface {
+	invoke(c *Ctx, obj any, e *envelope)
+	// fail answers the envelope's sender with err without running it.
+	fail(e *envelope, err error)
+	methodName() string
+}
+
+// kind is what the instances of one registration share: the top-level
+// service, or all keyed children under one parent address.
+type kind struct {
+	rt        *Runtime
+	addr      string // service address, or the parent address of children
+	stateType reflect.Type
+	opts      serviceOptions
+	newChild  func(key string) any // children only
+	family    *family              // children only
+	stats     kindStats
+}
+
+// kindStats are updated with atomics: children of one kind run on many
+// goroutines. Producer-side and consumer-side counters sit on separate cache
+// lines so a busy producer does not slow the consumer down.
+type kindStats struct {
+	received atomic.Uint64
+	busy     atomic.Uint64
+	_        [48]byte
+	handled  atomic.Uint64
+	batches  atomic.Uint64
+	maxBatch atomic.Uint64
+	panics   atomic.Uint64
+	loaded   atomic.Uint64
+	evicted  atomic.Uint64
+	saves    atomic.Uint64
+}
+
+// service is one instance: a top-level service or one keyed child. Its
+// fields after mu are guarded by mu unless noted. An idle child costs this
+// struct, its map entry and its state; the inbox buffer is dropped when idle.
+type service struct {
+	mu     sync.Mutex
+	kind   *kind
+	key    string // child key, "" for top-level services
+	obj    any    // *S; nil until loaded. Owned by the running turn.
+	inbox  ring[envelope]
+	active int32 // turns queued or running (≤ 1 unless Workers)
+	// pins counts outstanding async calls whose continuation must come back
+	// here; a pinned child is not evicted.
+	pins    int32
+	waiters int32 // blocked callers waiting for inbox space
+	space   chan struct{}
+	dead    bool // evicted: senders must resolve the address again
+	evict   bool // the family asked this child to save and leave
+	dirty   bool // owned by the running turn
+	// LRU links and bookkeeping, guarded by family.mu.
+	prev, next *service
+	lastUsed   int64 // unix seconds of the last turn, atomic
+	size       int64
+}
+
+func (s *service) addr() string {
+	if s.key == "" {
+		return s.kind.addr
+	}
+	return s.kind.addr + "/" + s.key
+}
+
+func (s *service) capacity() int { return s.kind.opts.inboxSize }
+
+var errRetry = errors.New("reactor: internal: resolve again")
+
+// enqueue adds e to the inbox. force bypasses the capacity (replies,
+// continuations and timers: their senders were admitted already, and
+// dropping them would lose an answer). It returns errRetry if the child was
+// evicted after the sender resolved it.
+func (s *service) enqueue(e envelope, force bool) error {
+	s.mu.Lock()
+	if s.dead {
+		s.mu.Unlock()
+		return errRetry
+	}
+	if !force && s.inbox.n >= s.capacity() {
+		s.mu.Unlock()
+		s.kind.stats.busy.Add(1)
+		return ErrBusy
+	}
+	if s.inbox.buf == nil && s.key == "" {
+		s.inbox.buf = make([]envelope, ceilPow2(s.capacity()))
+	}
+	s.inbox.push(e)
+	schedule := s.active == 0 || (s.active < int32(s.kind.opts.workers) && s.inbox.n > int(s.active))
+	if schedule {
+		s.active++
+	}
+	s.mu.Unlock()
+	s.kind.stats.received.Add(1)
+	if schedule {
+		s.kind.rt.activate(s)
+	}
+	return nil
+}
+
+// enqueueWait is enqueue that waits for inbox space until ctx ends.
+func (s *service) enqueueWait(ctx context.Context, e envelope) error {
+	for {
+		err := s.enqueue(e, false)
+		if !errors.Is(err, ErrBusy) {
+			return err
+		}
+		s.mu.Lock()
+		if s.inbox.n < s.capacity() || s.dead {
+			s.mu.Unlock()
+			continue
+		}
+		if s.space == nil {
+			s.space = make(chan struct{})
+		}
+		space := s.space
+		s.waiters++
+		s.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			s.mu.Lock()
+			s.waiters--
+			s.mu.Unlock()
+			return fmt.Errorf("reactor: wait for inbox space of %s: %w", s.addr(), ctx.Err())
+		case <-s.kind.rt.closed:
+			return ErrClosed
+		}
+	}
+}
+
+// worker is the per-goroutine scratch space of a scheduler worker.
+type worker struct {
+	batch []envelope
+	ctx   Ctx
+}
+
+// runTurn drains one batch: load state if needed, BeforeBatch, the handlers,
+// AfterBatch; then either hands the service back to the scheduler (mail
+// left) or lets it go idle.
+func (s *service) runTurn(w *worker) {
+	k := s.kind
+	rt := k.rt
+	s.mu.Lock()
+	n := min(s.inbox.n, k.opts.batchSize)
+	batch := w.batch[:0]
+	for range n {
+		batch = append(batch, s.inbox.pop())
+	}
+	if s.waiters > 0 && n > 0 {
+		close(s.space)
+		s.space = nil
+		s.waiters = 0
+	}
+	s.mu.Unlock()
+	w.batch = batch
+
+	c := &w.ctx
+	c.begin(rt, s)
+	if s.obj == nil && len(batch) > 0 {
+		if err := s.load(c); err != nil {
+			rt.log.Error("reactor: load failed", "service", s.addr(), "err", err)
+			for i := range batch {
+				batch[i].m.fail(&batch[i], err)
+				batch[i] = envelope{}
+			}
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		if h, ok := s.obj.(BatchStarter); ok {
+			s.safely(c, "BeforeBatch", func() { h.BeforeBatch(c) })
+		}
+		for i := range batch {
+			s.deliver(c, &batch[i])
+			batch[i] = envelope{}
+		}
+		if h, ok := s.obj.(BatchEnder); ok {
+			s.safely(c, "AfterBatch", func() { h.AfterBatch(c) })
+		}
+		k.stats.handled.Add(uint64(len(batch)))
+		k.stats.batches.Add(1)
+		if m := uint64(len(batch)); m > k.stats.maxBatch.Load() {
+			k.stats.maxBatch.Store(m)
+		}
+	}
+	c.end()
+	if s.key != "" {
+		atomic.StoreInt64(&s.lastUsed, rt.coarseNow())
+	}
+
+	if f := k.family; f != nil {
+		f.resize(s)
+		s.mu.Lock()
+		evict := s.evict && s.inbox.n == 0 && s.pins == 0 && s.active == 1
+		s.mu.Unlock()
+		if evict && f.evict(s) {
+			rt.idle()
+			return
+		}
+	}
+
+	s.mu.Lock()
+	more := s.inbox.n > 0 && (s.active == 1 || s.inbox.n >= int(s.active))
+	if !more {
+		s.active--
+		if s.key != "" && s.inbox.n == 0 && s.active == 0 && len(s.inbox.buf) > 4 {
+			s.inbox.buf, s.inbox.head = nil, 0 // an idle child keeps no inbox buffer
+		}
+	}
+	s.mu.Unlock()
+	if more {
+		rt.sched.push(s)
+		return
+	}
+	rt.idle()
+	if f := k.family; f != nil && f.overBudget() {
+		f.shed()
+	}
+}
+
+// deliver runs one message, turning a panic into an error for its sender.
+func (s *service) deliver(c *Ctx, e *envelope) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.kind.stats.panics.Add(1)
+			err := newPanicError(s.addr(), e.m.methodName(), p)
+			s.kind.rt.log.Error("reactor: handler panicked", "service", s.addr(), "method", e.m.methodName(), "panic", fmt.Sprint(p))
+			if !c.replied {
+				e.m.fail(e, err)
+			}
+		}
+	}()
+	c.message(e)
+	e.m.invoke(c, s.obj, e)
+}
+
+// safely runs a hook, logging a panic instead of killing the worker.
+func (s *service) safely(c *Ctx, hook string, fn func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.kind.stats.panics.Add(1)
+			s.kind.rt.log.Error("reactor: hook panicked", "service", s.addr(), "hook", hook, "panic", fmt.Sprint(p))
+		}
+	}()
+	fn()
+}
+
+// load restores state from the checkpoint store, or creates it fresh.
+func (s *service) load(c *Ctx) error {
+	k := s.kind
+	obj := k.newChild(s.key)
+	if obj == nil || reflect.ValueOf(obj).IsNil() {
+		return fmt.Errorf("reactor: child factory for %s returned nil", s.addr())
+	}
+	cp, err := k.rt.cfg.Store.Load(c, s.addr())
+	switch {
+	case errors.Is(err, checkpoint.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("reactor: load %s: %w", s.addr(), err)
+	default:
+		if err := k.rt.cfg.Codec.Unmarshal(cp.Data, obj); err != nil {
+			return fmt.Errorf("reactor: decode checkpoint of %s: %w", s.addr(), err)
+		}
+	}
+	if l, ok := obj.(Loader); ok {
+		if err := l.OnLoad(c); err != nil {
+			return fmt.Errorf("reactor: OnLoad of %s: %w", s.addr(), err)
+		}
+	}
+	s.obj = obj
+	k.stats.loaded.Add(1)
+	if a, ok := obj.(Activator); ok {
+		s.safely(c, "OnActive", func() { a.OnActive(c) })
+	}
+	return nil
+}
+
+// save writes the state to the checkpoint store if a handler modified it.
+// It runs only on the service's turn or when the service is idle.
+func (s *service) save(ctx context.Context) error {
+	if !s.dirty || s.obj == nil {
+		return nil
+	}
+	rt := s.kind.rt
+	if sv, ok := s.obj.(Saver); ok {
+		c := &Ctx{}
+		c.begin(rt, s)
+		err := sv.OnSave(c)
+		c.end()
+		if err != nil {
+			return fmt.Errorf("reactor: OnSave of %s: %w", s.addr(), err)
+		}
+	}
+	data, err := rt.cfg.Codec.Marshal(s.obj)
+	if err != nil {
+		return fmt.Errorf("reactor: encode state of %s: %w", s.addr(), err)
+	}
+	if err := rt.cfg.Store.Save(ctx, s.addr(), checkpoint.Checkpoint{Data: data}); err != nil {
+		return fmt.Errorf("reactor: save %s: %w", s.addr(), err)
+	}
+	s.dirty = false
+	s.kind.stats.saves.Add(1)
+	return nil
+}
+
+// failQueued answers every queued message with err (used at Close).
+func (s *service) failQueued(err error) {
+	s.mu.Lock()
+	var pending []envelope
+	for s.inbox.n > 0 {
+		pending = append(pending, s.inbox.pop())
+	}
+	s.mu.Unlock()
+	for i := range pending {
+		pending[i].m.fail(&pending[i], err)
+	}
+}
+
+func ceilPow2(n int) int {
+	p := 4
+	for p < n {
+		p <<= 1
+	}
+	return p
+}
+
+// coarse time for idle tracking: one clock read per second is plenty.
+func (rt *Runtime) coarseNow() int64 { return time.Now().Unix() }
