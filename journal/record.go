@@ -1,0 +1,211 @@
+package journal
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"math"
+)
+
+// On-disk layout (all integers little-endian).
+//
+// Segment header, 32 bytes:
+//
+//	0  magic "RJNL"
+//	4  version uint32 (1)
+//	8  salt uint64      random, chosen when the segment is created
+//	16 firstSeq uint64  seq of the first record in the segment
+//	24 crc uint32       CRC-32C of bytes 0..24
+//	28 reserved uint32  zero
+//
+// Record, 40-byte header + body:
+//
+//	0  crc uint32       CRC-32C of (salt as 8 bytes) ++ bytes 4..length
+//	4  length uint32    total record length including this header
+//	8  seq uint64
+//	16 time int64
+//	24 seed uint64
+//	32 serviceLen uint16
+//	34 methodLen uint16
+//	36 keyLen uint16
+//	38 flags uint16     0 = input record, 1 = skip record (see below)
+//	40 service, method, key, payload
+//
+// A skip record (flags=1, no strings, 8-byte payload holding the last skipped
+// seq) marks seqs that Append handed out but whose batch failed (disk full),
+// so that seq continuity (+1 per record) can be checked by recovery.
+const (
+	segHeaderSize = 32
+	recHeaderSize = 40
+	formatVersion = 1
+	segMagic      = "RJNL"
+
+	flagSkip = 1
+
+	// maxStringLen bounds Service, Method and Key.
+	maxStringLen = math.MaxUint16
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var (
+	errShort     = errors.New("truncated record")
+	errBadLength = errors.New("bad record length")
+	errBadCRC    = errors.New("checksum mismatch")
+	errBadFlags  = errors.New("unknown record flags")
+)
+
+func saltCRC(salt uint64) uint32 {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], salt)
+	return crc32.Checksum(b[:], castagnoli)
+}
+
+// encodedSize is the size of rec on disk.
+func encodedSize(rec *Record) int {
+	return recHeaderSize + len(rec.Service) + len(rec.Method) + len(rec.Key) + len(rec.Payload)
+}
+
+// appendRecord encodes rec (with its Seq) at the end of dst. saltSum is
+// saltCRC(segment salt). The caller has checked the string lengths.
+func appendRecord(dst []byte, saltSum uint32, rec *Record, flags uint16) []byte {
+	n := encodedSize(rec)
+	off := len(dst)
+	if cap(dst)-off < n {
+		nd := make([]byte, off, 2*cap(dst)+n)
+		copy(nd, dst)
+		dst = nd
+	}
+	dst = dst[:off+n]
+	b := dst[off:]
+	binary.LittleEndian.PutUint32(b[4:], uint32(n))
+	binary.LittleEndian.PutUint64(b[8:], rec.Seq)
+	binary.LittleEndian.PutUint64(b[16:], uint64(rec.Time))
+	binary.LittleEndian.PutUint64(b[24:], rec.Seed)
+	binary.LittleEndian.PutUint16(b[32:], uint16(len(rec.Service)))
+	binary.LittleEndian.PutUint16(b[34:], uint16(len(rec.Method)))
+	binary.LittleEndian.PutUint16(b[36:], uint16(len(rec.Key)))
+	binary.LittleEndian.PutUint16(b[38:], flags)
+	p := recHeaderSize
+	p += copy(b[p:], rec.Service)
+	p += copy(b[p:], rec.Method)
+	p += copy(b[p:], rec.Key)
+	copy(b[p:], rec.Payload)
+	binary.LittleEndian.PutUint32(b[0:], crc32.Update(saltSum, castagnoli, b[4:]))
+	return dst
+}
+
+// appendSkip encodes a skip record covering seqs from..to.
+func appendSkip(dst []byte, saltSum uint32, from, to uint64) []byte {
+	var p [8]byte
+	binary.LittleEndian.PutUint64(p[:], to)
+	return appendRecord(dst, saltSum, &Record{Seq: from, Payload: p[:]}, flagSkip)
+}
+
+// frame is a decoded record whose byte slices alias the input buffer.
+type frame struct {
+	n       int // encoded length
+	seq     uint64
+	time    int64
+	seed    uint64
+	service []byte
+	method  []byte
+	key     []byte
+	payload []byte
+	flags   uint16
+	skipTo  uint64 // for skip records: last skipped seq
+}
+
+// decodeFrame decodes the record at the start of b. It returns errShort when
+// b ends before the record does (the length field may be garbage).
+func decodeFrame(b []byte, saltSum uint32, f *frame) error {
+	if len(b) < recHeaderSize {
+		return errShort
+	}
+	n := binary.LittleEndian.Uint32(b[4:])
+	if n < recHeaderSize {
+		return errBadLength
+	}
+	if uint64(n) > uint64(len(b)) {
+		return errShort
+	}
+	b = b[:n]
+	sl := int(binary.LittleEndian.Uint16(b[32:]))
+	ml := int(binary.LittleEndian.Uint16(b[34:]))
+	kl := int(binary.LittleEndian.Uint16(b[36:]))
+	flags := binary.LittleEndian.Uint16(b[38:])
+	if recHeaderSize+sl+ml+kl > int(n) {
+		return errBadLength
+	}
+	if crc32.Update(saltSum, castagnoli, b[4:]) != binary.LittleEndian.Uint32(b) {
+		return errBadCRC
+	}
+	f.n = int(n)
+	f.seq = binary.LittleEndian.Uint64(b[8:])
+	f.time = int64(binary.LittleEndian.Uint64(b[16:]))
+	f.seed = binary.LittleEndian.Uint64(b[24:])
+	p := recHeaderSize
+	f.service = b[p : p+sl : p+sl]
+	p += sl
+	f.method = b[p : p+ml : p+ml]
+	p += ml
+	f.key = b[p : p+kl : p+kl]
+	p += kl
+	f.payload = b[p:n:n]
+	f.flags = flags
+	f.skipTo = 0
+	switch flags {
+	case 0:
+	case flagSkip:
+		if sl != 0 || ml != 0 || kl != 0 || len(f.payload) != 8 {
+			return errBadLength
+		}
+		f.skipTo = binary.LittleEndian.Uint64(f.payload)
+		if f.skipTo < f.seq {
+			return errBadLength
+		}
+	default:
+		return errBadFlags
+	}
+	return nil
+}
+
+// lastSeq is the last seq the frame accounts for.
+func (f *frame) lastSeq() uint64 {
+	if f.flags == flagSkip {
+		return f.skipTo
+	}
+	return f.seq
+}
+
+type segHeader struct {
+	salt     uint64
+	firstSeq uint64
+}
+
+func appendSegHeader(dst []byte, h segHeader) []byte {
+	var b [segHeaderSize]byte
+	copy(b[:], segMagic)
+	binary.LittleEndian.PutUint32(b[4:], formatVersion)
+	binary.LittleEndian.PutUint64(b[8:], h.salt)
+	binary.LittleEndian.PutUint64(b[16:], h.firstSeq)
+	binary.LittleEndian.PutUint32(b[24:], crc32.Checksum(b[:24], castagnoli))
+	return append(dst, b[:]...)
+}
+
+var errBadHeader = errors.New("bad segment header")
+
+func decodeSegHeader(b []byte) (segHeader, error) {
+	if len(b) < segHeaderSize || string(b[:4]) != segMagic ||
+		crc32.Checksum(b[:24], castagnoli) != binary.LittleEndian.Uint32(b[24:]) {
+		return segHeader{}, errBadHeader
+	}
+	if v := binary.LittleEndian.Uint32(b[4:]); v != formatVersion {
+		return segHeader{}, errors.New("unsupported segment version")
+	}
+	h := segHeader{salt: binary.LittleEndian.Uint64(b[8:]), firstSeq: binary.LittleEndian.Uint64(b[16:])}
+	if h.firstSeq == 0 {
+		return segHeader{}, errBadHeader
+	}
+	return h, nil
+}
