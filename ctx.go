@@ -92,7 +92,7 @@ func (c *Ctx) Logger() *slog.Logger { return c.rt.log.With("service", c.svc.addr
 
 // MarkModified records that the state changed outside a modifying method
 // (for example in a continuation), so it is saved before eviction or Close.
-func (c *Ctx) MarkModified() { c.svc.dirty = true }
+func (c *Ctx) MarkModified() { c.svc.dirty.Store(true) }
 
 // Reply is a deferred reply: a handler that calls Defer returns at once
 // (its return values are ignored) and completes the reply later, from a

@@ -77,8 +77,8 @@ func (m *MethodOf[S, Req, Resp]) invoke(c *Ctx, obj any, e *envelope) {
 	} else if e.arg != nil {
 		req = e.arg.(Req)
 	}
-	if !m.readOnly {
-		c.svc.dirty = true
+	if !m.readOnly && !c.svc.dirty.Load() {
+		c.svc.dirty.Store(true)
 	}
 	resp, err := m.fn(obj.(*S), c, req)
 	if c.replied {

@@ -16,7 +16,7 @@ type scheduler struct {
 	queue   ring[*service]
 	parked  []chan struct{} // workers waiting for work, LIFO (warm caches first)
 	closed  bool
-	abort   bool // stop even though services are still queued
+	abort   bool       // stop even though services are still queued
 	rng     *rand.Rand // non-nil: pick a random ready service (seeded, deterministic mode)
 	workers sync.WaitGroup
 }

@@ -72,9 +72,9 @@ type service struct {
 	pins    int32
 	waiters int32 // blocked callers waiting for inbox space
 	space   chan struct{}
-	dead    bool // evicted: senders must resolve the address again
-	evict   bool // the family asked this child to save and leave
-	dirty   bool // owned by the running turn
+	dead    bool        // evicted: senders must resolve the address again
+	evict   bool        // the family asked this child to save and leave
+	dirty   atomic.Bool // a modifying handler ran since the last save
 	// LRU links and bookkeeping, guarded by family.mu.
 	prev, next *service
 	lastUsed   int64 // unix seconds of the last turn, atomic
@@ -304,7 +304,7 @@ func (s *service) load(c *Ctx) error {
 // save writes the state to the checkpoint store if a handler modified it.
 // It runs only on the service's turn or when the service is idle.
 func (s *service) save(ctx context.Context) error {
-	if !s.dirty || s.obj == nil {
+	if !s.dirty.Load() || s.obj == nil {
 		return nil
 	}
 	rt := s.kind.rt
@@ -324,7 +324,7 @@ func (s *service) save(ctx context.Context) error {
 	if err := rt.cfg.Store.Save(ctx, s.addr(), checkpoint.Checkpoint{Data: data}); err != nil {
 		return fmt.Errorf("reactor: save %s: %w", s.addr(), err)
 	}
-	s.dirty = false
+	s.dirty.Store(false)
 	s.kind.stats.saves.Add(1)
 	return nil
 }

@@ -1,0 +1,214 @@
+package reactor_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/reactorgo/reactor"
+)
+
+// Fetcher is a Workers service: handlers may overlap.
+type Fetcher struct {
+	inside, peak atomic.Int32
+}
+
+func (f *Fetcher) Fetch(_ *reactor.Ctx, d time.Duration) (int32, error) {
+	n := f.inside.Add(1)
+	for {
+		p := f.peak.Load()
+		if n <= p || f.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	time.Sleep(d)
+	f.inside.Add(-1)
+	return n, nil
+}
+
+var fetch = reactor.Method("test.fetcher.fetch", (*Fetcher).Fetch)
+
+func TestWorkersRunConcurrently(t *testing.T) {
+	rt := newRuntime(t, reactor.Config{Workers: 8})
+	f := &Fetcher{}
+	ref, _ := reactor.Register(rt, "/fetch", f, reactor.Workers(4))
+	start(t, rt)
+	var wg sync.WaitGroup
+	began := time.Now()
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := fetch.Call(context.Background(), ref, 50*time.Millisecond); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if p := f.peak.Load(); p != 4 {
+		t.Fatalf("peak concurrency %d, want 4", p)
+	}
+	if el := time.Since(began); el > 300*time.Millisecond {
+		t.Fatalf("8 × 50ms with 4 workers took %v", el)
+	}
+}
+
+// Clock uses timers.
+type Clock struct {
+	Ticks int
+	timer *reactor.Timer
+}
+
+func (c *Clock) Arm(ctx *reactor.Ctx, d time.Duration) (struct{}, error) {
+	c.timer = tick.After(ctx, d, 1)
+	return struct{}{}, nil
+}
+
+func (c *Clock) Disarm(*reactor.Ctx, struct{}) (bool, error) { return c.timer.Stop(), nil }
+
+func (c *Clock) Tick(_ *reactor.Ctx, n int) (struct{}, error) { c.Ticks += n; return struct{}{}, nil }
+
+func (c *Clock) Count(*reactor.Ctx, struct{}) (int, error) { return c.Ticks, nil }
+
+var (
+	arm    = reactor.Method("test.clock.arm", (*Clock).Arm)
+	disarm = reactor.Method("test.clock.disarm", (*Clock).Disarm)
+	tick   = reactor.Method("test.clock.tick", (*Clock).Tick)
+	ticks  = reactor.Method("test.clock.count", (*Clock).Count, reactor.ReadOnly())
+)
+
+func TestTimers(t *testing.T) {
+	rt := newRuntime(t, reactor.Config{})
+	ref, _ := reactor.Register(rt, "/clock", &Clock{})
+	start(t, rt)
+	ctx := context.Background()
+	arm.Call(ctx, ref, 5*time.Millisecond)
+	waitFor(t, func() bool { n, _ := ticks.Call(ctx, ref, struct{}{}); return n == 1 })
+	arm.Call(ctx, ref, time.Hour)
+	if stopped, _ := disarm.Call(ctx, ref, struct{}{}); !stopped {
+		t.Fatal("Stop of a pending timer reported false")
+	}
+	arm.Call(ctx, ref, time.Millisecond)
+	time.Sleep(20 * time.Millisecond)
+	if stopped, _ := disarm.Call(ctx, ref, struct{}{}); stopped {
+		t.Fatal("Stop of a fired timer reported true")
+	}
+	if n, _ := ticks.Call(ctx, ref, struct{}{}); n != 2 {
+		t.Fatalf("ticks = %d, want 2", n)
+	}
+}
+
+// Book has a large read-only state scanned by extractors.
+type Book struct{ Lines []int }
+
+func (b *Book) Sums(c *reactor.Ctx, parts int) ([]int, error) {
+	chunk := len(b.Lines) / parts
+	idx := make([]int, parts)
+	for i := range idx {
+		idx[i] = i
+	}
+	sums := reactor.ExtractEach(c, idx, func(p int) int {
+		s := 0
+		for _, v := range b.Lines[p*chunk : (p+1)*chunk] {
+			s += v
+		}
+		return s
+	})
+	b.Lines = append(b.Lines, 0) // back on the single-threaded turn: writing is fine again
+	return sums, nil
+}
+
+var sums = reactor.Method("test.book.sums", (*Book).Sums)
+
+func TestExtractorsReadFrozenStateInParallel(t *testing.T) {
+	rt := newRuntime(t, reactor.Config{})
+	b := &Book{}
+	for i := range 4000 {
+		b.Lines = append(b.Lines, i)
+	}
+	ref, _ := reactor.Register(rt, "/book", b)
+	start(t, rt)
+	got, err := sums.Call(context.Background(), ref, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, s := range got {
+		total += s
+	}
+	if len(got) != 4 || total != 3999*4000/2 {
+		t.Fatalf("sums %v", got)
+	}
+}
+
+// Tracer records the global order of handling across services.
+type Tracer struct {
+	Name  string
+	trace *[]string
+}
+
+func (tr *Tracer) Hit(c *reactor.Ctx, n int) (struct{}, error) {
+	*tr.trace = append(*tr.trace, fmt.Sprintf("%s%d:%d", tr.Name, n, c.Rand().IntN(1000)))
+	return struct{}{}, nil
+}
+
+var hit = reactor.Method("test.tracer.hit", (*Tracer).Hit)
+
+func runDeterministic(t *testing.T, seed uint64) []string {
+	rt, err := reactor.New(reactor.Config{SingleGoroutine: true, Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trace []string
+	var refs []reactor.Ref
+	for _, name := range []string{"a", "b", "c", "d"} {
+		ref, _ := reactor.Register(rt, "/"+name, &Tracer{Name: name, trace: &trace})
+		refs = append(refs, ref)
+	}
+	for i := range 50 {
+		for _, ref := range refs {
+			if err := hit.Send(context.Background(), ref, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	start(t, rt)
+	if err := rt.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return trace
+}
+
+func TestSingleGoroutineSeededIsDeterministic(t *testing.T) {
+	a, b := runDeterministic(t, 42), runDeterministic(t, 42)
+	if len(a) != 200 || !slices.Equal(a, b) {
+		t.Fatalf("two runs with one seed differ")
+	}
+	if c := runDeterministic(t, 43); slices.Equal(a, c) {
+		t.Fatalf("another seed gave the same schedule")
+	}
+}
+
+func TestFloodDoesNotStarveOthers(t *testing.T) {
+	rt := newRuntime(t, reactor.Config{Workers: 1, BatchSize: 16, InboxSize: 1 << 16})
+	flood := newCounter()
+	fref, _ := reactor.Register(rt, "/flood", flood)
+	qref, _ := reactor.Register(rt, "/quiet", newCounter())
+	for range 1 << 16 {
+		if err := add.Send(context.Background(), fref, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start(t, rt)
+	n, err := add.Call(context.Background(), qref, 1)
+	if err != nil || n != 1 {
+		t.Fatal(err)
+	}
+	if h := stat(rt, "/flood").Handled; h > 1<<15 {
+		t.Fatalf("quiet service waited for %d flood messages", h)
+	}
+}
