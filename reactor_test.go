@@ -67,6 +67,10 @@ var (
 	ptr     = reactor.Method("test.counter.ptr", (*Counter).Ptr)
 )
 
+type Other struct{}
+
+var other = reactor.Method("test.other.noop", func(*Other, *reactor.Ctx, int) (int, error) { return 0, nil })
+
 func newRuntime(t testing.TB, cfg reactor.Config) *reactor.Runtime {
 	t.Helper()
 	rt, err := reactor.New(cfg)
@@ -229,8 +233,6 @@ func TestErrors(t *testing.T) {
 	if _, err := reactor.Register(rt, "bad", newCounter()); err == nil {
 		t.Fatal("invalid address accepted")
 	}
-	type Other struct{}
-	other := reactor.Method("test.other.noop", func(*Other, *reactor.Ctx, int) (int, error) { return 0, nil })
 	start(t, rt)
 	ctx := context.Background()
 	if _, err := add.Call(ctx, rt.Ref("/nope"), 1); !errors.Is(err, reactor.ErrNoService) {
