@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // MethodOf is a typed, named handler of services with state S. Create one
@@ -19,6 +20,7 @@ type MethodOf[S, Req, Resp any] struct {
 	fn        func(*S, *Ctx, Req) (Resp, error)
 	readOnly  bool
 	nilable   bool
+	inline    bool // Req fits in envelope.word
 	stateType reflect.Type
 	calls     sync.Pool // *syncCall[Req, Resp]
 }
@@ -54,6 +56,7 @@ func Method[S, Req, Resp any](name string, fn func(*S, *Ctx, Req) (Resp, error),
 		readOnly:  o.readOnly,
 		stateType: reflect.TypeFor[S](),
 		nilable:   reqType.Kind() == reflect.Pointer || reqType.Kind() == reflect.Interface,
+		inline:    reqType.Size() <= 8 && !hasPointers(reqType),
 	}
 	if _, dup := methodNames.LoadOrStore(name, m); dup {
 		panic(fmt.Sprintf("reactor: method name %q defined twice", name))
@@ -74,8 +77,8 @@ func (m *MethodOf[S, Req, Resp]) invoke(c *Ctx, obj any, e *envelope) {
 	sc, isCall := e.r.(*syncCall[Req, Resp])
 	if isCall {
 		req = sc.req
-	} else if e.arg != nil {
-		req = e.arg.(Req)
+	} else {
+		req = m.unpack(e)
 	}
 	if !m.readOnly && !c.svc.dirty.Load() {
 		c.svc.dirty.Store(true)
@@ -113,6 +116,45 @@ func (m *MethodOf[S, Req, Resp]) isNil(req Req) bool {
 	}
 	rv := reflect.ValueOf(v)
 	return rv.Kind() == reflect.Pointer && rv.IsNil()
+}
+
+// pack puts a request that travels with the envelope (not inside a call).
+func (m *MethodOf[S, Req, Resp]) pack(req Req, r any) envelope {
+	e := envelope{m: m, r: r}
+	if m.inline {
+		*(*Req)(unsafe.Pointer(&e.word)) = req
+	} else {
+		e.arg = req
+	}
+	return e
+}
+
+func (m *MethodOf[S, Req, Resp]) unpack(e *envelope) Req {
+	if m.inline {
+		return *(*Req)(unsafe.Pointer(&e.word))
+	}
+	req, _ := e.arg.(Req)
+	return req
+}
+
+// hasPointers reports whether values of t hold pointers the GC must see.
+func hasPointers(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64:
+		return false
+	case reflect.Array:
+		return t.Len() > 0 && hasPointers(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if hasPointers(t.Field(i).Type) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
 }
 
 // target resolves the address for this method, checking the service's type.
@@ -198,7 +240,7 @@ func (m *MethodOf[S, Req, Resp]) Send(ctx context.Context, to Ref, req Req) erro
 	if c, ok := ctx.(*Ctx); ok && c.replay {
 		return nil
 	}
-	return m.post(ctx, to, req, envelope{m: m, arg: req}, false, false)
+	return m.post(ctx, to, req, m.pack(req, nil), false, false)
 }
 
 // SendWait is Send that waits for inbox space until ctx ends instead of
@@ -207,7 +249,7 @@ func (m *MethodOf[S, Req, Resp]) SendWait(ctx context.Context, to Ref, req Req) 
 	if c, ok := ctx.(*Ctx); ok && c.replay {
 		return nil
 	}
-	return m.post(ctx, to, req, envelope{m: m, arg: req}, true, false)
+	return m.post(ctx, to, req, m.pack(req, nil), true, false)
 }
 
 // Async calls to from inside a handler without blocking the turn. then runs
@@ -222,7 +264,7 @@ func (m *MethodOf[S, Req, Resp]) Async(c *Ctx, to Ref, req Req, then func(c *Ctx
 	if c.replay {
 		return // the continuation's effects are replayed from the journal
 	}
-	if err := m.post(c, to, req, envelope{m: m, arg: req, r: ac}, false, false); err != nil {
+	if err := m.post(c, to, req, m.pack(req, ac), false, false); err != nil {
 		ac.complete(*new(Resp), err)
 	}
 }
@@ -230,7 +272,7 @@ func (m *MethodOf[S, Req, Resp]) Async(c *Ctx, to Ref, req Req, then func(c *Ctx
 // Forward calls to and lets its reply complete r directly: the answer goes
 // to whoever r answers, without passing through this service again.
 func (m *MethodOf[S, Req, Resp]) Forward(c *Ctx, to Ref, req Req, r *Reply[Resp]) {
-	if err := m.post(c, to, req, envelope{m: m, arg: req, r: r}, false, false); err != nil {
+	if err := m.post(c, to, req, m.pack(req, r), false, false); err != nil {
 		r.Fail(err)
 	}
 }
@@ -249,7 +291,7 @@ func (m *MethodOf[S, Req, Resp]) After(c *Ctx, d time.Duration, req Req) *Timer 
 		if t.stopped.Load() {
 			return
 		}
-		if err := m.post(self.rt.ctx, self, req, envelope{m: m, arg: req}, false, true); err != nil && !errors.Is(err, ErrClosed) {
+		if err := m.post(self.rt.ctx, self, req, m.pack(req, nil), false, true); err != nil && !errors.Is(err, ErrClosed) {
 			self.rt.log.Warn("reactor: timer message not delivered", "service", self.addr, "method", m.name, "err", err)
 		}
 	})

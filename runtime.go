@@ -31,7 +31,6 @@ type Runtime struct {
 	families map[string]*family  // keyed children by parent address
 	started  bool
 
-	active  atomic.Int64 // services scheduled or running
 	closing atomic.Bool
 	closed  chan struct{}
 	stop    sync.Once
@@ -234,12 +233,20 @@ func (rt *Runtime) sweep() {
 	}
 }
 
-func (rt *Runtime) activate(s *service) {
-	rt.active.Add(1)
-	rt.sched.push(s)
-}
+func (rt *Runtime) activate(s *service) { rt.sched.push(s) }
 
-func (rt *Runtime) idle() { rt.active.Add(-1) }
+// busy counts services with a turn queued or running.
+func (rt *Runtime) busy() int {
+	n := 0
+	for _, s := range rt.all() {
+		s.mu.Lock()
+		if s.active > 0 {
+			n++
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
 
 // Close stops accepting messages from outside, lets queued messages run
 // until ctx ends, saves every modified service and resident child to the
@@ -258,13 +265,15 @@ func (rt *Runtime) Close(ctx context.Context) error {
 	var err error
 	drained := true
 	if started {
-		for rt.active.Load() > 0 {
+		wait := 100 * time.Microsecond
+		for n := rt.busy(); n > 0; n = rt.busy() {
 			if ctx.Err() != nil {
-				err = fmt.Errorf("reactor: close: %d services still busy: %w", rt.active.Load(), ctx.Err())
+				err = fmt.Errorf("reactor: close: %d services still busy: %w", n, ctx.Err())
 				drained = false
 				break
 			}
-			time.Sleep(time.Millisecond)
+			time.Sleep(wait)
+			wait = min(2*wait, 10*time.Millisecond)
 		}
 	}
 	close(rt.closed)
@@ -386,8 +395,9 @@ func (rt *Runtime) Stats() []ServiceStats {
 	for _, s := range rt.services {
 		st := s.kind.snapshot()
 		s.mu.Lock()
-		st.InboxDepth = s.inbox.n
+		st.InboxDepth = s.inbox.len()
 		s.mu.Unlock()
+		st.Received = st.Handled + uint64(st.InboxDepth)
 		out = append(out, st)
 	}
 	for _, f := range rt.families {

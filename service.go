@@ -16,9 +16,10 @@ import (
 // arg (sends, async calls) or inside the reply target r (blocking calls, so a
 // call allocates nothing).
 type envelope struct {
-	m   invoker
-	arg any
-	r   any
+	m    invoker
+	arg  any
+	r    any
+	word uint64 // a small pointer-free request, stored without boxing
 }
 
 // invoker runs one envelope against a service's state on the service's turn.
@@ -116,7 +117,9 @@ func (s *service) enqueue(e envelope, force bool) error {
 		s.active++
 	}
 	s.mu.Unlock()
-	s.kind.stats.received.Add(1)
+	if s.key != "" {
+		s.kind.stats.received.Add(1) // top-level services derive it in Stats
+	}
 	if schedule {
 		s.kind.rt.activate(s)
 	}
@@ -220,7 +223,6 @@ func (s *service) runTurn(w *worker) {
 		evict := s.evict && s.inbox.n == 0 && s.pins == 0 && s.active == 1
 		s.mu.Unlock()
 		if evict && f.evict(s) {
-			rt.idle()
 			return
 		}
 	}
@@ -229,7 +231,7 @@ func (s *service) runTurn(w *worker) {
 	more := s.inbox.n > 0 && (s.active == 1 || s.inbox.n >= int(s.active))
 	if !more {
 		s.active--
-		if s.key != "" && s.inbox.n == 0 && s.active == 0 && len(s.inbox.buf) > 4 {
+		if s.key != "" && s.inbox.n == 0 && s.active == 0 {
 			s.inbox.buf, s.inbox.head = nil, 0 // an idle child keeps no inbox buffer
 		}
 	}
@@ -238,7 +240,6 @@ func (s *service) runTurn(w *worker) {
 		rt.sched.push(s)
 		return
 	}
-	rt.idle()
 	if f := k.family; f != nil && f.overBudget() {
 		f.shed()
 	}
