@@ -1,0 +1,203 @@
+package reactor_test
+
+import (
+	"context"
+	"runtime"
+	"strconv"
+	"testing"
+
+	"github.com/reactorgo/reactor"
+)
+
+// Sink counts messages; the fire-and-forget benchmark's target.
+type Sink struct {
+	N    int
+	done chan struct{}
+	want int
+}
+
+func (s *Sink) Put(_ *reactor.Ctx, v int) (struct{}, error) {
+	s.N++
+	if s.N == s.want {
+		close(s.done)
+	}
+	return struct{}{}, nil
+}
+
+func (s *Sink) Echo(_ *reactor.Ctx, v int) (int, error) { return v, nil }
+
+var (
+	sinkPut  = reactor.Method("bench.sink.put", (*Sink).Put)
+	sinkEcho = reactor.Method("bench.sink.echo", (*Sink).Echo, reactor.ReadOnly())
+)
+
+// BenchmarkChannelSend is the baseline for BenchmarkSend: one producer, one
+// consumer goroutine, a buffered channel of the same capacity (1024).
+func BenchmarkChannelSend(b *testing.B) {
+	ch := make(chan int, 1024)
+	done := make(chan struct{})
+	go func() {
+		n := 0
+		for range ch {
+			n++
+		}
+		_ = n
+		close(done)
+	}()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ch <- i
+	}
+	close(ch)
+	<-done
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkSend: one producer, one service, inbox 1024, fire-and-forget with
+// back pressure (SendWait blocks on a full inbox, as a channel send does).
+func BenchmarkSend(b *testing.B) {
+	rt := newRuntime(b, reactor.Config{InboxSize: 1024})
+	s := &Sink{done: make(chan struct{}), want: b.N}
+	ref, _ := reactor.Register(rt, "/sink", s)
+	start(b, rt)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := sinkPut.SendWait(ctx, ref, i); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-s.done
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkChannelRoundTrip is the baseline for BenchmarkCall: a request
+// channel to a server goroutine and a reply channel back.
+func BenchmarkChannelRoundTrip(b *testing.B) {
+	type req struct {
+		v     int
+		reply chan int
+	}
+	reqs := make(chan req, 1024)
+	go func() {
+		for r := range reqs {
+			r.reply <- r.v
+		}
+	}()
+	reply := make(chan int, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		reqs <- req{i, reply}
+		<-reply
+	}
+	b.StopTimer()
+	close(reqs)
+}
+
+// BenchmarkCall: a blocking call from outside the runtime and its reply.
+func BenchmarkCall(b *testing.B) {
+	rt := newRuntime(b, reactor.Config{})
+	ref, _ := reactor.Register(rt, "/sink", &Sink{})
+	start(b, rt)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := sinkEcho.Call(ctx, ref, i); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Caller keeps `window` async calls to the Sink in flight; each continuation
+// (on the Caller's turn) issues the next call.
+type Caller struct {
+	sink      reactor.Ref
+	left      int
+	done      chan struct{}
+	completed int
+	total     int
+}
+
+func (c *Caller) Go(ctx *reactor.Ctx, window int) (struct{}, error) {
+	for range window {
+		c.next(ctx)
+	}
+	return struct{}{}, nil
+}
+
+func (c *Caller) next(ctx *reactor.Ctx) {
+	if c.left == 0 {
+		return
+	}
+	c.left--
+	sinkEcho.Async(ctx, c.sink, c.left, func(ctx *reactor.Ctx, _ int, err error) {
+		if err != nil {
+			panic(err)
+		}
+		c.completed++
+		if c.completed == c.total {
+			close(c.done)
+			return
+		}
+		c.next(ctx)
+	})
+}
+
+var callerGo = reactor.Method("bench.caller.go", (*Caller).Go)
+
+// BenchmarkAsyncCall: service-to-service calls with continuations, 256 in flight.
+func BenchmarkAsyncCall(b *testing.B) {
+	rt := newRuntime(b, reactor.Config{})
+	sink, _ := reactor.Register(rt, "/sink", &Sink{})
+	c := &Caller{sink: sink, left: b.N, total: b.N, done: make(chan struct{})}
+	ref, _ := reactor.Register(rt, "/caller", c)
+	start(b, rt)
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := callerGo.Send(context.Background(), ref, 256); err != nil {
+		b.Fatal(err)
+	}
+	<-c.done
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+}
+
+// Cell is a child with a 16-byte state.
+type Cell struct{ A, B int64 }
+
+func (c *Cell) Touch(_ *reactor.Ctx, _ struct{}) (struct{}, error) { return struct{}{}, nil }
+
+var touch = reactor.Method("bench.cell.touch", (*Cell).Touch, reactor.ReadOnly())
+
+// BenchmarkIdleChildren measures the memory that resident idle children
+// cost beyond their 16-byte state (run with -benchtime=1000000x for the 1M
+// figure).
+func BenchmarkIdleChildren(b *testing.B) {
+	rt := newRuntime(b, reactor.Config{})
+	reactor.RegisterChildren(rt, "/cells", func(string) *Cell { return &Cell{} }, reactor.MaxChildren(b.N+1))
+	start(b, rt)
+	ctx := context.Background()
+	parent := rt.Ref("/cells")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := touch.SendWait(ctx, parent.Child(strconv.Itoa(i)), struct{}{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for stat(rt, "/cells").InboxDepth > 0 {
+		runtime.Gosched()
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perChild := float64(after.HeapAlloc-before.HeapAlloc) / float64(b.N)
+	b.ReportMetric(perChild, "bytes/child")
+	b.ReportMetric(perChild-16, "bytes/child-over-state")
+	runtime.KeepAlive(rt)
+}
