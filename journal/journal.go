@@ -32,10 +32,10 @@ type Journal struct {
 	closed   bool
 	failErr  error // non-nil after fail-stop
 
-	wakeCh  chan struct{}
-	closing chan struct{}
-	stopped chan struct{}
-	closeMu sync.Mutex
+	wakeCh   chan struct{}
+	closing  chan struct{}
+	stopped  chan struct{}
+	closeMu  sync.Mutex
 	closeErr error
 
 	// segMu guards segs and activeEnd (read by Replay/Release, written by the writer).

@@ -7,4 +7,6 @@ import (
 	"os"
 )
 
-func flock(f *os.File) error { return errors.New("journal: file locking not supported on this platform") }
+func flock(f *os.File) error {
+	return errors.New("journal: file locking not supported on this platform")
+}
