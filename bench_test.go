@@ -112,6 +112,23 @@ func BenchmarkCall(b *testing.B) {
 	}
 }
 
+// BenchmarkCallCancellable: the same with a context that can end, so the
+// message always goes through the inbox and a worker goroutine.
+func BenchmarkCallCancellable(b *testing.B) {
+	rt := newRuntime(b, reactor.Config{})
+	ref, _ := reactor.Register(rt, "/sink", &Sink{})
+	start(b, rt)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := sinkEcho.Call(ctx, ref, i); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // Caller keeps `window` async calls to the Sink in flight; each continuation
 // (on the Caller's turn) issues the next call.
 type Caller struct {

@@ -189,6 +189,11 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 		if wait && internal && c.svc == svc && svc.kind.opts.workers <= 1 {
 			return fmt.Errorf("reactor: %s: blocking call to itself (%s): %w", m.name, to.addr, ErrDeadlock)
 		}
+		// A caller that cannot give up (no Done channel) may run an idle
+		// service's turn itself: it would wait for the reply regardless.
+		if wait && e.r != nil && ctx.Done() == nil && svc.tryInline(e) {
+			return nil
+		}
 		if wait {
 			err = svc.enqueueWait(ctx, e)
 		} else {
@@ -205,7 +210,10 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 }
 
 // Call sends req and waits for the reply, or until ctx ends (also while
-// waiting for inbox space). It allocates nothing in the steady state.
+// waiting for inbox space). It allocates nothing in the steady state. When
+// ctx can never end (context.Background) and the service is idle, the
+// handler runs on the caller's goroutine, in a turn claimed like any other:
+// the same guarantees, two goroutine switches fewer.
 // Calling a service from its own handler fails with ErrDeadlock; use Async.
 func (m *MethodOf[S, Req, Resp]) Call(ctx context.Context, to Ref, req Req) (Resp, error) {
 	var zero Resp

@@ -32,6 +32,7 @@ type Runtime struct {
 	started  bool
 
 	closing atomic.Bool
+	inline  atomic.Bool // blocking calls may run an idle service's turn themselves
 	closed  chan struct{}
 	stop    sync.Once
 	janitor sync.WaitGroup
@@ -176,6 +177,7 @@ func (rt *Runtime) Start(ctx context.Context) error {
 		}
 	}
 	rt.sched.start(rt.cfg.Workers)
+	rt.inline.Store(!rt.cfg.SingleGoroutine)
 	rt.janitor.Add(1)
 	go rt.sweep()
 	return nil
@@ -259,6 +261,7 @@ func (rt *Runtime) Close(ctx context.Context) error {
 		return nil
 	}
 	rt.closing.Store(true)
+	rt.inline.Store(false)
 	rt.mu.RLock()
 	started := rt.started
 	rt.mu.RUnlock()

@@ -168,7 +168,6 @@ type worker struct {
 // left) or lets it go idle.
 func (s *service) runTurn(w *worker) {
 	k := s.kind
-	rt := k.rt
 	s.mu.Lock()
 	n := min(s.inbox.n, k.opts.batchSize)
 	batch := w.batch[:0]
@@ -181,8 +180,15 @@ func (s *service) runTurn(w *worker) {
 		s.waiters = 0
 	}
 	s.mu.Unlock()
-	w.batch = batch
+	w.batch = s.handle(w, batch)
+	s.endTurn()
+}
 
+// handle runs a batch on the current turn: load state if needed,
+// BeforeBatch, the handlers, AfterBatch. It returns the emptied batch.
+func (s *service) handle(w *worker, batch []envelope) []envelope {
+	k := s.kind
+	rt := k.rt
 	c := &w.ctx
 	c.begin(rt, s)
 	if s.obj == nil && len(batch) > 0 {
@@ -216,7 +222,14 @@ func (s *service) runTurn(w *worker) {
 	if s.key != "" {
 		atomic.StoreInt64(&s.lastUsed, rt.coarseNow())
 	}
+	return batch[:0]
+}
 
+// endTurn lets the service go idle, or hands it back to the scheduler if
+// mail arrived during the turn, or evicts it if its family asked.
+func (s *service) endTurn() {
+	k := s.kind
+	rt := k.rt
 	if f := k.family; f != nil {
 		f.resize(s)
 		s.mu.Lock()
@@ -243,6 +256,33 @@ func (s *service) runTurn(w *worker) {
 	if f := k.family; f != nil && f.overBudget() {
 		f.shed()
 	}
+}
+
+var inlineWorkers = sync.Pool{New: func() any { return &worker{batch: make([]envelope, 0, 1)} }}
+
+// tryInline runs e at once on the calling goroutine if the service is idle
+// with an empty inbox: the caller is about to block on the reply anyway, so
+// this saves two goroutine switches and keeps every guarantee (the turn is
+// claimed like any other, and nothing was queued ahead of e). It reports
+// false, without running e, when the service is busy or must not be run
+// here.
+func (s *service) tryInline(e envelope) bool {
+	rt := s.kind.rt
+	if !rt.inline.Load() || s.kind.opts.workers > 1 {
+		return false
+	}
+	s.mu.Lock()
+	if s.dead || s.active != 0 || s.inbox.n != 0 || s.obj == nil {
+		s.mu.Unlock()
+		return false
+	}
+	s.active = 1
+	s.mu.Unlock()
+	w := inlineWorkers.Get().(*worker)
+	w.batch = s.handle(w, append(w.batch[:0], e))
+	inlineWorkers.Put(w)
+	s.endTurn()
+	return true
 }
 
 // deliver runs one message, turning a panic into an error for its sender.
