@@ -59,6 +59,18 @@ func NewEventLog(capacity int) *EventLog {
 	return &EventLog{ring: make([]Event, capacity), subs: make(map[*Subscription]struct{})}
 }
 
+// NewEventLogFrom returns a log like [NewEventLog] whose next event gets id
+// lastID+1. A publisher whose state is restored after a restart (from a
+// checkpoint that recorded the last id it issued) uses it so that ids keep
+// increasing across restarts: a client resuming from an id the new log
+// cannot bridge is told to take a fresh snapshot instead of being sent
+// events under reused ids.
+func NewEventLogFrom(capacity int, lastID uint64) *EventLog {
+	l := NewEventLog(capacity)
+	l.last = lastID
+	return l
+}
+
 // Append publishes a broadcast event and returns its id.
 func (l *EventLog) Append(typ string, data []byte) uint64 { return l.AppendTo("", typ, data) }
 

@@ -170,3 +170,22 @@ func TestEventLogConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestEventLogFromContinuesIDs(t *testing.T) {
+	l := gateway.NewEventLogFrom(4, 41)
+	if got := l.LastID(); got != 41 {
+		t.Fatalf("LastID = %d, want 41", got)
+	}
+	if _, ok := l.Since(40); ok {
+		t.Fatal("Since(40) bridged a gap the log never held")
+	}
+	if ev, ok := l.Since(41); !ok || len(ev) != 0 {
+		t.Fatalf("Since(41) = %v, %v; want no events, ok", ev, ok)
+	}
+	if id := l.Append("x", nil); id != 42 {
+		t.Fatalf("first id = %d, want 42", id)
+	}
+	if ev, ok := l.Since(41); !ok || len(ev) != 1 || ev[0].ID != 42 {
+		t.Fatalf("Since(41) = %v, %v", ev, ok)
+	}
+}

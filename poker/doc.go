@@ -1,0 +1,24 @@
+// Package poker is the planning-poker domain on the reactor runtime: rooms
+// where a leader runs voting rounds over user stories and members vote with
+// cards.
+//
+// Each room is a keyed child service at /rooms/{id}. Its handlers run one at
+// a time, so the rules that involve concurrent requests — unique member
+// names, room capacity, votes during an open session — hold without locks.
+// Every command a room accepts publishes events (member_joined, member_left,
+// leader_changed, session_started, vote_cast, session_finished, rejected,
+// room_closed) to the room's gateway.EventLog, from which each member's
+// Server-Sent-Events stream reads. A "rejected" event goes only to the
+// member whose command was refused.
+//
+// Identifiers and tokens are drawn from crypto/rand outside the handlers and
+// passed in the commands, so a journaled command replays to the same room
+// and member ids; only SHA-256 hashes of tokens are passed and stored, so
+// neither the journal nor the checkpoints hold a usable token. Event ids
+// continue across restarts: a room records the last id it issued in its
+// state and its log is recreated from there (and refilled by journal
+// replay, so clients resume with Last-Event-ID).
+//
+// A room closes (room_closed, then "not found") after Options.TTL without a
+// command. The package holds no HTTP code: cmd/poker maps it to the API.
+package poker

@@ -1,0 +1,512 @@
+package poker
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/gateway"
+)
+
+// Session status values.
+const (
+	StatusVoting   = "voting"
+	StatusFinished = "finished"
+)
+
+// Member is one participant of a room, as kept in the room's state. Only
+// the SHA-256 of the member's token is stored, so a leaked checkpoint or
+// journal does not leak tokens.
+type Member struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	TokenHash []byte `json:"tokenHash"`
+}
+
+// Session is the current (or last) voting round.
+type Session struct {
+	Story  string            `json:"story"`
+	Status string            `json:"status"`
+	Votes  map[string]string `json:"votes,omitempty"` // member id → value
+}
+
+// Room is the state of one room: a keyed child /rooms/{id} of the
+// runtime. Its exported fields are its checkpoint. Handlers run one at a
+// time, so joins with one name are naturally serialised: the first wins.
+type Room struct {
+	ID           string    `json:"id"`
+	Created      bool      `json:"created"`
+	Closed       bool      `json:"closed,omitempty"`
+	Title        string    `json:"title,omitempty"`
+	Capacity     int       `json:"capacity,omitempty"`
+	Deck         []string  `json:"deck,omitempty"`
+	Leader       string    `json:"leader,omitempty"`
+	Members      []Member  `json:"members,omitempty"`
+	Session      *Session  `json:"session,omitempty"`
+	LastActivity time.Time `json:"lastActivity"`
+	// LastEventID is the id of the last event the room published; the
+	// event log is recreated from it after a restart so ids keep growing.
+	LastEventID uint64 `json:"lastEventId"`
+
+	rooms    *Rooms
+	log      *gateway.EventLog
+	timerGen uint64
+}
+
+var timerGens atomic.Uint64
+
+// OnLoad attaches the room to its event log (kept outside the state so
+// that evicting an idle room does not disconnect its streams).
+func (r *Room) OnLoad(c *reactor.Ctx) error {
+	if r.Created && !r.Closed {
+		r.log = r.rooms.logFor(r.ID, r.LastEventID)
+	}
+	return nil
+}
+
+// OnActive arms the idle timer of a live room.
+func (r *Room) OnActive(c *reactor.Ctx) {
+	if r.Created && !r.Closed {
+		r.armTimer(c)
+	}
+}
+
+// SizeHint approximates the room's memory for the runtime's LRU.
+func (r *Room) SizeHint() int {
+	n := 256 + len(r.Title) + 16*len(r.Deck)
+	n += len(r.Members) * 128
+	if r.Session != nil {
+		n += len(r.Session.Story) + 48*len(r.Session.Votes)
+	}
+	return n
+}
+
+func (r *Room) armTimer(c *reactor.Ctx) {
+	ttl := r.rooms.opt.TTL
+	d := ttl - c.Now().Sub(r.LastActivity)
+	if d < 0 {
+		d = 0
+	}
+	r.timerGen = timerGens.Add(1)
+	expireMethod.After(c, d+10*time.Millisecond, call[uint64, struct{}]{Req: r.timerGen})
+}
+
+func (r *Room) expired(c *reactor.Ctx) bool {
+	return r.Created && !r.Closed && c.Now().Sub(r.LastActivity) >= r.rooms.opt.TTL
+}
+
+// live checks the room exists and is open; a command closes an expired
+// room first (read-only callers pass modify=false and just see it gone).
+func (r *Room) live(c *reactor.Ctx, modify bool) error {
+	if r.expired(c) {
+		if !modify {
+			return ErrRoomNotFound
+		}
+		r.close(c, "idle")
+	}
+	if !r.Created || r.Closed {
+		return ErrRoomNotFound
+	}
+	return nil
+}
+
+func (r *Room) touch(c *reactor.Ctx) { r.LastActivity = c.Now() }
+
+// emit publishes an event to the room's log (to == "": everyone).
+func (r *Room) emit(to, typ string, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("poker: encode %s event: %v", typ, err))
+	}
+	r.LastEventID++
+	if r.log != nil {
+		if id := r.log.AppendTo(to, typ, data); id != r.LastEventID && id != 0 {
+			r.rooms.log.Error("poker: event id out of step", "room", r.ID, "log", id, "room_id", r.LastEventID)
+		}
+	}
+}
+
+func (r *Room) reject(member string, err error) {
+	r.emit(member, "rejected", map[string]string{"error": refusalCode(err), "message": err.Error()})
+}
+
+func (r *Room) close(c *reactor.Ctx, reason string) {
+	r.emit("", "room_closed", map[string]string{"reason": reason})
+	r.Closed = true
+	r.Title, r.Deck, r.Members, r.Session, r.Leader = "", nil, nil, nil, ""
+	c.MarkModified()
+	if r.log != nil {
+		r.log.Close()
+		r.log = nil
+	}
+	r.rooms.dropLog(r.ID)
+	r.rooms.closedRooms.Add(1)
+}
+
+// member finds the member whose token hash matches, comparing every
+// member's hash in constant time.
+func (r *Room) member(hash []byte) *Member {
+	var found *Member
+	for i := range r.Members {
+		if subtle.ConstantTimeCompare(r.Members[i].TokenHash, hash) == 1 && len(hash) > 0 {
+			found = &r.Members[i]
+		}
+	}
+	return found
+}
+
+func (r *Room) memberByID(id string) int {
+	return slices.IndexFunc(r.Members, func(m Member) bool { return m.ID == id })
+}
+
+// --- commands (journaled when the registration is Journaled) ---
+
+type createCmd struct {
+	CreateRequest
+	Member    string `json:"member"`
+	TokenHash []byte `json:"tokenHash"`
+}
+
+func (r *Room) create(c *reactor.Ctx, req createCmd) (struct{}, error) {
+	if r.Created {
+		return struct{}{}, ErrRoomExists
+	}
+	r.Created = true
+	r.Title, r.Capacity, r.Deck = req.Title, req.Capacity, req.Deck
+	r.Leader = req.Member
+	r.Members = []Member{{ID: req.Member, Name: req.Leader, TokenHash: req.TokenHash}}
+	r.touch(c)
+	r.log = r.rooms.logFor(r.ID, r.LastEventID)
+	r.emit("", "member_joined", memberEvent{Member: req.Member, Name: req.Leader})
+	r.armTimer(c)
+	r.rooms.createdRooms.Add(1)
+	return struct{}{}, nil
+}
+
+type joinCmd struct {
+	Name      string `json:"name"`
+	Member    string `json:"member"`
+	TokenHash []byte `json:"tokenHash"`
+}
+
+func (r *Room) join(c *reactor.Ctx, req joinCmd) (struct{}, error) {
+	if err := r.live(c, true); err != nil {
+		return struct{}{}, err
+	}
+	for _, m := range r.Members {
+		if sameName(m.Name, req.Name) {
+			return struct{}{}, ErrNameTaken
+		}
+	}
+	if len(r.Members) >= r.Capacity {
+		return struct{}{}, ErrRoomFull
+	}
+	if r.memberByID(req.Member) >= 0 {
+		return struct{}{}, fmt.Errorf("poker: member id %s reused: %w", req.Member, ErrNameTaken)
+	}
+	r.Members = append(r.Members, Member{ID: req.Member, Name: req.Name, TokenHash: req.TokenHash})
+	r.touch(c)
+	r.emit("", "member_joined", memberEvent{Member: req.Member, Name: req.Name})
+	return struct{}{}, nil
+}
+
+// auth carries the hash of the caller's token.
+type auth struct {
+	TokenHash []byte `json:"tokenHash"`
+}
+
+type startCmd struct {
+	auth
+	Story string `json:"story"`
+}
+
+func (r *Room) start(c *reactor.Ctx, req startCmd) (struct{}, error) {
+	m, err := r.leader(c, req.TokenHash)
+	if err != nil {
+		return struct{}{}, err
+	}
+	_ = m
+	r.Session = &Session{Story: req.Story, Status: StatusVoting, Votes: map[string]string{}}
+	r.touch(c)
+	r.emit("", "session_started", map[string]string{"story": req.Story})
+	return struct{}{}, nil
+}
+
+func (r *Room) leader(c *reactor.Ctx, hash []byte) (*Member, error) {
+	if err := r.live(c, true); err != nil {
+		return nil, err
+	}
+	m := r.member(hash)
+	switch {
+	case m == nil:
+		return nil, ErrUnauthorized
+	case m.ID != r.Leader:
+		return nil, fmt.Errorf("poker: only the leader may do this: %w", ErrForbidden)
+	}
+	return m, nil
+}
+
+type voteCmd struct {
+	auth
+	Value string `json:"value"`
+}
+
+func (r *Room) vote(c *reactor.Ctx, req voteCmd) (struct{}, error) {
+	if err := r.live(c, true); err != nil {
+		return struct{}{}, err
+	}
+	m := r.member(req.TokenHash)
+	if m == nil {
+		return struct{}{}, ErrUnauthorized
+	}
+	r.touch(c)
+	switch {
+	case r.Session == nil || r.Session.Status != StatusVoting:
+		r.reject(m.ID, ErrNotVoting)
+		return struct{}{}, nil
+	case !slices.Contains(r.Deck, req.Value):
+		r.reject(m.ID, fmt.Errorf("%q is not a card of this room's deck: %w", req.Value, ErrInvalidVote))
+		return struct{}{}, nil
+	}
+	r.Session.Votes[m.ID] = req.Value
+	r.emit("", "vote_cast", map[string]string{"member": m.ID})
+	return struct{}{}, nil
+}
+
+func (r *Room) finish(c *reactor.Ctx, req auth) (struct{}, error) {
+	m, err := r.leader(c, req.TokenHash)
+	if err != nil {
+		return struct{}{}, err
+	}
+	r.touch(c)
+	if r.Session == nil || r.Session.Status != StatusVoting {
+		r.reject(m.ID, ErrNotVoting)
+		return struct{}{}, nil
+	}
+	r.Session.Status = StatusFinished
+	r.emit("", "session_finished", finishedEvent{
+		Story: r.Session.Story, Votes: r.Session.Votes, Stats: ComputeStats(r.Session.Votes),
+	})
+	return struct{}{}, nil
+}
+
+type removeCmd struct {
+	auth
+	Member string `json:"member"`
+}
+
+func (r *Room) remove(c *reactor.Ctx, req removeCmd) (struct{}, error) {
+	if err := r.live(c, true); err != nil {
+		return struct{}{}, err
+	}
+	m := r.member(req.TokenHash)
+	if m == nil {
+		return struct{}{}, ErrUnauthorized
+	}
+	if m.ID != req.Member && m.ID != r.Leader {
+		return struct{}{}, fmt.Errorf("poker: only the leader may remove others: %w", ErrForbidden)
+	}
+	i := r.memberByID(req.Member)
+	if i < 0 {
+		return struct{}{}, ErrMemberNotFound
+	}
+	reason := "left"
+	if m.ID != req.Member {
+		reason = "removed"
+	}
+	r.Members = slices.Delete(r.Members, i, i+1)
+	if r.Session != nil && r.Session.Status == StatusVoting {
+		delete(r.Session.Votes, req.Member)
+	}
+	r.touch(c)
+	r.emit("", "member_left", map[string]string{"member": req.Member, "reason": reason})
+	if req.Member == r.Leader {
+		r.Leader = ""
+		if len(r.Members) > 0 {
+			r.Leader = r.Members[0].ID // the longest-standing member leads on
+			r.emit("", "leader_changed", map[string]string{"leader": r.Leader})
+		}
+	}
+	return struct{}{}, nil
+}
+
+func (r *Room) expire(c *reactor.Ctx, gen uint64) (struct{}, error) {
+	switch {
+	case !r.Created || r.Closed:
+	case r.expired(c):
+		r.close(c, "idle")
+	case gen == r.timerGen:
+		r.armTimer(c)
+	}
+	return struct{}{}, nil
+}
+
+// --- queries (read-only, not journaled) ---
+
+type stateQuery struct {
+	auth
+	Optional bool // a missing token is allowed (no myVote then)
+	Member   string
+}
+
+type snapshot struct {
+	Member string
+	View   View
+	Event  gateway.Event
+	Log    *gateway.EventLog
+}
+
+func (r *Room) snapshot(c *reactor.Ctx, q stateQuery) (snapshot, error) {
+	if err := r.live(c, false); err != nil {
+		return snapshot{}, err
+	}
+	var me *Member
+	if len(q.TokenHash) > 0 || !q.Optional {
+		if me = r.member(q.TokenHash); me == nil {
+			return snapshot{}, ErrUnauthorized
+		}
+		if q.Member != "" && q.Member != me.ID {
+			return snapshot{}, fmt.Errorf("poker: another member's stream: %w", ErrForbidden)
+		}
+	}
+	v := r.view(me)
+	out := snapshot{View: v, Log: r.log}
+	if me != nil {
+		out.Member = me.ID
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return snapshot{}, fmt.Errorf("poker: encode snapshot: %w", err)
+	}
+	out.Event = gateway.Event{ID: r.LastEventID, Type: "snapshot", Data: data}
+	return out, nil
+}
+
+// View is the room state as clients see it (GET /api/rooms/{room} and the
+// "snapshot" event).
+type View struct {
+	Room     string       `json:"room"`
+	Title    string       `json:"title"`
+	Capacity int          `json:"capacity"`
+	Deck     []string     `json:"deck"`
+	Leader   string       `json:"leader"`
+	Members  []MemberView `json:"members"`
+	Session  *SessionView `json:"session"`
+	Me       string       `json:"me,omitempty"`
+}
+
+// MemberView is one member in a View.
+type MemberView struct {
+	Member string `json:"member"`
+	Name   string `json:"name"`
+	Voted  bool   `json:"voted"`
+}
+
+// SessionView is the session in a View: votes and stats only once
+// finished; myVote is the caller's own vote.
+type SessionView struct {
+	Story  string            `json:"story"`
+	Status string            `json:"status"`
+	Votes  map[string]string `json:"votes,omitempty"`
+	Stats  *Stats            `json:"stats,omitempty"`
+	MyVote *string           `json:"myVote"`
+}
+
+func (r *Room) view(me *Member) View {
+	v := View{Room: r.ID, Title: r.Title, Capacity: r.Capacity, Deck: r.Deck, Leader: r.Leader,
+		Members: make([]MemberView, 0, len(r.Members))}
+	if me != nil {
+		v.Me = me.ID
+	}
+	for _, m := range r.Members {
+		voted := false
+		if r.Session != nil {
+			_, voted = r.Session.Votes[m.ID]
+		}
+		v.Members = append(v.Members, MemberView{Member: m.ID, Name: m.Name, Voted: voted})
+	}
+	if s := r.Session; s != nil {
+		sv := &SessionView{Story: s.Story, Status: s.Status}
+		if me != nil {
+			if mine, ok := s.Votes[me.ID]; ok {
+				sv.MyVote = &mine
+			}
+		}
+		if s.Status == StatusFinished {
+			sv.Votes = maps(s.Votes)
+			st := ComputeStats(s.Votes)
+			sv.Stats = &st
+		}
+		v.Session = sv
+	}
+	return v
+}
+
+func maps(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+type memberEvent struct {
+	Member string `json:"member"`
+	Name   string `json:"name"`
+}
+
+type finishedEvent struct {
+	Story string            `json:"story"`
+	Votes map[string]string `json:"votes"`
+	Stats Stats             `json:"stats"`
+}
+
+// Stats summarises the votes of a finished session. Average and Median are
+// over the numeric votes only (nil when there are none); Consensus is true
+// when at least one vote was cast and all votes are equal.
+type Stats struct {
+	Average   *float64 `json:"average"`
+	Median    *float64 `json:"median"`
+	Consensus bool     `json:"consensus"`
+	Votes     int      `json:"votes"`
+}
+
+// ComputeStats computes the Stats of a set of votes.
+func ComputeStats(votes map[string]string) Stats {
+	st := Stats{Votes: len(votes)}
+	var nums []float64
+	first, same := "", true
+	for _, v := range votes {
+		if first == "" {
+			first = v
+		} else if v != first {
+			same = false
+		}
+		if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+			nums = append(nums, f)
+		}
+	}
+	st.Consensus = len(votes) > 0 && same
+	if len(nums) > 0 {
+		sort.Float64s(nums)
+		sum := 0.0
+		for _, f := range nums {
+			sum += f
+		}
+		avg := sum / float64(len(nums))
+		mid := len(nums) / 2
+		med := nums[mid]
+		if len(nums)%2 == 0 {
+			med = (nums[mid-1] + nums[mid]) / 2
+		}
+		st.Average, st.Median = &avg, &med
+	}
+	return st
+}

@@ -1,0 +1,375 @@
+package poker
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/gateway"
+)
+
+// Address is the parent address of the room children: room id X lives at
+// /rooms/X.
+const Address = "/rooms"
+
+// Options configures Register. Zero values mean the documented defaults.
+type Options struct {
+	// TTL closes a room after this long without a command (default 24h).
+	TTL time.Duration
+	// EventHistory is how many events a room keeps for clients resuming
+	// with Last-Event-ID (default 256).
+	EventHistory int
+	// InboxSize bounds each room's inbox (default 256). A full inbox makes
+	// commands fail with reactor.ErrBusy (HTTP 503).
+	InboxSize int
+	// MaxResident bounds the rooms kept in memory (default 100,000); the
+	// least recently used idle rooms are saved and evicted beyond it.
+	MaxResident int
+	// Logger receives the package's logs (default slog.Default()).
+	Logger *slog.Logger
+	// Extra options for the room registration, e.g. reactor.Journaled().
+	Extra []reactor.Option
+}
+
+// Rooms is the planning-poker domain on a reactor runtime: rooms are keyed
+// children at /rooms/{id}. Its methods are what the HTTP layer calls; they
+// are safe for concurrent use.
+type Rooms struct {
+	rt  *reactor.Runtime
+	opt Options
+	log *slog.Logger
+
+	mu   sync.Mutex
+	logs map[string]*gateway.EventLog
+
+	done      chan struct{}
+	closeOnce sync.Once
+
+	createdRooms, closedRooms atomic.Uint64
+}
+
+// Register registers the room children on rt (before rt.Start).
+func Register(rt *reactor.Runtime, opt Options) (*Rooms, error) {
+	if opt.TTL <= 0 {
+		opt.TTL = 24 * time.Hour
+	}
+	if opt.EventHistory <= 0 {
+		opt.EventHistory = 256
+	}
+	if opt.InboxSize <= 0 {
+		opt.InboxSize = 256
+	}
+	if opt.MaxResident <= 0 {
+		opt.MaxResident = 100_000
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	p := &Rooms{rt: rt, opt: opt, log: opt.Logger, logs: make(map[string]*gateway.EventLog), done: make(chan struct{})}
+	idle := min(opt.TTL, 15*time.Minute)
+	opts := append([]reactor.Option{
+		reactor.InboxSize(opt.InboxSize), reactor.MaxChildren(opt.MaxResident), reactor.IdleTimeout(idle),
+	}, opt.Extra...)
+	err := reactor.RegisterChildren(rt, Address, func(key string) *Room { return &Room{ID: key, rooms: p} }, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("poker: register rooms: %w", err)
+	}
+	return p, nil
+}
+
+// Close ends every event stream (clients reconnect elsewhere) and makes
+// waiting calls return ErrClosed. Close the runtime afterwards.
+func (p *Rooms) Close() {
+	p.closeOnce.Do(func() {
+		close(p.done)
+		p.mu.Lock()
+		logs := p.logs
+		p.logs = map[string]*gateway.EventLog{}
+		p.mu.Unlock()
+		for _, l := range logs {
+			l.Close()
+		}
+	})
+}
+
+// logFor returns the event log of a room, creating it so that its next
+// event id is last+1.
+func (p *Rooms) logFor(id string, last uint64) *gateway.EventLog {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.logs[id]
+	if l == nil {
+		l = gateway.NewEventLogFrom(p.opt.EventHistory, last)
+		p.logs[id] = l
+	}
+	return l
+}
+
+func (p *Rooms) dropLog(id string) {
+	p.mu.Lock()
+	delete(p.logs, id)
+	p.mu.Unlock()
+}
+
+// Counters are the domain's counters.
+type Counters struct {
+	Created, Closed uint64 // rooms created and closed by this process
+	Streams         int    // live event subscriptions
+	Logs            int    // rooms with an event log in memory
+}
+
+// Counters returns the domain's counters.
+func (p *Rooms) Counters() Counters {
+	p.mu.Lock()
+	logs := make([]*gateway.EventLog, 0, len(p.logs))
+	for _, l := range p.logs {
+		logs = append(logs, l)
+	}
+	p.mu.Unlock()
+	st := Counters{Created: p.createdRooms.Load(), Closed: p.closedRooms.Load(), Logs: len(logs)}
+	for _, l := range logs {
+		st.Streams += l.Subscribers()
+	}
+	return st
+}
+
+// --- commands over the runtime ---
+
+// call is the message of every room method: the request, and a reply
+// channel that exists only in memory (unexported: not encoded into the
+// journal, nil on replay). Replies travel this way, rather than through
+// Call, so that a full room inbox fails at once with reactor.ErrBusy
+// (Send) instead of queueing the HTTP request.
+type call[Req, Resp any] struct {
+	Req   Req
+	reply chan result[Resp]
+}
+
+type result[Resp any] struct {
+	v   Resp
+	err error
+}
+
+type roomMethod[Req, Resp any] = reactor.MethodOf[Room, call[Req, Resp], struct{}]
+
+func method[Req, Resp any](name string, fn func(*Room, *reactor.Ctx, Req) (Resp, error), opts ...reactor.MethodOption) *roomMethod[Req, Resp] {
+	return reactor.Method(name, func(r *Room, c *reactor.Ctx, m call[Req, Resp]) (struct{}, error) {
+		defer func() {
+			if p := recover(); p != nil {
+				if m.reply != nil {
+					m.reply <- result[Resp]{err: fmt.Errorf("poker: %s panicked: %v", name, p)}
+				}
+				panic(p)
+			}
+		}()
+		v, err := fn(r, c, m.Req)
+		if m.reply != nil {
+			m.reply <- result[Resp]{v, err}
+		}
+		return struct{}{}, nil
+	}, opts...)
+}
+
+var (
+	createMethod   = method("poker.room.create", (*Room).create)
+	joinMethod     = method("poker.room.join", (*Room).join)
+	startMethod    = method("poker.room.start", (*Room).start)
+	voteMethod     = method("poker.room.vote", (*Room).vote)
+	finishMethod   = method("poker.room.finish", (*Room).finish)
+	removeMethod   = method("poker.room.remove", (*Room).remove)
+	snapshotMethod = method("poker.room.snapshot", (*Room).snapshot, reactor.ReadOnly())
+)
+
+// expireMethod is the room's idle timer; set in init because its handler
+// re-arms it (an initialization cycle otherwise).
+var expireMethod *roomMethod[uint64, struct{}]
+
+func init() { expireMethod = method("poker.room.expire", (*Room).expire) }
+
+func do[Req, Resp any](ctx context.Context, p *Rooms, m *roomMethod[Req, Resp], room string, req Req) (Resp, error) {
+	var zero Resp
+	if !ValidID(room) {
+		return zero, ErrRoomNotFound
+	}
+	ch := make(chan result[Resp], 1)
+	if err := m.Send(ctx, p.rt.Ref(Address).Child(room), call[Req, Resp]{Req: req, reply: ch}); err != nil {
+		return zero, fmt.Errorf("poker: send %s: %w", m.Name(), err)
+	}
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		return zero, fmt.Errorf("poker: wait for %s: %w", m.Name(), ctx.Err())
+	case <-p.done:
+		return zero, fmt.Errorf("poker: wait for %s: %w", m.Name(), ErrClosed)
+	}
+}
+
+// Credentials identify a new member: Token is the secret the client sends
+// as "Authorization: Bearer"; the room keeps only its hash.
+type Credentials struct {
+	Room   string `json:"room,omitempty"`
+	Member string `json:"member"`
+	Token  string `json:"token"`
+}
+
+// Create creates a room whose leader is req.Leader.
+func (p *Rooms) Create(ctx context.Context, req CreateRequest) (Credentials, error) {
+	if err := req.Normalize(); err != nil {
+		return Credentials{}, err
+	}
+	room, member, token, hash := NewID(16), NewID(10), NewToken(), [32]byte{}
+	hash = sha256.Sum256([]byte(token))
+	_, err := do(ctx, p, createMethod, room, createCmd{CreateRequest: req, Member: member, TokenHash: hash[:]})
+	if err != nil {
+		return Credentials{}, err
+	}
+	return Credentials{Room: room, Member: member, Token: token}, nil
+}
+
+// Join adds a member named req.Name to room.
+func (p *Rooms) Join(ctx context.Context, room string, req JoinRequest) (Credentials, error) {
+	if err := req.Normalize(); err != nil {
+		return Credentials{}, err
+	}
+	member, token := NewID(10), NewToken()
+	_, err := do(ctx, p, joinMethod, room, joinCmd{Name: req.Name, Member: member, TokenHash: HashToken(token)})
+	if err != nil {
+		return Credentials{}, err
+	}
+	return Credentials{Member: member, Token: token}, nil
+}
+
+// Start starts (or restarts) a voting session; only the leader may.
+func (p *Rooms) Start(ctx context.Context, room, token string, req StartRequest) error {
+	if err := req.Normalize(); err != nil {
+		return err
+	}
+	if token == "" {
+		return ErrUnauthorized
+	}
+	_, err := do(ctx, p, startMethod, room, startCmd{auth: auth{HashToken(token)}, Story: req.Story})
+	return err
+}
+
+// Vote casts or changes the token's member's vote. A vote the room refuses
+// (no open session, value not in the deck) is accepted and reported to
+// that member as a "rejected" event.
+func (p *Rooms) Vote(ctx context.Context, room, token string, req VoteRequest) error {
+	if err := req.Normalize(); err != nil {
+		return err
+	}
+	if token == "" {
+		return ErrUnauthorized
+	}
+	_, err := do(ctx, p, voteMethod, room, voteCmd{auth: auth{HashToken(token)}, Value: req.Value})
+	return err
+}
+
+// Finish reveals the votes; only the leader may.
+func (p *Rooms) Finish(ctx context.Context, room, token string) error {
+	if token == "" {
+		return ErrUnauthorized
+	}
+	_, err := do(ctx, p, finishMethod, room, auth{HashToken(token)})
+	return err
+}
+
+// Remove removes member from room: the member itself or the leader may.
+func (p *Rooms) Remove(ctx context.Context, room, token, member string) error {
+	if token == "" {
+		return ErrUnauthorized
+	}
+	_, err := do(ctx, p, removeMethod, room, removeCmd{auth: auth{HashToken(token)}, Member: member})
+	return err
+}
+
+// State returns the room as the token's member sees it; with token "" it
+// returns the public view (no myVote).
+func (p *Rooms) State(ctx context.Context, room, token string) (View, error) {
+	q := stateQuery{Optional: true}
+	if token != "" {
+		q.TokenHash = HashToken(token)
+	}
+	s, err := do(ctx, p, snapshotMethod, room, q)
+	return s.View, err
+}
+
+// Subscription is an open event stream of one member.
+type Subscription struct {
+	Member   string
+	Snapshot *gateway.Event  // nil when the stream resumes from lastEventID
+	Backlog  []gateway.Event // events after the snapshot or lastEventID
+	Sub      *gateway.Subscription
+}
+
+// Subscribe authenticates token and opens the member's event stream of
+// room. With lastEventID > 0 it resumes after that id when the room's log
+// still holds what followed; otherwise the stream starts with a snapshot.
+// asMember, when not empty, must be the token's own member id.
+func (p *Rooms) Subscribe(ctx context.Context, room, token, asMember string, lastEventID uint64, buffer int) (*Subscription, error) {
+	if token == "" {
+		return nil, ErrUnauthorized
+	}
+	for attempt := 0; ; attempt++ {
+		s, err := do(ctx, p, snapshotMethod, room, stateQuery{auth: auth{HashToken(token)}, Member: asMember})
+		if err != nil {
+			return nil, err
+		}
+		if s.Log == nil {
+			return nil, ErrRoomNotFound
+		}
+		if lastEventID > 0 {
+			if backlog, sub, ok := s.Log.SubscribeSince(s.Member, lastEventID, buffer); ok {
+				return &Subscription{Member: s.Member, Backlog: backlog, Sub: sub}, nil
+			}
+		}
+		if backlog, sub, ok := s.Log.SubscribeSince(s.Member, s.Event.ID, buffer); ok {
+			snap := s.Event
+			return &Subscription{Member: s.Member, Snapshot: &snap, Backlog: backlog, Sub: sub}, nil
+		}
+		if attempt == 2 {
+			return nil, errors.New("poker: room events move faster than a snapshot can be taken")
+		}
+	}
+}
+
+// --- identifiers and tokens ---
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewID returns a random identifier of n bytes (crypto/rand) in lower-case
+// base32.
+func NewID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (crypto/rand panics on its own)
+	return idEncoding.EncodeToString(b)
+}
+
+// NewToken returns a member token: 256 random bits.
+func NewToken() string { return NewID(32) }
+
+// HashToken returns what a room stores and compares: SHA-256 of the token.
+func HashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// ValidID reports whether s looks like an id made by NewID(16) (a room
+// id): 26 lower-case base32 characters. Anything else is not a room, and
+// is answered without creating a child.
+func ValidID(s string) bool {
+	if len(s) != 26 {
+		return false
+	}
+	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyz234567") == ""
+}
