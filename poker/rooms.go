@@ -51,6 +51,8 @@ type Rooms struct {
 	mu   sync.Mutex
 	logs map[string]*gateway.EventLog
 
+	streamsClosed bool // guarded by mu
+
 	done      chan struct{}
 	closeOnce sync.Once
 
@@ -86,18 +88,26 @@ func Register(rt *reactor.Runtime, opt Options) (*Rooms, error) {
 	return p, nil
 }
 
-// Close ends every event stream (clients reconnect elsewhere) and makes
-// waiting calls return ErrClosed. Close the runtime afterwards.
+// CloseStreams ends every open event stream (clients reconnect and
+// resume). Rooms keep working; events they publish afterwards are not
+// streamed. Use it at shutdown, before the HTTP server waits for requests.
+func (p *Rooms) CloseStreams() {
+	p.mu.Lock()
+	logs := p.logs
+	p.logs = map[string]*gateway.EventLog{}
+	p.streamsClosed = true
+	p.mu.Unlock()
+	for _, l := range logs {
+		l.Close()
+	}
+}
+
+// Close ends every event stream and makes waiting calls return ErrClosed.
+// Close the runtime afterwards.
 func (p *Rooms) Close() {
 	p.closeOnce.Do(func() {
 		close(p.done)
-		p.mu.Lock()
-		logs := p.logs
-		p.logs = map[string]*gateway.EventLog{}
-		p.mu.Unlock()
-		for _, l := range logs {
-			l.Close()
-		}
+		p.CloseStreams()
 	})
 }
 
@@ -109,7 +119,11 @@ func (p *Rooms) logFor(id string, last uint64) *gateway.EventLog {
 	l := p.logs[id]
 	if l == nil {
 		l = gateway.NewEventLogFrom(p.opt.EventHistory, last)
-		p.logs[id] = l
+		if p.streamsClosed {
+			l.Close()
+		} else {
+			p.logs[id] = l
+		}
 	}
 	return l
 }

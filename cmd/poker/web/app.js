@@ -339,6 +339,13 @@
       render();
       announce("Votes revealed");
     });
+    on("leader_changed", function (d) {
+      if (!s.state) return;
+      s.state.leader = d.leader;
+      render();
+      var m = findMember(d.leader);
+      if (m) announce(m.name + " now leads the room");
+    });
     on("rejected", function (d) { showError(messageFor({ code: d.error, message: d.message })); });
     on("room_closed", function (d) {
       gone(s.room, MESSAGES.room_closed + (d.reason ? " (" + d.reason + ")" : ""));
