@@ -39,10 +39,25 @@ func WaitDone(b *testing.B, done <-chan struct{}) {
 // a population of idle actors costs, whether it keeps goroutines or not.
 func MemInUse() uint64 {
 	runtime.GC()
-	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc + m.StackInuse
+}
+
+// settledMemInUse is MemInUse once memory stops shrinking: a previous
+// population whose library shuts down asynchronously must be gone before
+// the "before" reading, or its release would be credited to the new one.
+func settledMemInUse() uint64 {
+	prev := MemInUse()
+	for range 50 {
+		time.Sleep(20 * time.Millisecond)
+		cur := MemInUse()
+		if cur >= prev-prev/1000 {
+			return cur
+		}
+		prev = cur
+	}
+	return prev
 }
 
 // IdlePopulation sizes for the idle-actor benchmarks: the reactor target is
@@ -64,7 +79,7 @@ func MeasureIdle(b *testing.B, n int, spawn func(b *testing.B, n int) (keep any,
 	var total float64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		before := MemInUse()
+		before := settledMemInUse()
 		b.StartTimer()
 		keep, release := spawn(b, n)
 		b.StopTimer()
