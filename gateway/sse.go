@@ -34,7 +34,9 @@ type Stream struct {
 // anything, so the caller may still send an error.
 func NewStream(w http.ResponseWriter, r *http.Request) (*Stream, error) {
 	rc := http.NewResponseController(w)
-	if err := rc.Flush(); errors.Is(err, http.ErrNotSupported) {
+	// Probe for flushing without flushing: a Flush before WriteHeader would
+	// commit the response with default headers (no text/event-stream).
+	if !canFlush(w) {
 		return nil, ErrStreamUnsupported
 	}
 	// Best effort: a long-lived stream must outlive Server.WriteTimeout.
@@ -47,6 +49,23 @@ func NewStream(w http.ResponseWriter, r *http.Request) (*Stream, error) {
 	w.WriteHeader(http.StatusOK)
 	s := &Stream{w: w, rc: rc, ctx: r.Context(), lastID: LastEventID(r)}
 	return s, s.flush()
+}
+
+// canFlush reports whether w, or a writer it wraps (Unwrap, as
+// http.ResponseController follows), can flush.
+func canFlush(w http.ResponseWriter) bool {
+	for w != nil {
+		switch w.(type) {
+		case http.Flusher, interface{ FlushError() error }:
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
+	return false
 }
 
 // LastEventID returns the id the client last saw: the Last-Event-ID

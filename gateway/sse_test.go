@@ -181,3 +181,30 @@ func TestServeEventsSnapshotError(t *testing.T) {
 		t.Error("subscriber leaked")
 	}
 }
+
+// TestStreamHeadersOverRealServer checks the SSE headers reach a client
+// through a real server and a wrapping ResponseWriter (a flush before
+// WriteHeader would have sent default headers instead).
+func TestStreamHeadersOverRealServer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st, err := gateway.NewStream(unwrapper{w}, r)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_ = st.SendRaw("1", "hello", []byte("x"))
+	}))
+	defer srv.Close()
+	res, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		t.Fatalf("Content-Type %q", ct)
+	}
+}
+
+type unwrapper struct{ http.ResponseWriter }
+
+func (u unwrapper) Unwrap() http.ResponseWriter { return u.ResponseWriter }
