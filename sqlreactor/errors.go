@@ -1,0 +1,21 @@
+package sqlreactor
+
+import "errors"
+
+// Sentinel errors. Compare with errors.Is: they are wrapped with the request
+// name and the cause.
+var (
+	// ErrCommit: the batch's transaction failed to commit (or to begin); no
+	// request of the batch took effect, and every caller of the batch gets it.
+	ErrCommit = errors.New("sqlreactor: batch commit failed")
+	// ErrPanic: the request function panicked; its savepoint was rolled back
+	// and the error carries the panic value and stack.
+	ErrPanic = errors.New("sqlreactor: request panicked")
+	// ErrClosed: the DB is closed.
+	ErrClosed = errors.New("sqlreactor: closed")
+	// ErrNotFound: a row a request needed does not exist (request functions
+	// may return it wrapped; Get returns it when load reports no row).
+	ErrNotFound = errors.New("sqlreactor: not found")
+	// ErrConfig: the configuration cannot work.
+	ErrConfig = errors.New("sqlreactor: invalid configuration")
+)

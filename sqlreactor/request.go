@@ -1,0 +1,109 @@
+package sqlreactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/reactorgo/reactor"
+)
+
+// Request is a business-level request to a DB reactor, defined once by name
+// with Define: "move money from X to Y", never SQL from callers.
+type Request[Req, Resp any] struct {
+	name string
+	fn   func(*Tx, Req) (Resp, error)
+	m    *reactor.MethodOf[DB, Req, Resp]
+}
+
+// Define defines a request: fn runs on the DB reactor's turn, inside its own
+// savepoint of the batch's transaction. If fn returns an error or panics, its
+// SQL changes and its cache changes are rolled back and its caller gets the
+// error (a panic as an error wrapping ErrPanic); the batch's other requests
+// are unaffected. Callers are answered after the batch commits. The name is
+// the method name the runtime (and its journal) carries: keep it stable.
+// Define panics if the name is taken, like reactor.Method.
+func Define[Req, Resp any](name string, fn func(tx *Tx, req Req) (Resp, error)) *Request[Req, Resp] {
+	r := &Request[Req, Resp]{name: name, fn: fn}
+	r.m = reactor.Method(name, r.handle)
+	return r
+}
+
+// Name returns the request's name.
+func (r *Request[Req, Resp]) Name() string { return r.name }
+
+// Method returns the underlying reactor method (for Forward and the like).
+func (r *Request[Req, Resp]) Method() *reactor.MethodOf[DB, Req, Resp] { return r.m }
+
+// Call sends req to the DB reactor at to and waits for the committed answer.
+func (r *Request[Req, Resp]) Call(ctx context.Context, to reactor.Ref, req Req) (Resp, error) {
+	return r.m.Call(ctx, to, req)
+}
+
+// Send sends req without waiting (ErrBusy at once when the inbox is full).
+func (r *Request[Req, Resp]) Send(ctx context.Context, to reactor.Ref, req Req) error {
+	return r.m.Send(ctx, to, req)
+}
+
+// SendWait sends req, waiting for inbox space until ctx ends.
+func (r *Request[Req, Resp]) SendWait(ctx context.Context, to reactor.Ref, req Req) error {
+	return r.m.SendWait(ctx, to, req)
+}
+
+// Async sends req from another service's handler; then runs on the caller's
+// turn with the committed answer.
+func (r *Request[Req, Resp]) Async(c *reactor.Ctx, to reactor.Ref, req Req, then func(c *reactor.Ctx, resp Resp, err error)) {
+	r.m.Async(c, to, req, then)
+}
+
+func (r *Request[Req, Resp]) run(tx *Tx, req Req) (resp Resp, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			tx.db.stats.panics.Add(1)
+			err = fmt.Errorf("sqlreactor: request %s: %w (%w): %v\n%s", r.name, ErrPanic, reactor.ErrPanic, p, debug.Stack())
+			tx.c.Logger().Error("sqlreactor: request panicked", "request", r.name, "panic", fmt.Sprint(p))
+		}
+	}()
+	return r.fn(tx, req)
+}
+
+// handle is the reactor method: it runs fn in a savepoint and defers the
+// reply until AfterBatch has committed.
+func (r *Request[Req, Resp]) handle(db *DB, c *reactor.Ctx, req Req) (Resp, error) {
+	var zero Resp
+	db.stats.requests.Add(1)
+	reply := reactor.Defer[Resp](c)
+	if db.closed.Load() {
+		reply.Fail(fmt.Errorf("sqlreactor: request %s: %w", r.name, ErrClosed))
+		return zero, nil
+	}
+	tx := &db.tx
+	tx.reset(c)
+	resp, err := zero, db.batchErr
+	if err == nil {
+		resp, err = r.run(tx, req)
+		if err == nil && tx.stmtErr != nil && db.cfg.Dialect.Name() == "postgres" {
+			// PostgreSQL aborted the transaction at the failed statement:
+			// the request cannot succeed, whatever it returned.
+			err = fmt.Errorf("sqlreactor: request %s ignored a failed statement: %w", r.name, tx.stmtErr)
+		}
+	}
+	tx.finish(err != nil)
+	if err != nil {
+		db.stats.failed.Add(1)
+		resp = zero
+	}
+	tx.c = nil
+	db.pending = append(db.pending, func(commitErr error) {
+		if commitErr != nil {
+			reply.Fail(fmt.Errorf("sqlreactor: request %s: %w", r.name, commitErr))
+			return
+		}
+		reply.Complete(resp, err)
+	})
+	return zero, nil
+}
+
+// IsPanic reports whether err comes from a panicking request function.
+func IsPanic(err error) bool { return errors.Is(err, ErrPanic) }
