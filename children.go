@@ -41,6 +41,9 @@ func (f *family) child(key string) *service {
 	s := f.m[key]
 	if s == nil {
 		s = &service{kind: f.kind, key: key, size: f.baseSize(key)}
+		if f.kind.opts.journaled {
+			s.js = &jstate{}
+		}
 		s.lastUsed = f.kind.rt.coarseNow()
 		f.m[key] = s
 		f.bytes += s.size
@@ -121,7 +124,7 @@ func (f *family) expire(now int64) {
 func (f *family) ask(s *service) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.evict || s.dead || s.active != 0 || s.inbox.n != 0 || s.pins != 0 {
+	if s.evict || s.dead || s.active != 0 || s.inbox.n != 0 || s.pins != 0 || s.reserved != 0 {
 		return false
 	}
 	s.evict = true
@@ -145,7 +148,7 @@ func (f *family) evict(s *service) bool {
 	defer s.mu.Unlock()
 	f.evicting--
 	s.evict = false
-	if err != nil || s.inbox.n != 0 || s.pins != 0 {
+	if err != nil || s.inbox.n != 0 || s.pins != 0 || s.reserved != 0 {
 		return false
 	}
 	s.dead = true

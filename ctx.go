@@ -15,18 +15,19 @@ import (
 // calls and I/O. A Ctx is valid only during the handler's turn: do not keep
 // it or use it from another goroutine.
 type Ctx struct {
-	rt       *Runtime
-	svc      *service
-	env      *envelope
-	now      time.Time
-	seed     uint64
-	hasNow   bool
-	hasSeed  bool
-	replied  bool // the reply was sent or handed to a Reply
-	rng      *rand.Rand
-	pcg      rand.PCG
-	replay   bool
-	metaTime int64
+	rt      *Runtime
+	svc     *service
+	env     *envelope
+	now     time.Time
+	seed    uint64
+	hasNow  bool
+	hasSeed bool
+	replied bool // the reply was sent or handed to a Reply
+	rng     *rand.Rand
+	pcg     rand.PCG
+	replay  bool
+	meta    *jmeta // the journal record of the current message, if any
+	sends   int    // journaled sends made by the current message, for origin keys
 }
 
 var _ context.Context = (*Ctx)(nil)
@@ -36,6 +37,11 @@ func (c *Ctx) begin(rt *Runtime, s *service) { c.rt, c.svc = rt, s }
 func (c *Ctx) message(e *envelope) {
 	c.env = e
 	c.hasNow, c.hasSeed, c.replied = false, false, false
+	c.meta, c.sends = e.meta, 0
+	if e.meta != nil {
+		c.now, c.hasNow = time.Unix(0, e.meta.time), true
+		c.seed, c.hasSeed = e.meta.seed, true
+	}
 }
 
 func (c *Ctx) end() { c.env, c.svc = nil, nil }

@@ -80,6 +80,9 @@ func (m *MethodOf[S, Req, Resp]) invoke(c *Ctx, obj any, e *envelope) {
 	} else {
 		req = m.unpack(e)
 	}
+	if m.lookupReply(c, e) {
+		return // a retry: answered as the first time, not applied again
+	}
 	if !m.readOnly && !c.svc.dirty.Load() {
 		c.svc.dirty.Store(true)
 	}
@@ -88,6 +91,7 @@ func (m *MethodOf[S, Req, Resp]) invoke(c *Ctx, obj any, e *envelope) {
 		return // deferred: a Reply answers later
 	}
 	c.replied = true
+	m.rememberReply(c, e, resp, err)
 	switch {
 	case isCall:
 		sc.complete(resp, err)
@@ -189,6 +193,22 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 		if wait && internal && c.svc == svc && svc.kind.opts.workers <= 1 {
 			return fmt.Errorf("reactor: %s: blocking call to itself (%s): %w", m.name, to.addr, ErrDeadlock)
 		}
+		journaled := svc.js != nil && !m.readOnly
+		if internal && c.replay {
+			return m.replayPost(c, to, svc, req, e, wait, journaled)
+		}
+		if journaled {
+			key := keyFrom(ctx)
+			if internal && c.meta != nil && key == "" {
+				c.sends++
+				key = originKey(c.meta.seq, c.sends)
+			}
+			err = m.postJournaled(ctx, to, svc, req, e, wait, key)
+			if err == errRetry {
+				continue
+			}
+			return err
+		}
 		// A caller that cannot give up (no Done channel) may run an idle
 		// service's turn itself: it would wait for the reply regardless.
 		if wait && e.r != nil && ctx.Done() == nil && svc.tryInline(e) {
@@ -197,7 +217,11 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 		if wait {
 			err = svc.enqueueWait(ctx, e)
 		} else {
-			err = svc.enqueue(e, force)
+			how := admitBounded
+			if force {
+				how = admitForced
+			}
+			err = svc.enqueue(e, how)
 		}
 		if err == errRetry {
 			continue
@@ -207,6 +231,28 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 		}
 		return nil
 	}
+}
+
+// replayPost handles a message sent by a handler that is being replayed:
+// sends to journaled services are queued to go out again after replay
+// (their receivers drop duplicates by key); everything else is a side
+// effect already done before the crash, and is suppressed.
+func (m *MethodOf[S, Req, Resp]) replayPost(c *Ctx, to Ref, svc *service, req Req, e envelope, wait, journaled bool) error {
+	if wait {
+		return fmt.Errorf("reactor: %s: blocking call from a handler during replay: %w", m.name, ErrDeadlock)
+	}
+	if !journaled || e.r != nil {
+		return nil
+	}
+	c.sends++
+	key := originKey(c.meta.seq, c.sends)
+	rt := c.rt
+	rt.resends = append(rt.resends, func() {
+		if err := m.postJournaled(rt.ctx, to, svc, req, e, false, key); err != nil {
+			rt.log.Warn("reactor: resend after replay failed", "service", to.addr, "method", m.name, "err", err)
+		}
+	})
+	return nil
 }
 
 // Call sends req and waits for the reply, or until ctx ends (also while
@@ -245,18 +291,12 @@ func (m *MethodOf[S, Req, Resp]) Call(ctx context.Context, to Ref, req Req) (Res
 // a full inbox fails at once with ErrBusy. From inside a handler pass the
 // handler's *Ctx as ctx (sends are then suppressed during journal replay).
 func (m *MethodOf[S, Req, Resp]) Send(ctx context.Context, to Ref, req Req) error {
-	if c, ok := ctx.(*Ctx); ok && c.replay {
-		return nil
-	}
 	return m.post(ctx, to, req, m.pack(req, nil), false, false)
 }
 
 // SendWait is Send that waits for inbox space until ctx ends instead of
 // failing with ErrBusy: back pressure for producers that may block.
 func (m *MethodOf[S, Req, Resp]) SendWait(ctx context.Context, to Ref, req Req) error {
-	if c, ok := ctx.(*Ctx); ok && c.replay {
-		return nil
-	}
 	return m.post(ctx, to, req, m.pack(req, nil), true, false)
 }
 
@@ -266,15 +306,30 @@ func (m *MethodOf[S, Req, Resp]) SendWait(ctx context.Context, to Ref, req Req) 
 // The caller stays resident until then has run.
 func (m *MethodOf[S, Req, Resp]) Async(c *Ctx, to Ref, req Req, then func(c *Ctx, resp Resp, err error)) {
 	ac := &asyncCall[Resp]{caller: c.svc, then: then}
+	if c.meta != nil && c.svc.js != nil {
+		// A journaled caller journals the reply as its own input, keyed
+		// like the request, so the continuation replays in place.
+		c.sends++
+		ac.key = originKey(c.meta.seq, c.sends)
+	}
 	c.svc.mu.Lock()
 	c.svc.pins++
 	c.svc.mu.Unlock()
+	send := func(ctx context.Context) {
+		if ac.key != "" {
+			ctx = WithIdempotencyKey(ctx, ac.key)
+		}
+		if err := m.post(ctx, to, req, m.pack(req, ac), false, false); err != nil {
+			ac.complete(*new(Resp), err)
+		}
+	}
 	if c.replay {
-		return // the continuation's effects are replayed from the journal
+		if ac.key != "" {
+			c.rt.pending[ac.key] = &pendingCall{reply: ac, resend: func() { send(c.rt.ctx) }}
+		}
+		return
 	}
-	if err := m.post(c, to, req, m.pack(req, ac), false, false); err != nil {
-		ac.complete(*new(Resp), err)
-	}
+	send(c)
 }
 
 // Forward calls to and lets its reply complete r directly: the answer goes
@@ -350,15 +405,25 @@ type asyncCall[Resp any] struct {
 	resp   Resp
 	err    error
 	once   once
+	key    string // journaled caller: the reply is journaled under this key
 }
+
+// settle marks a replayed call answered, so a late live reply is dropped.
+func (a *asyncCall[Resp]) settle() { a.once.do() }
 
 func (a *asyncCall[Resp]) complete(resp Resp, err error) {
 	if !a.once.do() {
 		return
 	}
 	a.resp, a.err = resp, err
+	if a.key != "" {
+		if jerr := a.journalReply(); jerr != nil {
+			a.caller.kind.rt.log.Error("reactor: async reply not journaled; continuation dropped", "service", a.caller.addr(), "err", jerr)
+		}
+		return
+	}
 	// Pinned, so the caller cannot have been evicted: enqueue cannot retry.
-	if err := a.caller.enqueue(envelope{m: a}, true); err != nil {
+	if err := a.caller.enqueue(envelope{m: a}, admitForced); err != nil {
 		a.caller.kind.rt.log.Error("reactor: continuation lost", "service", a.caller.addr(), "err", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/reactorgo/reactor/checkpoint"
+	"github.com/reactorgo/reactor/journal"
 )
 
 // Config configures a Runtime. The zero value is valid: every field documents
@@ -37,6 +38,17 @@ type Config struct {
 	Clock func() time.Time
 	// Logger receives the runtime's logs (default slog.Default()).
 	Logger *slog.Logger
+	// Journal receives the inputs of Journaled services (required if any
+	// service is Journaled). The runtime does not close it.
+	Journal *journal.Journal
+	// CheckpointInterval is how often modified journaled services are
+	// checkpointed and the journal released up to the oldest input not
+	// covered by a checkpoint (default 30s).
+	CheckpointInterval time.Duration
+	// IdempotencyWindow is how long a journaled service remembers the answer
+	// to a request that carried a key (WithIdempotencyKey, and the keys the
+	// runtime gives messages between journaled services) (default 5m).
+	IdempotencyWindow time.Duration
 }
 
 // Validate reports a configuration that cannot work.
@@ -48,6 +60,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("reactor: Config.BatchSize %d is negative", c.BatchSize)
 	case c.Workers < 0:
 		return fmt.Errorf("reactor: Config.Workers %d is negative", c.Workers)
+	case c.CheckpointInterval < 0 || c.IdempotencyWindow < 0:
+		return fmt.Errorf("reactor: negative Config.CheckpointInterval or IdempotencyWindow")
 	case c.SingleGoroutine && c.Workers > 1:
 		return fmt.Errorf("reactor: Config.SingleGoroutine conflicts with Workers=%d", c.Workers)
 	}
@@ -79,6 +93,12 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = 30 * time.Second
+	}
+	if c.IdempotencyWindow == 0 {
+		c.IdempotencyWindow = 5 * time.Minute
+	}
 }
 
 // Option configures one registered service.
@@ -91,6 +111,7 @@ type serviceOptions struct {
 	maxChildren int
 	maxMemory   int64
 	idleTimeout time.Duration
+	journaled   bool
 }
 
 // InboxSize sets the service's inbox capacity (for keyed children: each

@@ -3,6 +3,8 @@ package reactor_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -352,3 +354,7 @@ func TestAsyncContinuationRunsInCallersTurn(t *testing.T) {
 		t.Fatalf("last sum %d", p.Got[len(p.Got)-1])
 	}
 }
+
+type slogLogger = slog.Logger
+
+var discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))

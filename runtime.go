@@ -37,6 +37,13 @@ type Runtime struct {
 	stop    sync.Once
 	janitor sync.WaitGroup
 
+	// durable is the highest journal sequence known durable.
+	durable atomic.Uint64
+	// replay bookkeeping, used only by Start's goroutine while replaying.
+	replaying bool
+	pending   map[string]*pendingCall
+	resends   []func()
+
 	seedMu sync.Mutex
 	seeds  *rand.Rand // deterministic mode only
 }
@@ -104,6 +111,9 @@ func (rt *Runtime) newKind(addr string, stateType reflect.Type, opts []Option) (
 	if o.maxChildren == 0 {
 		o.maxChildren = 100_000
 	}
+	if o.journaled && rt.cfg.Journal == nil {
+		return nil, fmt.Errorf("reactor: %s is Journaled but Config.Journal is nil", addr)
+	}
 	return &kind{rt: rt, addr: addr, stateType: stateType, opts: o}, nil
 }
 
@@ -119,6 +129,9 @@ func Register[S any](rt *Runtime, addr string, state *S, opts ...Option) (Ref, e
 		return Ref{}, err
 	}
 	s := &service{kind: k, obj: state}
+	if k.opts.journaled {
+		s.js = &jstate{}
+	}
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if _, dup := rt.services[addr]; dup {
@@ -176,6 +189,23 @@ func (rt *Runtime) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if rt.cfg.Journal != nil {
+		rt.replaying = true
+		rt.pending = make(map[string]*pendingCall)
+		err := rt.replay(ctx)
+		rt.replaying = false
+		if err != nil {
+			return err
+		}
+	}
+	for _, s := range rt.all() {
+		if a, ok := s.obj.(Activator); ok {
+			c := &Ctx{}
+			c.begin(rt, s)
+			s.safely(c, "OnActive", func() { a.OnActive(c) })
+			c.end()
+		}
+	}
 	rt.sched.start(rt.cfg.Workers)
 	rt.inline.Store(!rt.cfg.SingleGoroutine)
 	rt.janitor.Add(1)
@@ -195,7 +225,11 @@ func (s *service) restore(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("reactor: load %s: %w", s.addr(), err)
 	default:
-		if err := rt.cfg.Codec.Unmarshal(cp.Data, s.obj); err != nil {
+		state, err := s.decodeCheckpoint(cp)
+		if err != nil {
+			return err
+		}
+		if err := rt.cfg.Codec.Unmarshal(state, s.obj); err != nil {
 			return fmt.Errorf("reactor: decode checkpoint of %s: %w", s.addr(), err)
 		}
 		s.kind.stats.loaded.Add(1)
@@ -205,22 +239,25 @@ func (s *service) restore(ctx context.Context) error {
 			return fmt.Errorf("reactor: OnLoad of %s: %w", s.addr(), err)
 		}
 	}
-	if a, ok := s.obj.(Activator); ok {
-		s.safely(c, "OnActive", func() { a.OnActive(c) })
-	}
 	return nil
 }
 
-// sweep evicts children idle past their IdleTimeout.
+// sweep evicts children idle past their IdleTimeout and runs the
+// periodic journal checkpoints.
 func (rt *Runtime) sweep() {
 	defer rt.janitor.Done()
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(min(time.Second, rt.cfg.CheckpointInterval))
 	defer tick.Stop()
+	lastCheckpoint := time.Now()
 	for {
 		select {
 		case <-rt.closed:
 			return
 		case <-tick.C:
+		}
+		if time.Since(lastCheckpoint) >= rt.cfg.CheckpointInterval {
+			rt.checkpointRound()
+			lastCheckpoint = time.Now()
 		}
 		rt.mu.RLock()
 		fams := make([]*family, 0, len(rt.families))
@@ -297,6 +334,9 @@ func (rt *Runtime) Close(ctx context.Context) error {
 		if saveErr := s.save(context.WithoutCancel(ctx)); saveErr != nil {
 			err = errors.Join(err, saveErr)
 		}
+	}
+	if started && drained {
+		rt.checkpointRound() // everything is saved: release the journal
 	}
 	return err
 }

@@ -20,11 +20,14 @@ type envelope struct {
 	arg  any
 	r    any
 	word uint64 // a small pointer-free request, stored without boxing
+	meta *jmeta // journaled messages only
 }
 
 // invoker runs one envelope against a service's state on the service's turn.
 type invoker interface {
 	invoke(c *Ctx, obj any, e *envelope)
+	// decode rebuilds a journaled message from its payload, for replay.
+	decode(codec Codec, payload []byte) (envelope, error)
 	// fail answers the envelope's sender with err without running it.
 	fail(e *envelope, err error)
 	methodName() string
@@ -62,12 +65,13 @@ type kindStats struct {
 // fields after mu are guarded by mu unless noted. An idle child costs this
 // struct, its map entry and its state; the inbox buffer is dropped when idle.
 type service struct {
-	mu     sync.Mutex
-	kind   *kind
-	key    string // child key, "" for top-level services
-	obj    any    // *S; nil until loaded. Owned by the running turn.
-	inbox  ring[envelope]
-	active int32 // turns queued or running (≤ 1 unless Workers)
+	mu       sync.Mutex
+	kind     *kind
+	key      string // child key, "" for top-level services
+	obj      any    // *S; nil until loaded. Owned by the running turn.
+	inbox    ring[envelope]
+	active   int32 // turns queued or running (≤ 1 unless Workers)
+	reserved int32 // inbox slots held by journaled messages not yet durable
 	// pins counts outstanding async calls whose continuation must come back
 	// here; a pinned child is not evicted.
 	pins    int32
@@ -80,6 +84,7 @@ type service struct {
 	prev, next *service
 	lastUsed   int64 // unix seconds of the last turn, atomic
 	size       int64
+	js         *jstate // journaled services only
 }
 
 func (s *service) addr() string {
@@ -93,20 +98,35 @@ func (s *service) capacity() int { return s.kind.opts.inboxSize }
 
 var errRetry = errors.New("reactor: internal: resolve again")
 
-// enqueue adds e to the inbox. force bypasses the capacity (replies,
-// continuations and timers: their senders were admitted already, and
-// dropping them would lose an answer). It returns errRetry if the child was
+// admission says how a message claims its inbox slot.
+type admission uint8
+
+const (
+	admitBounded  admission = iota // fails with ErrBusy on a full inbox
+	admitForced                    // replies, continuations, timers: already admitted once
+	admitReserved                  // a journaled message whose slot reserve took
+)
+
+// enqueue adds e to the inbox. It returns errRetry if the child was
 // evicted after the sender resolved it.
-func (s *service) enqueue(e envelope, force bool) error {
+func (s *service) enqueue(e envelope, how admission) error {
 	s.mu.Lock()
 	if s.dead {
 		s.mu.Unlock()
 		return errRetry
 	}
-	if !force && s.inbox.n >= s.capacity() {
-		s.mu.Unlock()
-		s.kind.stats.busy.Add(1)
-		return ErrBusy
+	switch how {
+	case admitBounded:
+		if s.inbox.n+int(s.reserved) >= s.capacity() {
+			s.mu.Unlock()
+			s.kind.stats.busy.Add(1)
+			return ErrBusy
+		}
+	case admitReserved:
+		s.reserved--
+		if e.meta != nil && s.js != nil && s.js.firstUnsaved == 0 {
+			s.js.firstUnsaved = e.meta.seq
+		}
 	}
 	if s.inbox.buf == nil && s.key == "" {
 		s.inbox.buf = make([]envelope, ceilPow2(s.capacity()))
@@ -129,31 +149,71 @@ func (s *service) enqueue(e envelope, force bool) error {
 // enqueueWait is enqueue that waits for inbox space until ctx ends.
 func (s *service) enqueueWait(ctx context.Context, e envelope) error {
 	for {
-		err := s.enqueue(e, false)
+		err := s.enqueue(e, admitBounded)
 		if !errors.Is(err, ErrBusy) {
 			return err
 		}
+		if err := s.waitSpace(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// reserve claims an inbox slot for a message that will be enqueued once it
+// is durable, so the journal's writer never has to wait for inbox space.
+func (s *service) reserve(ctx context.Context, wait bool) error {
+	for {
 		s.mu.Lock()
-		if s.inbox.n < s.capacity() || s.dead {
+		if s.dead {
 			s.mu.Unlock()
-			continue
+			return errRetry
 		}
-		if s.space == nil {
-			s.space = make(chan struct{})
+		if s.inbox.n+int(s.reserved) < s.capacity() {
+			s.reserved++
+			s.mu.Unlock()
+			return nil
 		}
-		space := s.space
-		s.waiters++
 		s.mu.Unlock()
-		select {
-		case <-space:
-		case <-ctx.Done():
-			s.mu.Lock()
-			s.waiters--
-			s.mu.Unlock()
-			return fmt.Errorf("reactor: wait for inbox space of %s: %w", s.addr(), ctx.Err())
-		case <-s.kind.rt.closed:
-			return ErrClosed
+		s.kind.stats.busy.Add(1)
+		if !wait {
+			return ErrBusy
 		}
+		if err := s.waitSpace(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *service) unreserve() {
+	s.mu.Lock()
+	s.reserved--
+	s.mu.Unlock()
+}
+
+// waitSpace blocks until the inbox may have room, ctx ends or the runtime
+// closes.
+func (s *service) waitSpace(ctx context.Context) error {
+	s.mu.Lock()
+	if s.inbox.n+int(s.reserved) < s.capacity() || s.dead {
+		s.mu.Unlock()
+		return nil
+	}
+	if s.space == nil {
+		s.space = make(chan struct{})
+	}
+	space := s.space
+	s.waiters++
+	s.mu.Unlock()
+	select {
+	case <-space:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		s.waiters--
+		s.mu.Unlock()
+		return fmt.Errorf("reactor: wait for inbox space of %s: %w", s.addr(), ctx.Err())
+	case <-s.kind.rt.closed:
+		return ErrClosed
 	}
 }
 
@@ -192,7 +252,7 @@ func (s *service) handle(w *worker, batch []envelope) []envelope {
 	c := &w.ctx
 	c.begin(rt, s)
 	if s.obj == nil && len(batch) > 0 {
-		if err := s.load(c); err != nil {
+		if err := s.load(c, true); err != nil {
 			rt.log.Error("reactor: load failed", "service", s.addr(), "err", err)
 			for i := range batch {
 				batch[i].m.fail(&batch[i], err)
@@ -230,6 +290,9 @@ func (s *service) handle(w *worker, batch []envelope) []envelope {
 func (s *service) endTurn() {
 	k := s.kind
 	rt := k.rt
+	if s.js != nil {
+		s.checkpointTurn()
+	}
 	if f := k.family; f != nil {
 		f.resize(s)
 		s.mu.Lock()
@@ -298,6 +361,9 @@ func (s *service) deliver(c *Ctx, e *envelope) {
 		}
 	}()
 	c.message(e)
+	if e.meta != nil && s.js != nil {
+		s.js.applied = max(s.js.applied, e.meta.seq) // also if the handler panics: replay panics alike
+	}
 	e.m.invoke(c, s.obj, e)
 }
 
@@ -312,8 +378,9 @@ func (s *service) safely(c *Ctx, hook string, fn func()) {
 	fn()
 }
 
-// load restores state from the checkpoint store, or creates it fresh.
-func (s *service) load(c *Ctx) error {
+// load restores state from the checkpoint store, or creates it fresh, and
+// (if activate) calls OnActive.
+func (s *service) load(c *Ctx, activate bool) error {
 	k := s.kind
 	obj := k.newChild(s.key)
 	if obj == nil || reflect.ValueOf(obj).IsNil() {
@@ -325,7 +392,11 @@ func (s *service) load(c *Ctx) error {
 	case err != nil:
 		return fmt.Errorf("reactor: load %s: %w", s.addr(), err)
 	default:
-		if err := k.rt.cfg.Codec.Unmarshal(cp.Data, obj); err != nil {
+		state, err := s.decodeCheckpoint(cp)
+		if err != nil {
+			return err
+		}
+		if err := k.rt.cfg.Codec.Unmarshal(state, obj); err != nil {
 			return fmt.Errorf("reactor: decode checkpoint of %s: %w", s.addr(), err)
 		}
 	}
@@ -336,7 +407,7 @@ func (s *service) load(c *Ctx) error {
 	}
 	s.obj = obj
 	k.stats.loaded.Add(1)
-	if a, ok := obj.(Activator); ok {
+	if a, ok := obj.(Activator); ok && activate {
 		s.safely(c, "OnActive", func() { a.OnActive(c) })
 	}
 	return nil
@@ -349,6 +420,9 @@ func (s *service) save(ctx context.Context) error {
 		return nil
 	}
 	rt := s.kind.rt
+	if err := s.waitOutbound(ctx); err != nil {
+		return err
+	}
 	if sv, ok := s.obj.(Saver); ok {
 		c := &Ctx{}
 		c.begin(rt, s)
@@ -362,10 +436,18 @@ func (s *service) save(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reactor: encode state of %s: %w", s.addr(), err)
 	}
-	if err := rt.cfg.Store.Save(ctx, s.addr(), checkpoint.Checkpoint{Data: data}); err != nil {
+	if data, err = s.encodeCheckpoint(data); err != nil {
+		return fmt.Errorf("reactor: encode checkpoint of %s: %w", s.addr(), err)
+	}
+	cp := checkpoint.Checkpoint{Data: data}
+	if s.js != nil {
+		cp.Seq = s.js.applied
+	}
+	if err := rt.cfg.Store.Save(ctx, s.addr(), cp); err != nil {
 		return fmt.Errorf("reactor: save %s: %w", s.addr(), err)
 	}
 	s.dirty.Store(false)
+	s.afterSave()
 	s.kind.stats.saves.Add(1)
 	return nil
 }
