@@ -9,7 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/checkpoint/file"
 	"github.com/reactorgo/reactor/journal"
+	"github.com/reactorgo/reactor/poker"
 )
 
 func writeJournal(t *testing.T, dir string) {
@@ -74,5 +77,58 @@ func TestUsage(t *testing.T) {
 	}
 	if code, _ := runCLI("journal", "verify"); code != 2 {
 		t.Fatal("verify without DIR")
+	}
+}
+
+func TestReplayPokerJournal(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	j, err := journal.Open(ctx, journal.Options{Dir: filepath.Join(dir, "journal"), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := file.Open(file.Options{Dir: filepath.Join(dir, "checkpoints")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := reactor.New(reactor.Config{Journal: j, Store: store, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rooms, err := poker.Register(rt, poker.Options{Logger: quiet, Extra: []reactor.Option{reactor.Journaled()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		cred, err := rooms.Create(ctx, poker.CreateRequest{Title: "sprint", Leader: "ann"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rooms.Join(ctx, cred.Room, poker.JoinRequest{Name: "bob" + string(rune('a'+i))}); err != nil {
+			t.Fatal(err)
+		}
+		if err := rooms.Start(ctx, cred.Room, cred.Token, poker.StartRequest{Story: "login"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := rooms.Vote(ctx, cred.Room, cred.Token, poker.VoteRequest{Value: "5"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rooms.Close()
+	if err := rt.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	code, out := runCLI("journal", "replay", dir)
+	if code != 0 || !strings.HasPrefix(out, "ok deterministic") {
+		t.Fatalf("replay: exit %d: %s", code, out)
+	}
+	code, out = runCLI("journal", "replay", filepath.Join(dir, "nope"))
+	if code != 1 || !strings.HasPrefix(out, "FAIL") {
+		t.Fatalf("replay of a missing dir: exit %d: %s", code, out)
 	}
 }
