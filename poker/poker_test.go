@@ -31,7 +31,9 @@ func TestComputeStats(t *testing.T) {
 		{map[string]string{"a": "Inf", "b": "NaN", "c": "2"}, f(2), f(2), false},
 	} {
 		st := poker.ComputeStats(tc.votes)
-		eq := func(a, b *float64) bool { return (a == nil) == (b == nil) && (a == nil || fmt.Sprintf("%.6f", *a) == fmt.Sprintf("%.6f", *b)) }
+		eq := func(a, b *float64) bool {
+			return (a == nil) == (b == nil) && (a == nil || fmt.Sprintf("%.6f", *a) == fmt.Sprintf("%.6f", *b))
+		}
 		if !eq(st.Average, tc.avg) || !eq(st.Median, tc.med) || st.Consensus != tc.consensus || st.Votes != len(tc.votes) {
 			b, _ := json.Marshal(st)
 			t.Errorf("%v: got %s", tc.votes, b)

@@ -1,0 +1,47 @@
+// Command poker-load is a load generator for the planning-poker server
+// (cmd/poker): R rooms × M members, every member with its own Server-Sent-
+// Events stream, running voting rounds. It prints join latency, delivery
+// latency of vote → vote_cast and finish → session_finished (p50/p99 over
+// all members), error and lost-event counts, and the server's RSS per
+// connected member.
+//
+//	go run ./cmd/poker-load -url http://127.0.0.1:8080 -rooms 1000 -members 10 -rounds 3 -pid $(pgrep -n poker)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/reactorgo/reactor/cmd/poker-load/load"
+)
+
+func main() {
+	var cfg load.Config
+	flag.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "base `URL` of the poker server")
+	flag.IntVar(&cfg.Rooms, "rooms", 100, "number of rooms")
+	flag.IntVar(&cfg.Members, "members", 10, "members per room, leader included (2-100)")
+	flag.IntVar(&cfg.Rounds, "rounds", 3, "voting rounds per room")
+	flag.DurationVar(&cfg.Duration, "duration", 5*time.Minute, "stop after this long whatever is left")
+	flag.IntVar(&cfg.PID, "pid", 0, "server `pid`: read its RSS from /proc (default: from the server's /metrics)")
+	flag.IntVar(&cfg.Concurrency, "concurrency", 64, "parallel requests while creating rooms and joining")
+	flag.DurationVar(&cfg.EventTimeout, "event-timeout", 10*time.Second, "an expected event not seen within this is counted lost")
+	flag.DurationVar(&cfg.Think, "think", 0, "spread each room's round start and each vote over a random pause in [0, `d`) (0: all at once)")
+	flag.Parse()
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Duration)
+	defer cancel()
+	res, err := load.Run(ctx, cfg)
+	if res != nil {
+		res.Print(os.Stdout)
+	}
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		fmt.Fprintln(os.Stderr, "poker-load:", err)
+		os.Exit(1)
+	}
+	if res != nil && (res.Lost > 0 || res.Errors > 0) {
+		os.Exit(2)
+	}
+}

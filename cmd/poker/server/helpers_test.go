@@ -1,0 +1,268 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reactorgo/reactor/cmd/poker/server"
+)
+
+type env struct {
+	t   testing.TB
+	srv *server.Server
+	hs  *httptest.Server
+	url string
+}
+
+func newEnv(t testing.TB, cfg server.Config) *env {
+	t.Helper()
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	srv, err := server.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(srv.Handler())
+	hs.Config.RegisterOnShutdown(srv.CloseStreams)
+	hs.Start()
+	e := &env{t: t, srv: srv, hs: hs, url: hs.URL}
+	t.Cleanup(e.close)
+	return e
+}
+
+func (e *env) close() {
+	e.srv.CloseStreams()
+	e.hs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.srv.Close(ctx); err != nil {
+		e.t.Errorf("close: %v", err)
+	}
+}
+
+type resp struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r resp) json(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+func (r resp) code(t testing.TB) string {
+	t.Helper()
+	var b struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+		Field   string `json:"field"`
+	}
+	r.json(t, &b)
+	if b.Message == "" {
+		t.Errorf("error body without message: %s", r.Body)
+	}
+	return b.Error
+}
+
+func (e *env) do(method, path, token string, body any) resp {
+	e.t.Helper()
+	var rd io.Reader
+	ct := ""
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd, ct = strings.NewReader(b), "application/json"
+	case []byte:
+		rd, ct = bytes.NewReader(b), "application/json"
+	default:
+		j, _ := json.Marshal(b)
+		rd, ct = bytes.NewReader(j), "application/json"
+	}
+	req, err := http.NewRequest(method, e.url+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return resp{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+type creds struct {
+	Room   string `json:"room"`
+	Member string `json:"member"`
+	Token  string `json:"token"`
+}
+
+func (e *env) create(leader string, extra map[string]any) creds {
+	e.t.Helper()
+	body := map[string]any{"title": "Sprint 42", "leader": leader}
+	for k, v := range extra {
+		body[k] = v
+	}
+	r := e.do("POST", "/api/rooms", "", body)
+	if r.Status != http.StatusCreated {
+		e.t.Fatalf("create: %d %s", r.Status, r.Body)
+	}
+	var c creds
+	r.json(e.t, &c)
+	return c
+}
+
+func (e *env) join(room, name string) creds {
+	e.t.Helper()
+	r := e.do("POST", "/api/rooms/"+room+"/members", "", map[string]string{"name": name})
+	if r.Status != http.StatusCreated {
+		e.t.Fatalf("join %s: %d %s", name, r.Status, r.Body)
+	}
+	var c creds
+	r.json(e.t, &c)
+	c.Room = room
+	return c
+}
+
+func (e *env) accept(method, path, token string, body any) {
+	e.t.Helper()
+	if r := e.do(method, path, token, body); r.Status != http.StatusAccepted {
+		e.t.Fatalf("%s %s: %d %s", method, path, r.Status, r.Body)
+	}
+}
+
+type event struct {
+	ID   string
+	Type string
+	Data string
+}
+
+// stream is an SSE client reading events on a goroutine.
+type stream struct {
+	t      testing.TB
+	res    *http.Response
+	events chan event
+	cancel context.CancelFunc
+}
+
+func (e *env) stream(room, token, lastID string) *stream {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/api/rooms/"+room+"/events?token="+token, nil)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		e.t.Fatal(err)
+	}
+	if res.StatusCode != 200 {
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		cancel()
+		e.t.Fatalf("events: %d %s", res.StatusCode, b)
+	}
+	s := &stream{t: e.t, res: res, events: make(chan event, 1024), cancel: cancel}
+	go s.read()
+	e.t.Cleanup(s.close)
+	return s
+}
+
+func (s *stream) close() { s.cancel(); s.res.Body.Close() }
+
+func (s *stream) read() {
+	defer close(s.events)
+	sc := bufio.NewScanner(s.res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var ev event
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if ev.Type != "" || ev.Data != "" {
+				s.events <- ev
+			}
+			ev = event{}
+		case strings.HasPrefix(line, "id: "):
+			ev.ID = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			ev.Type = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			ev.Data += line[6:]
+		}
+	}
+}
+
+// next returns the next event, failing after a timeout.
+func (s *stream) next() event {
+	s.t.Helper()
+	select {
+	case ev, ok := <-s.events:
+		if !ok {
+			s.t.Fatal("stream ended")
+		}
+		return ev
+	case <-time.After(5 * time.Second):
+		s.t.Fatal("no event within 5s")
+	}
+	return event{}
+}
+
+// expect reads the next event and checks its type.
+func (s *stream) expect(typ string) event {
+	s.t.Helper()
+	ev := s.next()
+	if ev.Type != typ {
+		s.t.Fatalf("got event %s %s, want %s", ev.Type, ev.Data, typ)
+	}
+	return ev
+}
+
+// quiet checks no event arrives for d.
+func (s *stream) quiet(d time.Duration) {
+	s.t.Helper()
+	select {
+	case ev, ok := <-s.events:
+		if ok {
+			s.t.Fatalf("unexpected event %s %s", ev.Type, ev.Data)
+		}
+	case <-time.After(d):
+	}
+}
+
+// ended waits for the stream to end.
+func (s *stream) ended() bool {
+	for {
+		select {
+		case _, ok := <-s.events:
+			if !ok {
+				return true
+			}
+		case <-time.After(5 * time.Second):
+			return false
+		}
+	}
+}

@@ -1,0 +1,279 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/reactorgo/reactor/cmd/poker/web"
+	"github.com/reactorgo/reactor/gateway"
+	"github.com/reactorgo/reactor/poker"
+)
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	ui := gateway.SecureHeaders(http.HandlerFunc(s.index))
+	m.Handle("GET /{$}", ui)
+	m.Handle("GET /r/{room}", ui)
+	static := gateway.SecureHeaders(http.FileServerFS(web.FS))
+	for _, name := range []string{"/app.js", "/app.css", "/favicon.svg"} {
+		m.Handle("GET "+name, static)
+	}
+	m.HandleFunc("POST /api/rooms", s.createRoom)
+	m.HandleFunc("GET /api/rooms/{room}", s.getRoom)
+	m.HandleFunc("POST /api/rooms/{room}/members", s.join)
+	m.HandleFunc("DELETE /api/rooms/{room}/members/{member}", s.removeMember)
+	m.HandleFunc("POST /api/rooms/{room}/session", s.startSession)
+	m.HandleFunc("POST /api/rooms/{room}/session/finish", s.finishSession)
+	m.HandleFunc("POST /api/rooms/{room}/votes", s.vote)
+	m.HandleFunc("GET /api/rooms/{room}/events", s.events)
+	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		gateway.Error(w, http.StatusNotFound, "not_found", "no such API endpoint")
+	})
+	m.HandleFunc("GET /healthz", s.healthz)
+	m.Handle("GET /metrics", s.metricsHandler())
+	m.Handle("GET /status", gateway.SecureHeaders(http.HandlerFunc(s.status)))
+	s.mux = m
+}
+
+func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+	b, err := fs.ReadFile(web.FS, "index.html")
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(b)
+}
+
+func newErrorMapper(log *slog.Logger) *gateway.ErrorMapper {
+	m := &gateway.ErrorMapper{Logger: log}
+	m.Map(poker.ErrRoomNotFound, http.StatusNotFound, "room_not_found", "room not found")
+	m.Map(poker.ErrNameTaken, http.StatusConflict, "name_taken", "this name is already used in the room")
+	m.Map(poker.ErrRoomFull, http.StatusConflict, "room_full", "the room is full")
+	m.Map(poker.ErrUnauthorized, http.StatusUnauthorized, "unauthorized", "missing or invalid token")
+	m.Map(poker.ErrForbidden, http.StatusForbidden, "forbidden", "not allowed")
+	m.Map(poker.ErrMemberNotFound, http.StatusNotFound, "member_not_found", "no such member in this room")
+	m.Map(poker.ErrRoomExists, http.StatusConflict, "room_exists", "room exists")
+	m.Map(poker.ErrClosed, http.StatusServiceUnavailable, "shutting_down", "server is shutting down, retry later")
+	return m
+}
+
+// errorBody is the JSON error body, with the offending field for 400s.
+type errorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+func (s *Server) writeError(w http.ResponseWriter, err error) {
+	var (
+		inv  *poker.InvalidError
+		body *gateway.BodyError
+	)
+	switch {
+	case errors.As(err, &inv):
+		gateway.JSON(w, http.StatusBadRequest, errorBody{Error: "invalid_body", Message: inv.Msg, Field: inv.Field})
+	case errors.As(err, &body) && body.Status == http.StatusBadRequest:
+		gateway.JSON(w, body.Status, errorBody{Error: body.Code, Message: body.Msg, Field: body.Field})
+	case errors.Is(err, poker.ErrForbidden):
+		// The domain's message says what was not allowed.
+		msg := err.Error()
+		if i := strings.Index(msg, ": poker:"); i > 0 {
+			msg = msg[:i]
+		}
+		gateway.Error(w, http.StatusForbidden, "forbidden", strings.TrimPrefix(msg, "poker: "))
+	default:
+		s.errs.WriteError(w, err)
+	}
+}
+
+// bearer returns the token of "Authorization: Bearer <token>", or "".
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+type accepted struct {
+	Status string `json:"status"`
+}
+
+func (s *Server) createRoom(w http.ResponseWriter, r *http.Request) {
+	var req poker.CreateRequest
+	if err := gateway.DecodeJSON(w, r, &req, MaxBodyBytes); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	creds, err := s.rooms.Create(r.Context(), req)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	w.Header().Set("Location", "/api/rooms/"+creds.Room)
+	gateway.JSON(w, http.StatusCreated, creds)
+}
+
+func (s *Server) getRoom(w http.ResponseWriter, r *http.Request) {
+	v, err := s.rooms.State(r.Context(), r.PathValue("room"), bearer(r))
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	gateway.JSON(w, http.StatusOK, v)
+}
+
+func (s *Server) join(w http.ResponseWriter, r *http.Request) {
+	var req poker.JoinRequest
+	if err := gateway.DecodeJSON(w, r, &req, MaxBodyBytes); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	creds, err := s.rooms.Join(r.Context(), r.PathValue("room"), req)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	gateway.JSON(w, http.StatusCreated, creds)
+}
+
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
+	var req poker.StartRequest
+	if err := gateway.DecodeJSON(w, r, &req, MaxBodyBytes); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.reply(w, s.rooms.Start(r.Context(), r.PathValue("room"), bearer(r), req))
+}
+
+func (s *Server) vote(w http.ResponseWriter, r *http.Request) {
+	var req poker.VoteRequest
+	if err := gateway.DecodeJSON(w, r, &req, MaxBodyBytes); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.reply(w, s.rooms.Vote(r.Context(), r.PathValue("room"), bearer(r), req))
+}
+
+func (s *Server) finishSession(w http.ResponseWriter, r *http.Request) {
+	if err := drainBody(w, r); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.reply(w, s.rooms.Finish(r.Context(), r.PathValue("room"), bearer(r)))
+}
+
+func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
+	if err := drainBody(w, r); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.reply(w, s.rooms.Remove(r.Context(), r.PathValue("room"), bearer(r), r.PathValue("member")))
+}
+
+// drainBody accepts an empty body, or a JSON one within the size limit
+// (its content is not used).
+func drainBody(w http.ResponseWriter, r *http.Request) error {
+	if r.Body == nil || r.ContentLength == 0 {
+		return nil
+	}
+	var v json.RawMessage
+	err := gateway.DecodeJSON(w, r, &v, MaxBodyBytes)
+	var be *gateway.BodyError
+	if errors.As(err, &be) && be.Code == "invalid_body" && errors.Is(err, io.EOF) {
+		return nil // chunked but empty
+	}
+	return err
+}
+
+func (s *Server) reply(w http.ResponseWriter, err error) {
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	gateway.JSON(w, http.StatusAccepted, accepted{Status: "accepted"})
+}
+
+// events streams a member's events: a snapshot (or the events missed since
+// Last-Event-ID), then live events with heartbeats. A member's stream ends
+// right after the event that removes the member.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	token := bearer(r)
+	if token == "" {
+		token = r.URL.Query().Get("token")
+	}
+	last, _ := strconv.ParseUint(gateway.LastEventID(r), 10, 64)
+	sub, err := s.rooms.Subscribe(r.Context(), r.PathValue("room"), token, r.URL.Query().Get("member"), last, 0)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	defer sub.Sub.Close()
+	st, err := gateway.NewStream(w, r)
+	if err != nil {
+		gateway.Error(w, http.StatusInternalServerError, "internal", "streaming unsupported")
+		return
+	}
+	if err := st.Retry(2 * time.Second); err != nil {
+		return
+	}
+	if sub.Snapshot != nil {
+		if err := st.Send(*sub.Snapshot); err != nil {
+			return
+		}
+	}
+	for _, e := range sub.Backlog {
+		if err := st.Send(e); err != nil || removes(e, sub.Member) {
+			return
+		}
+	}
+	tick := time.NewTicker(s.cfg.Heartbeat)
+	defer tick.Stop()
+	ch := sub.Sub.Events()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case e, ok := <-ch:
+			if !ok {
+				return // room closed, server stopping, or this client fell behind: it reconnects
+			}
+			if err := st.Send(e); err != nil || removes(e, sub.Member) {
+				return
+			}
+		case <-tick.C:
+			if err := st.Comment("ping"); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// removes reports whether e removes member from the room.
+func removes(e gateway.Event, member string) bool {
+	if e.Type != "member_left" {
+		return false
+	}
+	var d struct {
+		Member string `json:"member"`
+	}
+	return json.Unmarshal(e.Data, &d) == nil && d.Member == member
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if err := s.journal.Stats().Err; err != nil {
+		gateway.Error(w, http.StatusServiceUnavailable, "journal_failed", "the journal has failed; restart the server")
+		return
+	}
+	gateway.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

@@ -1,0 +1,185 @@
+// Package server is the planning-poker HTTP server: the API of issue 4 over
+// the poker domain, the embedded web UI, Server-Sent Events, /healthz,
+// /metrics and a live /status page. cmd/poker wires it to flags and signals.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/checkpoint/file"
+	"github.com/reactorgo/reactor/gateway"
+	"github.com/reactorgo/reactor/journal"
+	"github.com/reactorgo/reactor/poker"
+)
+
+// MaxBodyBytes is the largest request body accepted (413 beyond).
+const MaxBodyBytes = 16 << 10
+
+// Config configures a Server. Zero values mean the documented defaults.
+type Config struct {
+	// DataDir holds the journal (DataDir/journal) and the checkpoints
+	// (DataDir/checkpoints). Required.
+	DataDir string
+	// RoomTTL closes a room after this long without a command (default 24h).
+	RoomTTL time.Duration
+	// Heartbeat is the interval of keep-alive comments on event streams
+	// (default 15s).
+	Heartbeat time.Duration
+	// CheckpointInterval is how often rooms are checkpointed and the journal
+	// trimmed (default: the runtime's, 30s).
+	CheckpointInterval time.Duration
+	// Logger receives the server's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Server is a running planning-poker server: runtime, journal, rooms and
+// the HTTP handler. Close it to stop.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	journal *journal.Journal
+	rt      *reactor.Runtime
+	rooms   *poker.Rooms
+	mux     *http.ServeMux
+	errs    *gateway.ErrorMapper
+	reg     *prometheus.Registry
+	http    *httpMetrics
+	started time.Time
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens the journal and checkpoints under cfg.DataDir, restores every
+// room (checkpoints, then journal replay) and returns a server ready to
+// serve.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("server: Config.DataDir is required")
+	}
+	if cfg.RoomTTL <= 0 {
+		cfg.RoomTTL = 24 * time.Hour
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = gateway.DefaultHeartbeat
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("server: create data dir: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now()}
+	store, err := file.Open(file.Options{Dir: filepath.Join(cfg.DataDir, "checkpoints")})
+	if err != nil {
+		return nil, fmt.Errorf("server: open checkpoints: %w", err)
+	}
+	s.journal, err = journal.Open(ctx, journal.Options{Dir: filepath.Join(cfg.DataDir, "journal"), Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("server: open journal: %w", err)
+	}
+	s.rt, err = reactor.New(reactor.Config{
+		Store: store, Journal: s.journal, Logger: cfg.Logger, CheckpointInterval: cfg.CheckpointInterval,
+	})
+	if err != nil {
+		s.journal.Close()
+		return nil, fmt.Errorf("server: runtime: %w", err)
+	}
+	s.rooms, err = poker.Register(s.rt, poker.Options{
+		TTL: cfg.RoomTTL, Logger: cfg.Logger, Extra: []reactor.Option{reactor.Journaled()},
+	})
+	if err != nil {
+		s.journal.Close()
+		return nil, err
+	}
+	began := time.Now()
+	if err := s.rt.Start(ctx); err != nil {
+		_ = s.rt.Close(context.Background())
+		s.journal.Close()
+		return nil, fmt.Errorf("server: start runtime: %w", err)
+	}
+	s.log.Info("poker: rooms restored", "took", time.Since(began).Round(time.Millisecond), "data", cfg.DataDir)
+	s.errs = newErrorMapper(cfg.Logger)
+	s.reg = prometheus.NewRegistry()
+	s.http = newHTTPMetrics()
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&collector{s: s}, s.http.requests, s.http.latency)
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.logRequests(s.mux) }
+
+// Rooms returns the domain the server exposes.
+func (s *Server) Rooms() *poker.Rooms { return s.rooms }
+
+// CloseStreams ends every open event stream (clients reconnect), so that
+// http.Server.Shutdown does not wait for them. Register it with
+// http.Server.RegisterOnShutdown.
+func (s *Server) CloseStreams() { s.rooms.CloseStreams() }
+
+// Close stops the rooms (saving their state), the runtime and the journal.
+// Shut the HTTP server down first. Calling Close again returns the first
+// result.
+func (s *Server) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.rooms.Close()
+		err := s.rt.Close(ctx)
+		if jerr := s.journal.Close(); jerr != nil {
+			err = errors.Join(err, fmt.Errorf("server: close journal: %w", jerr))
+		}
+		s.closeErr = err
+	})
+	return s.closeErr
+}
+
+// logRequests logs each request's method, route, status and duration. It
+// never logs the query string or headers (tokens travel there).
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		began := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		d := time.Since(began)
+		s.http.observe(route, sw.status, d)
+		if strings.HasPrefix(route, "GET /api/rooms/{room}/events") || route == "GET /metrics" || route == "GET /healthz" {
+			return
+		}
+		lvl := slog.LevelDebug
+		if sw.status >= 500 {
+			lvl = slog.LevelWarn
+		}
+		s.log.Log(r.Context(), lvl, "http", "method", r.Method, "route", route, "status", sw.status, "took", d)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach Flush and SetWriteDeadline.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
