@@ -1,0 +1,389 @@
+// Command sqlbench measures the DB server reactor against the conventional
+// design on the same workload, in the same run: random transfers among N
+// accounts by C concurrent clients, every transfer durably committed before
+// its reply, the sum of balances checked at the end.
+//
+//	go run ./cmd/sqlbench -modes all -duration 10s
+//
+// Modes: reactor-sqlite (modernc.org/sqlite), reactor-sqlite-cgo
+// (mattn/go-sqlite3), reactor-postgres, conv-serializable (C connections,
+// SERIALIZABLE, retried on serialization failure), conv-forupdate (C
+// connections, READ COMMITTED, SELECT ... FOR UPDATE in a fixed lock order).
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/mattn/go-sqlite3" // the cgo driver, measured against modernc
+	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/examples/bank/bank"
+	"github.com/reactorgo/reactor/sqlreactor"
+	"github.com/reactorgo/reactor/sqlreactor/postgres"
+	"github.com/reactorgo/reactor/sqlreactor/sqlite"
+)
+
+const initial = 1_000_000
+
+type config struct {
+	accounts, clients int
+	duration          time.Duration
+	dsn, dir          string
+}
+
+type result struct {
+	mode       string
+	ops        int64
+	failed     int64 // transfers answered with an error (overdraft)
+	retries    int64 // serialization failures / deadlocks retried
+	elapsed    time.Duration
+	lat        []time.Duration
+	invariant  string
+	batches    uint64
+	maxBatch   uint64
+	cacheHits  uint64
+	cacheMiss  uint64
+	commitFail uint64
+}
+
+func main() {
+	var cfg config
+	modes := flag.String("modes", "all", "comma-separated modes, or all")
+	flag.IntVar(&cfg.accounts, "accounts", 10_000, "accounts")
+	flag.IntVar(&cfg.clients, "clients", 64, "concurrent clients")
+	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time per mode")
+	flag.StringVar(&cfg.dsn, "dsn", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL DSN")
+	flag.StringVar(&cfg.dir, "dir", "", "directory for SQLite files (default: a temporary directory)")
+	flag.Parse()
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if cfg.dir == "" {
+		d, err := os.MkdirTemp("", "sqlbench")
+		if err != nil {
+			fatal(err)
+		}
+		defer os.RemoveAll(d)
+		cfg.dir = d
+	}
+	all := []string{"reactor-sqlite", "reactor-sqlite-cgo", "reactor-postgres", "conv-serializable", "conv-forupdate"}
+	list := all
+	if *modes != "all" {
+		list = strings.Split(*modes, ",")
+	}
+	fmt.Printf("sqlbench: %s, GOMAXPROCS=%d, NumCPU=%d, %d accounts, %d clients, %s per mode\n\n",
+		runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), cfg.accounts, cfg.clients, cfg.duration)
+	fmt.Printf("%-20s %10s %8s %8s %8s %8s %9s %8s %s\n", "mode", "xfers/s", "p50", "p99", "p99.9", "retries", "avgbatch", "fails", "invariant")
+	for _, m := range list {
+		var r result
+		var err error
+		switch m {
+		case "reactor-sqlite":
+			r, err = runReactor(cfg, m, "sqlite")
+		case "reactor-sqlite-cgo":
+			r, err = runReactor(cfg, m, "sqlite3")
+		case "reactor-postgres":
+			r, err = runReactor(cfg, m, "postgres")
+		case "conv-serializable":
+			r, err = runConventional(cfg, m, true)
+		case "conv-forupdate":
+			r, err = runConventional(cfg, m, false)
+		default:
+			err = fmt.Errorf("unknown mode %q", m)
+		}
+		if err != nil {
+			fmt.Printf("%-20s error: %v\n", m, err)
+			continue
+		}
+		report(r)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "sqlbench:", err)
+	os.Exit(1)
+}
+
+func pct(lat []time.Duration, p float64) time.Duration {
+	if len(lat) == 0 {
+		return 0
+	}
+	return lat[min(len(lat)-1, int(float64(len(lat))*p))]
+}
+
+func report(r result) {
+	slices.Sort(r.lat)
+	avg := "-"
+	if r.batches > 0 {
+		avg = fmt.Sprintf("%.1f", float64(r.ops+r.failed)/float64(r.batches))
+	}
+	fmt.Printf("%-20s %10.0f %8s %8s %8s %8d %9s %8d %s\n", r.mode, float64(r.ops)/r.elapsed.Seconds(),
+		pct(r.lat, 0.50).Round(time.Microsecond), pct(r.lat, 0.99).Round(time.Microsecond), pct(r.lat, 0.999).Round(time.Microsecond),
+		r.retries, avg, r.failed, r.invariant)
+	if r.cacheHits+r.cacheMiss > 0 {
+		fmt.Printf("%-20s cache hits %d, misses %d, max batch %d, commit failures %d\n", "", r.cacheHits, r.cacheMiss, r.maxBatch, r.commitFail)
+	}
+}
+
+// drive runs clients calling op until the duration ends.
+func drive(cfg config, op func(client int, n int, rng *rand.Rand) (bool, int, error)) (result, error) {
+	var r result
+	var ops, failed, retries atomic.Int64
+	lats := make([][]time.Duration, cfg.clients)
+	var firstErr atomic.Value
+	deadline := time.Now().Add(cfg.duration)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := range cfg.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), 42))
+			lat := make([]time.Duration, 0, 1<<16)
+			for n := 0; time.Now().Before(deadline); n++ {
+				t0 := time.Now()
+				ok, retried, err := op(c, n, rng)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				lat = append(lat, time.Since(t0))
+				retries.Add(int64(retried))
+				if ok {
+					ops.Add(1)
+				} else {
+					failed.Add(1)
+				}
+			}
+			lats[c] = lat
+		}()
+	}
+	wg.Wait()
+	r.elapsed = time.Since(start)
+	if e, _ := firstErr.Load().(error); e != nil {
+		return r, e
+	}
+	r.ops, r.failed, r.retries = ops.Load(), failed.Load(), retries.Load()
+	for _, l := range lats {
+		r.lat = append(r.lat, l...)
+	}
+	return r, nil
+}
+
+func pick(rng *rand.Rand, n int) (string, string, int64) {
+	a := rng.IntN(n)
+	b := rng.IntN(n - 1)
+	if b >= a {
+		b++
+	}
+	return acct(a), acct(b), 1 + rng.Int64N(100)
+}
+
+func acct(i int) string { return fmt.Sprintf("acct%05d", i) }
+
+var seed = sqlreactor.Define("sqlbench.seed", func(tx *sqlreactor.Tx, n int) (int, error) {
+	for i := range n {
+		if _, err := tx.Exec(`INSERT INTO accounts (id, balance) VALUES (?, ?)`, acct(i), initial); err != nil {
+			return i, err
+		}
+		if _, err := tx.Exec(`INSERT INTO entries (xkey, src, dst, amount, at) VALUES (?, '', ?, ?, 0)`, "seed"+acct(i), acct(i), initial); err != nil {
+			return i, err
+		}
+		tx.Put("acct:"+acct(i), int64(initial)) // warm, as in a long-running server
+	}
+	return n, nil
+})
+
+func freshSchema(dsn, name string) error {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DROP SCHEMA IF EXISTS ` + name + ` CASCADE`); err != nil {
+		return err
+	}
+	_, err = db.Exec(`CREATE SCHEMA ` + name)
+	return err
+}
+
+func runReactor(cfg config, mode, backend string) (result, error) {
+	ctx := context.Background()
+	var db *sqlreactor.DB
+	var err error
+	switch backend {
+	case "postgres":
+		if err := freshSchema(cfg.dsn, "sqlbench_reactor"); err != nil {
+			return result{}, err
+		}
+		db, err = postgres.Open(ctx, postgres.Options{DSN: cfg.dsn, SearchPath: "sqlbench_reactor", Schema: bank.Schema})
+	default:
+		db, err = sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(cfg.dir, mode+".db"), Driver: backend, Schema: bank.Schema})
+	}
+	if err != nil {
+		return result{}, err
+	}
+	defer db.Close()
+	rt, err := reactor.New(reactor.Config{})
+	if err != nil {
+		return result{}, err
+	}
+	ref, err := bank.Register(rt, "/bank", db)
+	if err != nil {
+		return result{}, err
+	}
+	if err := rt.Start(ctx); err != nil {
+		return result{}, err
+	}
+	defer rt.Close(ctx)
+	if _, err := seed.Call(ctx, ref, cfg.accounts); err != nil {
+		return result{}, fmt.Errorf("seed: %w", err)
+	}
+	before := db.Stats()
+	r, err := drive(cfg, func(c, n int, rng *rand.Rand) (bool, int, error) {
+		from, to, amt := pick(rng, cfg.accounts)
+		_, err := bank.TransferMoney.Call(ctx, ref, bank.Transfer{Key: fmt.Sprintf("c%d-%d", c, n), From: from, To: to, Amount: amt})
+		if errors.Is(err, bank.ErrOverdraft) {
+			return false, 0, nil
+		}
+		return err == nil, 0, err
+	})
+	if err != nil {
+		return r, err
+	}
+	after := db.Stats()
+	r.mode = mode
+	r.batches = after.Batches - before.Batches
+	r.maxBatch = after.MaxBatch
+	r.cacheHits, r.cacheMiss = after.Cache.Hits-before.Cache.Hits, after.Cache.Misses-before.Cache.Misses
+	r.commitFail = after.CommitFailures
+	bal, dep, err := bank.Total(ctx, db)
+	r.invariant = invariant(bal, dep, int64(cfg.accounts)*initial, err)
+	return r, nil
+}
+
+func invariant(bal, dep, want int64, err error) string {
+	switch {
+	case err != nil:
+		return "ERROR " + err.Error()
+	case bal != want || dep != want:
+		return fmt.Sprintf("BROKEN: sum %d, deposits %d, want %d", bal, dep, want)
+	}
+	return fmt.Sprintf("ok (sum %d)", bal)
+}
+
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+func runConventional(cfg config, mode string, serializable bool) (result, error) {
+	ctx := context.Background()
+	schema := "sqlbench_conv"
+	if err := freshSchema(cfg.dsn, schema); err != nil {
+		return result{}, err
+	}
+	db, err := postgres.OpenDB(cfg.dsn, schema)
+	if err != nil {
+		return result{}, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(cfg.clients)
+	db.SetMaxIdleConns(cfg.clients)
+	for _, s := range bank.Schema {
+		if _, err := db.Exec(s); err != nil {
+			return result{}, err
+		}
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		return result{}, err
+	}
+	for i := range cfg.accounts {
+		if _, err := tx.Exec(`INSERT INTO accounts (id, balance) VALUES ($1, $2)`, acct(i), initial); err != nil {
+			return result{}, err
+		}
+		if _, err := tx.Exec(`INSERT INTO entries (xkey, src, dst, amount, at) VALUES ($1, '', $2, $3, 0)`, "seed"+acct(i), acct(i), initial); err != nil {
+			return result{}, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return result{}, err
+	}
+	iso := sql.LevelReadCommitted
+	if serializable {
+		iso = sql.LevelSerializable
+	}
+	transfer := func(key, from, to string, amt int64, now int64) (bool, error) {
+		tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: iso})
+		if err != nil {
+			return false, err
+		}
+		defer tx.Rollback()
+		res, err := tx.Exec(`INSERT INTO entries (xkey, src, dst, amount, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (xkey) DO NOTHING`, key, from, to, amt, now)
+		if err != nil {
+			return false, err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return true, tx.Commit() // already done
+		}
+		lock := ""
+		if !serializable {
+			lock = " FOR UPDATE"
+		}
+		// Fixed lock order: the smaller id first.
+		first, second := from, to
+		if second < first {
+			first, second = second, first
+		}
+		bal := map[string]int64{}
+		for _, id := range []string{first, second} {
+			var b int64
+			if err := tx.QueryRow(`SELECT balance FROM accounts WHERE id = $1`+lock, id).Scan(&b); err != nil {
+				return false, err
+			}
+			bal[id] = b
+		}
+		if bal[from] < amt {
+			return false, nil // overdraft: rolled back
+		}
+		if _, err := tx.Exec(`UPDATE accounts SET balance = balance - $1 WHERE id = $2`, amt, from); err != nil {
+			return false, err
+		}
+		if _, err := tx.Exec(`UPDATE accounts SET balance = balance + $1 WHERE id = $2`, amt, to); err != nil {
+			return false, err
+		}
+		return true, tx.Commit()
+	}
+	r, err := drive(cfg, func(c, n int, rng *rand.Rand) (bool, int, error) {
+		from, to, amt := pick(rng, cfg.accounts)
+		key := fmt.Sprintf("c%d-%d", c, n)
+		for retries := 0; ; retries++ {
+			ok, err := transfer(key, from, to, amt, time.Now().UnixNano())
+			if err != nil && retryable(err) && retries < 1000 {
+				continue
+			}
+			return ok, retries, err
+		}
+	})
+	if err != nil {
+		return r, err
+	}
+	r.mode = mode
+	var bal, dep int64
+	err = db.QueryRow(`SELECT COALESCE(SUM(balance),0), (SELECT COALESCE(SUM(amount),0) FROM entries WHERE src = '') FROM accounts`).Scan(&bal, &dep)
+	r.invariant = invariant(bal, dep, int64(cfg.accounts)*initial, err)
+	return r, nil
+}
