@@ -60,6 +60,21 @@ func settledMemInUse() uint64 {
 	return prev
 }
 
+// waitGoroutines waits until at most n goroutines are left: libraries that
+// start a goroutine per actor to handle its first messages must have let
+// them exit before the population counts as idle.
+func waitGoroutines(b *testing.B, n int) {
+	b.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for runtime.NumGoroutine() > n {
+		if time.Now().After(deadline) {
+			b.Logf("%d goroutines still running, want at most %d: counting their stacks", runtime.NumGoroutine(), n)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // IdlePopulation sizes for the idle-actor benchmarks: the reactor target is
 // stated for 1M children; the libraries are measured at 100K (bytes per
 // actor do not depend on the count) to keep the run short. -short divides
@@ -79,11 +94,13 @@ func MeasureIdle(b *testing.B, n int, spawn func(b *testing.B, n int) (keep any,
 	var total float64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
+		goroutines := runtime.NumGoroutine()
 		before := settledMemInUse()
 		b.StartTimer()
 		keep, release := spawn(b, n)
 		b.StopTimer()
-		after := MemInUse()
+		waitGoroutines(b, goroutines+64)
+		after := settledMemInUse()
 		runtime.KeepAlive(keep)
 		total += (float64(after) - float64(before)) / float64(n)
 		release()
