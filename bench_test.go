@@ -2,11 +2,19 @@ package reactor_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/checkpoint/file"
+	"github.com/reactorgo/reactor/journal"
 )
 
 // Sink counts messages; the fire-and-forget benchmark's target.
@@ -217,4 +225,109 @@ func BenchmarkIdleChildren(b *testing.B) {
 	b.ReportMetric(perChild, "bytes/child")
 	b.ReportMetric(perChild-16, "bytes/child-over-state")
 	runtime.KeepAlive(rt)
+}
+
+// Ledger is a journaled service for the durable benchmarks.
+type Ledger struct{ N int64 }
+
+// Payload is a 100-byte request that encodes as itself (BinaryMarshaler).
+type Payload [100]byte
+
+func (p Payload) MarshalBinary() ([]byte, error) { return p[:], nil }
+
+func (p *Payload) UnmarshalBinary(b []byte) error {
+	if len(b) != len(p) {
+		return fmt.Errorf("payload: %d bytes", len(b))
+	}
+	copy(p[:], b)
+	return nil
+}
+
+func (l *Ledger) Add(_ *reactor.Ctx, p Payload) (int64, error) { l.N++; return l.N, nil }
+
+var ledgerAdd = reactor.Method("bench.ledger.add", (*Ledger).Add)
+
+func openBenchLedger(b *testing.B, services int) (*reactor.Runtime, []reactor.Ref) {
+	dir := b.TempDir()
+	j, err := journal.Open(context.Background(), journal.Options{Dir: filepath.Join(dir, "journal"), Logger: discardLogger})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { j.Close() })
+	store, err := file.Open(file.Options{Dir: filepath.Join(dir, "checkpoints")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt := newRuntime(b, reactor.Config{Journal: j, Store: store, Logger: discardLogger})
+	if err := reactor.RegisterChildren(rt, "/ledgers", func(string) *Ledger { return &Ledger{} }, reactor.Journaled()); err != nil {
+		b.Fatal(err)
+	}
+	start(b, rt)
+	refs := make([]reactor.Ref, services)
+	for i := range refs {
+		refs[i] = rt.Ref("/ledgers/" + strconv.Itoa(i))
+	}
+	return rt, refs
+}
+
+// BenchmarkJournaledSend: 64 producers, each with up to 64 durable sends in
+// flight (4096 goroutines blocked in Send until their fsync), 100-byte
+// requests, Sync durability, to 64 journaled services.
+func BenchmarkJournaledSend(b *testing.B) {
+	_, refs := openBenchLedger(b, 64)
+	ctx := context.Background()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	b.ResetTimer()
+	for p := range 64 * 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var payload Payload
+			for next.Add(1) <= int64(b.N) {
+				if err := ledgerAdd.Send(ctx, refs[p%64], payload); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkJournaledCallSequential: one caller, durable calls one after the
+// other: the latency of one group commit plus the turn.
+func BenchmarkJournaledCallSequential(b *testing.B) {
+	_, refs := openBenchLedger(b, 1)
+	ctx := context.Background()
+	var payload Payload
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := ledgerAdd.Call(ctx, refs[0], payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRawFdatasync is the baseline for the sequential figure: one
+// 100-byte write and one fdatasync on the same disk.
+func BenchmarkRawFdatasync(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "raw"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	var rec [100]byte
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := f.Write(rec[:]); err != nil {
+			b.Fatal(err)
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -40,7 +40,8 @@ func (f *family) child(key string) *service {
 	f.mu.Lock()
 	s := f.m[key]
 	if s == nil {
-		s = &service{kind: f.kind, key: key, size: f.baseSize(key)}
+		s = &service{kind: f.kind, path: f.kind.addr + "/" + key, size: f.baseSize(key)}
+		key = s.key() // the map key shares the path's bytes
 		if f.kind.opts.journaled {
 			s.js = &jstate{}
 		}
@@ -154,7 +155,7 @@ func (f *family) evict(s *service) bool {
 	s.dead = true
 	s.active = 0
 	s.obj = nil
-	delete(f.m, s.key)
+	delete(f.m, s.key())
 	f.unlink(s)
 	f.bytes -= s.size
 	f.kind.stats.evicted.Add(1)
@@ -167,7 +168,7 @@ func (f *family) resize(s *service) {
 	if !ok {
 		return
 	}
-	n := f.baseSize(s.key) + int64(sz.SizeHint())
+	n := f.baseSize(s.key()) + int64(sz.SizeHint())
 	f.mu.Lock()
 	if !s.dead {
 		f.bytes += n - s.size

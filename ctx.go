@@ -86,7 +86,7 @@ func (c *Ctx) Rand() *rand.Rand {
 func (c *Ctx) Self() Ref { return c.rt.ref(c.svc.addr(), c.svc) }
 
 // Key is the child key of a keyed child ("42" for /rooms/42), or "".
-func (c *Ctx) Key() string { return c.svc.key }
+func (c *Ctx) Key() string { return c.svc.key() }
 
 // Replaying reports whether the current message is being replayed from the
 // journal. Outbound sends and timers are suppressed during replay already;

@@ -83,7 +83,11 @@ func originKey(seq uint64, n int) string {
 func (m *MethodOf[S, Req, Resp]) postJournaled(ctx context.Context, to Ref, svc *service, req Req, e envelope, wait bool, key string) error {
 	rt := svc.kind.rt
 	c, internal := ctx.(*Ctx)
-	payload, err := rt.cfg.Codec.Marshal(req)
+	var boxed any = e.arg // already boxed for the inbox: encode that, not a second copy
+	if boxed == nil {
+		boxed = req
+	}
+	payload, err := rt.cfg.Codec.Marshal(boxed)
 	if err != nil {
 		return fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, err)
 	}
@@ -372,6 +376,7 @@ func (rt *Runtime) replay(ctx context.Context) error {
 	for _, resend := range resends {
 		resend()
 	}
+
 	// Start returns once the resent messages are durable: the senders'
 	// next checkpoints cover inputs whose sends only these records carry.
 	last := j.LastSeq()

@@ -373,7 +373,7 @@ func (rt *Runtime) Ref(addr string) Ref {
 }
 
 func (rt *Runtime) ref(addr string, s *service) Ref {
-	if s.key != "" {
+	if s.path != "" {
 		s = nil // children may be evicted; resolve them each time
 	}
 	return Ref{rt: rt, addr: addr, svc: s}

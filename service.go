@@ -67,7 +67,7 @@ type kindStats struct {
 type service struct {
 	mu       sync.Mutex
 	kind     *kind
-	key      string // child key, "" for top-level services
+	path     string // the child's full address ("/rooms/42"); "" for top-level services
 	obj      any    // *S; nil until loaded. Owned by the running turn.
 	inbox    ring[envelope]
 	active   int32 // turns queued or running (≤ 1 unless Workers)
@@ -88,10 +88,18 @@ type service struct {
 }
 
 func (s *service) addr() string {
-	if s.key == "" {
+	if s.path == "" {
 		return s.kind.addr
 	}
-	return s.kind.addr + "/" + s.key
+	return s.path
+}
+
+// key is a child's key ("42" for /rooms/42), "" for top-level services.
+func (s *service) key() string {
+	if s.path == "" {
+		return ""
+	}
+	return s.path[len(s.kind.addr)+1:]
 }
 
 func (s *service) capacity() int { return s.kind.opts.inboxSize }
@@ -128,7 +136,7 @@ func (s *service) enqueue(e envelope, how admission) error {
 			s.js.firstUnsaved = e.meta.seq
 		}
 	}
-	if s.inbox.buf == nil && s.key == "" {
+	if s.inbox.buf == nil && s.path == "" {
 		s.inbox.buf = make([]envelope, ceilPow2(s.capacity()))
 	}
 	s.inbox.push(e)
@@ -137,7 +145,7 @@ func (s *service) enqueue(e envelope, how admission) error {
 		s.active++
 	}
 	s.mu.Unlock()
-	if s.key != "" {
+	if s.path != "" {
 		s.kind.stats.received.Add(1) // top-level services derive it in Stats
 	}
 	if schedule {
@@ -279,7 +287,7 @@ func (s *service) handle(w *worker, batch []envelope) []envelope {
 		}
 	}
 	c.end()
-	if s.key != "" {
+	if s.path != "" {
 		atomic.StoreInt64(&s.lastUsed, rt.coarseNow())
 	}
 	return batch[:0]
@@ -307,7 +315,7 @@ func (s *service) endTurn() {
 	more := s.inbox.n > 0 && (s.active == 1 || s.inbox.n >= int(s.active))
 	if !more {
 		s.active--
-		if s.key != "" && s.inbox.n == 0 && s.active == 0 {
+		if s.path != "" && s.inbox.n == 0 && s.active == 0 {
 			s.inbox.buf, s.inbox.head = nil, 0 // an idle child keeps no inbox buffer
 		}
 	}
@@ -382,7 +390,7 @@ func (s *service) safely(c *Ctx, hook string, fn func()) {
 // (if activate) calls OnActive.
 func (s *service) load(c *Ctx, activate bool) error {
 	k := s.kind
-	obj := k.newChild(s.key)
+	obj := k.newChild(s.key())
 	if obj == nil || reflect.ValueOf(obj).IsNil() {
 		return fmt.Errorf("reactor: child factory for %s returned nil", s.addr())
 	}
