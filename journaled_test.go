@@ -587,3 +587,42 @@ func (f procFile) Truncate(n int64) error {
 	}
 	return f.File.Truncate(n)
 }
+
+// TestDiskFullFailsTheBatchOnly: ENOSPC on the journal write fails the calls
+// of that batch, applies nothing of them, keeps what was acknowledged before,
+// and the service works again once space returns.
+func TestDiskFullFailsTheBatchOnly(t *testing.T) {
+	fsys := faultfs.New()
+	app, err := openDurable(t, fsys, "/d", reactor.Config{Logger: discardLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ref := app.rt.Ref("/streams/x")
+	for i := 1; i <= 3; i++ {
+		if _, err := streamPut.Call(ctx, ref, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fsys.FailNth(faultfs.OpWrite, 1, syscall.ENOSPC)
+	if _, err := streamPut.Call(ctx, ref, 4); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("call over a full disk: %v", err)
+	}
+	if n, err := streamPut.Call(ctx, ref, 4); err != nil || n != 4 {
+		t.Fatalf("after space returned: %d %v", n, err)
+	}
+	s, _ := streamDump.Call(ctx, ref, struct{}{})
+	if fmt.Sprint(s.Seen) != "[1 2 3 4]" {
+		t.Fatalf("state %v", s.Seen)
+	}
+	app.close(t)
+	app, err = openDurable(t, fsys, "/d", reactor.Config{Logger: discardLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.close(t)
+	s, _ = streamDump.Call(ctx, app.rt.Ref("/streams/x"), struct{}{})
+	if fmt.Sprint(s.Seen) != "[1 2 3 4]" {
+		t.Fatalf("after restart %v", s.Seen)
+	}
+}
