@@ -59,6 +59,7 @@ func startPoker(t *testing.T, bin, data string) *proc {
 		}
 		exited := make(chan struct{})
 		p := &proc{cmd: cmd, url: "http://" + addr, log: &log, exited: exited}
+		t.Cleanup(p.kill9)
 		go func() { _ = cmd.Wait(); close(exited) }()
 		deadline := time.Now().Add(20 * time.Second)
 		for time.Now().Before(deadline) {

@@ -38,6 +38,7 @@ func run(args []string) error {
 	addr := fs.String("addr", ":8080", "`address` to listen on (host:port; port 0 picks a free one, printed in the log)")
 	data := fs.String("data", "./data", "`directory` for durable state: the journal in DIR/journal, checkpoints in DIR/checkpoints")
 	ttl := fs.Duration("room-ttl", 24*time.Hour, "close and remove a room after this `duration` without activity (e.g. 30m, 8h)")
+	cpEvery := fs.Duration("checkpoint-interval", 30*time.Second, "how often modified rooms are checkpointed and the journal trimmed")
 	verbose := fs.Bool("v", false, "log every HTTP request (never tokens)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: poker [flags]\n\nServes the planning-poker web UI and API. Rooms survive crashes: every\ncommand answered 201/202 is in the fsynced journal under -data.\n\nFlags:\n")
@@ -59,7 +60,7 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	srv, err := server.New(ctx, server.Config{DataDir: *data, RoomTTL: *ttl, Logger: log})
+	srv, err := server.New(ctx, server.Config{DataDir: *data, RoomTTL: *ttl, CheckpointInterval: *cpEvery, Logger: log})
 	if err != nil {
 		return err
 	}
