@@ -273,13 +273,17 @@ func (m *MethodOf[S, Req, Resp]) Call(ctx context.Context, to Ref, req Req) (Res
 		m.calls.Put(sc)
 		return zero, err
 	}
-	select {
-	case <-sc.done:
-	case <-ctx.Done():
-		if sc.state.CompareAndSwap(0, 2) {
-			return zero, fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, ctx.Err())
-		}
+	if sc.state.Load() == 1 { // answered already (the turn ran on this goroutine)
 		<-sc.done
+	} else {
+		select {
+		case <-sc.done:
+		case <-ctx.Done():
+			if sc.state.CompareAndSwap(0, 2) {
+				return zero, fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, ctx.Err())
+			}
+			<-sc.done
+		}
 	}
 	resp, err := sc.resp, sc.err
 	sc.reset()

@@ -273,9 +273,8 @@ func (s *service) handle(w *worker, batch []envelope) []envelope {
 		if h, ok := s.obj.(BatchStarter); ok {
 			s.safely(c, "BeforeBatch", func() { h.BeforeBatch(c) })
 		}
-		for i := range batch {
-			s.deliver(c, &batch[i])
-			batch[i] = envelope{}
+		for i := 0; i < len(batch); {
+			i = s.deliverFrom(c, batch, i)
 		}
 		if h, ok := s.obj.(BatchEnder); ok {
 			s.safely(c, "AfterBatch", func() { h.AfterBatch(c) })
@@ -356,16 +355,45 @@ func (s *service) tryInline(e envelope) bool {
 	return true
 }
 
+// deliverFrom runs batch[i:] in order, clearing each slot, until the end or
+// a panic; a panic fails that one message (its sender gets a *PanicError)
+// and deliverFrom returns the index after it, so the batch goes on. One
+// deferred recover per batch instead of one per message.
+func (s *service) deliverFrom(c *Ctx, batch []envelope, i int) (next int) {
+	next = i
+	defer func() {
+		if p := recover(); p != nil {
+			s.panicked(c, &batch[next], p)
+			batch[next] = envelope{}
+			next++
+		}
+	}()
+	for ; next < len(batch); next++ {
+		e := &batch[next]
+		c.message(e)
+		if e.meta != nil && s.js != nil {
+			s.js.applied = max(s.js.applied, e.meta.seq)
+		}
+		e.m.invoke(c, s.obj, e)
+		batch[next] = envelope{}
+	}
+	return next
+}
+
+func (s *service) panicked(c *Ctx, e *envelope, p any) {
+	s.kind.stats.panics.Add(1)
+	err := newPanicError(s.addr(), e.m.methodName(), p)
+	s.kind.rt.log.Error("reactor: handler panicked", "service", s.addr(), "method", e.m.methodName(), "panic", fmt.Sprint(p))
+	if !c.replied {
+		e.m.fail(e, err)
+	}
+}
+
 // deliver runs one message, turning a panic into an error for its sender.
 func (s *service) deliver(c *Ctx, e *envelope) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.kind.stats.panics.Add(1)
-			err := newPanicError(s.addr(), e.m.methodName(), p)
-			s.kind.rt.log.Error("reactor: handler panicked", "service", s.addr(), "method", e.m.methodName(), "panic", fmt.Sprint(p))
-			if !c.replied {
-				e.m.fail(e, err)
-			}
+			s.panicked(c, e, p)
 		}
 	}()
 	c.message(e)
