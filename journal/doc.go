@@ -6,12 +6,15 @@
 // # Writing
 //
 // Append assigns the next sequence number (1, 2, 3, … for the journal's
-// whole life) and queues the record for a single writer goroutine, which
-// owns the active segment file. The writer group-commits: it takes every
-// record queued since its last commit, encodes them into one reused buffer,
-// does one write() and, in Sync mode, one fdatasync for the whole batch, and
-// then calls the records' done callbacks in seq order. A done callback with a
-// nil error means the record is durable per the Durability mode:
+// whole life), encodes the record (checksummed for the active segment) into
+// the shared queue buffer and queues it for a single writer goroutine, which
+// owns the active segment file. The writer group-commits: it swaps out every
+// record queued since its last commit (the buffers are double-buffered, so
+// Appends go on meanwhile), does one write() and, in Sync mode, one
+// fdatasync for the whole batch, and hands the batch to a notifier goroutine,
+// which calls the records' done callbacks in seq order while the writer
+// already writes and syncs the next batch. A done callback with a nil error
+// means the record is durable per the Durability mode:
 //
 //   - Sync() (default): covered by a successful fdatasync. Survives power loss.
 //   - Interval(d): written to the OS; fdatasync at most every d. A process

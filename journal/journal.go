@@ -23,18 +23,22 @@ type Journal struct {
 	lock    io.Closer
 	saltSum uint32 // of the active segment; writer-owned
 
-	// mu guards the append queue and the lifecycle flags.
-	mu       sync.Mutex
-	seq      uint64 // last seq handed out
-	queue    []entry
-	inflight int           // appended, done not yet called
-	spaceCh  chan struct{} // closed when inflight drops or on close; nil if nobody waits
-	closed   bool
-	failErr  error // non-nil after fail-stop
+	// mu guards the append queue, its encoded bytes and the lifecycle flags.
+	mu         sync.Mutex
+	seq        uint64 // last seq handed out
+	queue      []entry
+	qbuf       []byte        // queue's records, encoded under encSaltSum by Append
+	encSaltSum uint32        // saltCRC of the active segment; set by the writer
+	inflight   int           // appended, done not yet called
+	spaceCh    chan struct{} // closed when inflight drops or on close; nil if nobody waits
+	closed     bool
+	failErr    error // non-nil after fail-stop
 
 	wakeCh   chan struct{}
 	closing  chan struct{}
 	stopped  chan struct{}
+	notes    chan note    // writer -> notifier: finished groups, in seq order
+	freeQ    chan []entry // notifier -> writer: recycled queue slices
 	closeMu  sync.Mutex
 	closeErr error
 
@@ -60,9 +64,21 @@ type segMeta struct {
 	firstSeq uint64
 }
 
+// entry is a queued record; its encoding is in Journal.qbuf (Append
+// encodes it there, so the writer only writes and syncs).
 type entry struct {
-	rec  Record
 	done func(seq uint64, err error)
+	seq  uint64
+	n    int // encoded size
+}
+
+// note is a finished group handed from the writer to the notifier goroutine,
+// which calls its done callbacks. batch[from:to] is the group; the notifier
+// recycles batch once it has handled its last group (to == len(batch)).
+type note struct {
+	batch    []entry
+	from, to int
+	err      error
 }
 
 type stats struct {
@@ -114,6 +130,8 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 		wakeCh:  make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		stopped: make(chan struct{}),
+		notes:   make(chan note, 8),
+		freeQ:   make(chan []entry, 2),
 	}
 	if err := j.fs.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("journal: create dir: %w", err)
@@ -134,7 +152,9 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 		return nil, err
 	}
 	j.lastSync = time.Now()
-	go j.run()
+	notified := make(chan struct{})
+	go j.notify(notified)
+	go j.run(notified)
 	return j, nil
 }
 
@@ -182,6 +202,7 @@ func (j *Journal) recover(ctx context.Context) error {
 	j.activeOff = last.DataEnd
 	j.activeEnd = last.DataEnd
 	j.saltSum = saltCRC(last.Salt)
+	j.encSaltSum = j.saltSum
 	if last.DataEnd != last.Size {
 		if err := f.Truncate(last.DataEnd); err != nil {
 			return fmt.Errorf("journal: truncate torn tail: %w", err)
@@ -218,6 +239,15 @@ func (j *Journal) createSegment(firstSeq uint64) error {
 	j.active = f
 	j.activeOff = segHeaderSize
 	j.saltSum = saltCRC(salt)
+	// Records queued since the writer's last swap were encoded under the old
+	// salt: re-checksum them, so that Append and the queue agree with the
+	// active segment again.
+	j.mu.Lock()
+	if j.encSaltSum != j.saltSum {
+		j.encSaltSum = j.saltSum
+		recrc(j.qbuf, j.queue, j.saltSum)
+	}
+	j.mu.Unlock()
 	j.segMu.Lock()
 	if n := len(j.segs); n > 0 && j.segs[n-1].name == name {
 		j.segs[n-1].firstSeq = firstSeq
@@ -230,19 +260,21 @@ func (j *Journal) createSegment(firstSeq uint64) error {
 	return nil
 }
 
-// Append assigns the next Seq to a copy of rec, queues it for the writer
-// goroutine and returns the Seq. done (may be nil) is called exactly once,
-// from the writer goroutine, in Seq order, after the record is durable per
-// the Durability mode (err == nil) or after its batch failed (err != nil:
-// nothing in that batch is acknowledged). done must not block. rec.Payload
-// (and the strings) may be retained until done is called. When MaxPending
+// Append assigns the next Seq to rec, encodes it into the queue for the
+// writer goroutine and returns the Seq. done (may be nil) is called exactly
+// once, in Seq order, from the journal's single notifier goroutine (so never
+// concurrently with another done of the same journal), after the record is
+// durable per the Durability mode (err == nil) or after its batch failed
+// (err != nil: nothing in that batch is acknowledged). done must not block.
+// rec and its Payload are not retained after Append returns. When MaxPending
 // records are pending, Append waits for room or for ctx to end.
 func (j *Journal) Append(ctx context.Context, rec *Record, done func(seq uint64, err error)) (uint64, error) {
 	if len(rec.Service) > maxStringLen || len(rec.Method) > maxStringLen || len(rec.Key) > maxStringLen {
 		return 0, fmt.Errorf("%w: service, method or key longer than %d bytes", ErrTooLarge, maxStringLen)
 	}
-	if int64(encodedSize(rec)) > j.opts.SegmentSize-segHeaderSize {
-		return 0, fmt.Errorf("%w: %d bytes, segment size %d", ErrTooLarge, encodedSize(rec), j.opts.SegmentSize)
+	n := encodedSize(rec)
+	if int64(n) > j.opts.SegmentSize-segHeaderSize {
+		return 0, fmt.Errorf("%w: %d bytes, segment size %d", ErrTooLarge, n, j.opts.SegmentSize)
 	}
 	j.mu.Lock()
 	for {
@@ -273,8 +305,10 @@ func (j *Journal) Append(ctx context.Context, rec *Record, done func(seq uint64,
 	j.seq++
 	seq := j.seq
 	j.inflight++
-	j.queue = append(j.queue, entry{rec: *rec, done: done})
-	j.queue[len(j.queue)-1].rec.Seq = seq
+	// Encode here, under the lock (which fixes the byte order to the seq
+	// order), so the writer's serial path is only write() + fdatasync.
+	j.qbuf = appendRecordSeq(j.qbuf, j.encSaltSum, rec, seq)
+	j.queue = append(j.queue, entry{done: done, seq: seq, n: n})
 	wake := len(j.queue) == 1
 	j.mu.Unlock()
 	j.st.appended.Add(1)
@@ -287,10 +321,14 @@ func (j *Journal) Append(ctx context.Context, rec *Record, done func(seq uint64,
 	return seq, nil
 }
 
-// run is the writer goroutine: it owns the active segment file.
-func (j *Journal) run() {
+// run is the writer goroutine: it owns the active segment file. It swaps out
+// the queue (entries and their encoded bytes; double-buffered with Append),
+// writes and syncs it, and hands the finished groups to the notifier, so the
+// callbacks of one batch run while the next one is written and synced.
+func (j *Journal) run(notified <-chan struct{}) {
 	defer close(j.stopped)
 	var batch []entry
+	var bbuf []byte
 	var timer *time.Timer
 	var timerC <-chan time.Time
 	closing := false
@@ -305,17 +343,26 @@ func (j *Journal) run() {
 			}
 		}
 		for {
+			var next []entry
+			select {
+			case next = <-j.freeQ:
+			default:
+			}
 			j.mu.Lock()
-			batch, j.queue = j.queue, batch[:0]
+			batch, j.queue = j.queue, next
+			bbuf, j.qbuf = j.qbuf, bbuf[:0]
+			salt := j.encSaltSum
 			j.mu.Unlock()
 			if len(batch) == 0 {
 				break
 			}
-			j.commit(batch)
-			clear(batch) // drop references to payloads and callbacks
+			// The notifier owns batch from here on (it recycles it).
+			j.commit(batch, bbuf, salt)
 		}
 		if closing {
 			j.shutdown()
+			close(j.notes)
+			<-notified
 			return
 		}
 		if j.dirty && j.opts.Durability.mode == modeInterval {
@@ -333,57 +380,73 @@ func (j *Journal) run() {
 	}
 }
 
-// commit writes batch as one or more group commits (one per segment it touches).
-func (j *Journal) commit(batch []entry) {
+// commit writes batch (encoded in buf under salt) as one or more group
+// commits (one per segment it touches).
+func (j *Journal) commit(batch []entry, buf []byte, salt uint32) {
 	segSize := j.opts.SegmentSize
+	off := 0 // offset in buf of batch[i]
 	for i := 0; i < len(batch); {
 		if err := j.failed(); err != nil {
-			j.finish(batch[i:], err)
+			j.finish(batch, i, len(batch), err)
 			return
 		}
-		j.buf = j.buf[:0]
+		skipLen := 0
 		if j.skipFrom != 0 {
-			j.buf = appendSkip(j.buf, j.saltSum, j.skipFrom, j.skipTo)
+			skipLen = skipSize
 		}
-		start := i
-		for i < len(batch) {
-			n := int64(encodedSize(&batch[i].rec))
-			// The first record of an empty segment always goes in (Append
-			// refused records that cannot fit a segment on their own).
-			if j.activeOff+int64(len(j.buf))+n > segSize && (i > start || j.activeOff > segHeaderSize) {
-				break
+		start, startOff := i, off
+		if j.activeOff+int64(skipLen+len(buf)-off) <= segSize {
+			i, off = len(batch), len(buf) // the rest fits: the usual case
+		} else {
+			for i < len(batch) {
+				n := batch[i].n
+				// The first record of an empty segment always goes in (Append
+				// refused records that cannot fit a segment on their own).
+				if j.activeOff+int64(skipLen+off-startOff+n) > segSize && (i > start || j.activeOff > segHeaderSize) {
+					break
+				}
+				off += n
+				i++
 			}
-			j.buf = appendRecord(j.buf, j.saltSum, &batch[i].rec, 0)
-			i++
 		}
 		if i == start {
 			// The next record does not fit: roll to a new segment that starts
 			// with the first seq still to be written.
-			first := batch[i].rec.Seq
+			first := batch[i].seq
 			if j.skipFrom != 0 {
 				first = j.skipFrom
 			}
 			if err := j.roll(first); err != nil {
-				j.fail(batch[start:], err)
+				j.fail(batch, start, len(batch), err)
 				return
 			}
 			continue
 		}
-		if err := j.write(); err != nil {
-			j.fail(batch[start:i], err)
+		data := buf[startOff:off]
+		if salt != j.saltSum {
+			// Rolled within this batch: the rest was encoded for the old segment.
+			recrc(data, batch[start:i], j.saltSum)
+		}
+		if j.skipFrom != 0 {
+			j.buf = appendSkip(j.buf[:0], j.saltSum, j.skipFrom, j.skipTo)
+			j.buf = append(j.buf, data...)
+			data = j.buf
+		}
+		if err := j.write(data); err != nil {
+			j.fail(batch, start, i, err)
 			continue
 		}
 		j.skipFrom, j.skipTo = 0, 0
-		j.finish(batch[start:i], nil)
+		j.finish(batch, start, i, nil)
 	}
 }
 
-// write appends j.buf to the active segment and syncs it per the durability
+// write appends buf to the active segment and syncs it per the durability
 // mode. On disk full it truncates back to the last good offset and returns the
 // error (the journal stays usable); any other error fail-stops the journal.
-func (j *Journal) write() error {
+func (j *Journal) write(buf []byte) error {
 	off := j.activeOff
-	if _, err := j.active.WriteAt(j.buf, off); err != nil {
+	if _, err := j.active.WriteAt(buf, off); err != nil {
 		err = fmt.Errorf("journal: write %s: %w", j.activeName(), err)
 		if errors.Is(err, syscall.ENOSPC) {
 			if terr := j.active.Truncate(off); terr != nil {
@@ -394,8 +457,8 @@ func (j *Journal) write() error {
 		j.active.Truncate(off) // best effort, so a reopen without a crash does not see the batch
 		return j.failStop(err)
 	}
-	j.activeOff += int64(len(j.buf))
-	j.st.bytes.Add(uint64(len(j.buf)))
+	j.activeOff += int64(len(buf))
+	j.st.bytes.Add(uint64(len(buf)))
 	j.segMu.Lock()
 	j.activeEnd = j.activeOff
 	j.segMu.Unlock()
@@ -494,43 +557,62 @@ func (j *Journal) failed() error {
 	return j.failErr
 }
 
-// fail fails a group whose write did not happen (or was cut off); its seqs are
-// covered by a skip record before the next successful write.
-func (j *Journal) fail(es []entry, err error) {
-	if len(es) == 0 {
-		return
+// fail fails the group batch[from:to] whose write did not happen (or was cut
+// off); its seqs are covered by a skip record before the next successful write.
+func (j *Journal) fail(batch []entry, from, to int, err error) {
+	if from < to {
+		if j.skipFrom == 0 {
+			j.skipFrom = batch[from].seq
+		}
+		j.skipTo = batch[to-1].seq
 	}
-	if j.skipFrom == 0 {
-		j.skipFrom = es[0].rec.Seq
-	}
-	j.skipTo = es[len(es)-1].rec.Seq
-	j.finish(es, err)
+	j.finish(batch, from, to, err)
 }
 
-// finish calls the done callbacks in order and frees their room.
-func (j *Journal) finish(es []entry, err error) {
-	for i := range es {
-		if d := es[i].done; d != nil {
-			d(es[i].rec.Seq, err)
+// finish hands the group batch[from:to] to the notifier. The writer must not
+// touch batch after handing over its last group (to == len(batch)).
+func (j *Journal) finish(batch []entry, from, to int, err error) {
+	j.notes <- note{batch: batch, from: from, to: to, err: err}
+}
+
+// notify is the notifier goroutine: it calls the done callbacks of finished
+// groups in seq order (groups arrive in seq order and are handled one after
+// another), then frees their room. It returns when notes is closed.
+func (j *Journal) notify(notified chan<- struct{}) {
+	defer close(notified)
+	for nt := range j.notes {
+		es := nt.batch[nt.from:nt.to]
+		if n := uint64(len(es)); n > 0 {
+			j.st.batches.Add(1)
+			if nt.err == nil {
+				j.st.acked.Add(n)
+			} else {
+				j.st.failed.Add(n)
+			}
+			if n > j.st.maxBatch.Load() {
+				j.st.maxBatch.Store(n)
+			}
+			for i := range es {
+				if d := es[i].done; d != nil {
+					d(es[i].seq, nt.err)
+				}
+			}
+			j.mu.Lock()
+			j.inflight -= len(es)
+			if j.spaceCh != nil {
+				close(j.spaceCh)
+				j.spaceCh = nil
+			}
+			j.mu.Unlock()
+		}
+		if nt.to == len(nt.batch) {
+			clear(nt.batch) // drop the callbacks
+			select {
+			case j.freeQ <- nt.batch[:0]:
+			default:
+			}
 		}
 	}
-	n := uint64(len(es))
-	j.st.batches.Add(1)
-	if err == nil {
-		j.st.acked.Add(n)
-	} else {
-		j.st.failed.Add(n)
-	}
-	if n > j.st.maxBatch.Load() {
-		j.st.maxBatch.Store(n)
-	}
-	j.mu.Lock()
-	j.inflight -= len(es)
-	if j.spaceCh != nil {
-		close(j.spaceCh)
-		j.spaceCh = nil
-	}
-	j.mu.Unlock()
 }
 
 // shutdown runs on the writer goroutine after the queue drained at Close.
@@ -540,7 +622,7 @@ func (j *Journal) shutdown() {
 		if j.skipFrom != 0 {
 			// Record the failed seqs so they are not reused after reopening.
 			j.buf = appendSkip(j.buf[:0], j.saltSum, j.skipFrom, j.skipTo)
-			if werr := j.write(); werr == nil {
+			if werr := j.write(j.buf); werr == nil {
 				j.skipFrom, j.skipTo = 0, 0
 			}
 		}
@@ -557,7 +639,7 @@ func (j *Journal) shutdown() {
 }
 
 // Close stops accepting appends, waits for every queued record to be written
-// and synced (their done callbacks are called), closes the files and releases
+// and synced and for their done callbacks to return, closes the files and releases
 // the lock. It is safe to call more than once; later calls return the first
 // call's result.
 func (j *Journal) Close() error {

@@ -205,8 +205,33 @@ func TestFsyncEIOFailStop(t *testing.T) {
 	j := open(t, journal.Options{Dir: "/j", FS: fsys})
 	defer j.Close()
 	appendWait(t, j, 0, 5)
-	fsys.FailNth(faultfs.OpSync, 1, syscall.EIO)
-	errs := appendWait(t, j, 5, 20)
+	// The next fsync blocks until all of 5..19 are queued, then fails with
+	// EIO (deterministic: no Append can see the fail-stop early).
+	var once sync.Once
+	release := make(chan struct{})
+	fsys.SetHook(func(op faultfs.Op, name string) error {
+		fail := false
+		if op == faultfs.OpSync && strings.HasSuffix(name, ".wal") {
+			once.Do(func() { <-release; fail = true })
+		}
+		if fail {
+			return syscall.EIO
+		}
+		return nil
+	})
+	errs := make([]error, 15)
+	var wg sync.WaitGroup
+	for i := 5; i < 20; i++ {
+		wg.Add(1)
+		if _, err := j.Append(context.Background(), rec(i), func(_ uint64, err error) {
+			errs[i-5] = err
+			wg.Done()
+		}); err != nil {
+			t.Fatalf("Append %d: %v", i, err)
+		}
+	}
+	close(release)
+	wg.Wait()
 	for i, err := range errs {
 		// The first batch hit EIO; anything queued behind it failed too.
 		if !errors.Is(err, journal.ErrFailed) {

@@ -69,6 +69,15 @@ func encodedSize(rec *Record) int {
 // appendRecord encodes rec (with its Seq) at the end of dst. saltSum is
 // saltCRC(segment salt). The caller has checked the string lengths.
 func appendRecord(dst []byte, saltSum uint32, rec *Record, flags uint16) []byte {
+	return encodeRecord(dst, saltSum, rec, rec.Seq, flags)
+}
+
+// appendRecordSeq is appendRecord for an input record with seq instead of rec.Seq.
+func appendRecordSeq(dst []byte, saltSum uint32, rec *Record, seq uint64) []byte {
+	return encodeRecord(dst, saltSum, rec, seq, 0)
+}
+
+func encodeRecord(dst []byte, saltSum uint32, rec *Record, seq uint64, flags uint16) []byte {
 	n := encodedSize(rec)
 	off := len(dst)
 	if cap(dst)-off < n {
@@ -79,7 +88,7 @@ func appendRecord(dst []byte, saltSum uint32, rec *Record, flags uint16) []byte 
 	dst = dst[:off+n]
 	b := dst[off:]
 	binary.LittleEndian.PutUint32(b[4:], uint32(n))
-	binary.LittleEndian.PutUint64(b[8:], rec.Seq)
+	binary.LittleEndian.PutUint64(b[8:], seq)
 	binary.LittleEndian.PutUint64(b[16:], uint64(rec.Time))
 	binary.LittleEndian.PutUint64(b[24:], rec.Seed)
 	binary.LittleEndian.PutUint16(b[32:], uint16(len(rec.Service)))
@@ -94,6 +103,20 @@ func appendRecord(dst []byte, saltSum uint32, rec *Record, flags uint16) []byte 
 	binary.LittleEndian.PutUint32(b[0:], crc32.Update(saltSum, castagnoli, b[4:]))
 	return dst
 }
+
+// recrc recomputes, for a new segment salt, the checksums of the records
+// encoded back to back in buf, whose sizes are es[i].n.
+func recrc(buf []byte, es []entry, saltSum uint32) {
+	off := 0
+	for i := range es {
+		b := buf[off : off+es[i].n]
+		binary.LittleEndian.PutUint32(b, crc32.Update(saltSum, castagnoli, b[4:]))
+		off += es[i].n
+	}
+}
+
+// skipSize is the encoded size of a skip record.
+const skipSize = recHeaderSize + 8
 
 // appendSkip encodes a skip record covering seqs from..to.
 func appendSkip(dst []byte, saltSum uint32, from, to uint64) []byte {
