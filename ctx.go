@@ -32,7 +32,15 @@ type Ctx struct {
 
 var _ context.Context = (*Ctx)(nil)
 
-func (c *Ctx) begin(rt *Runtime, s *service) { c.rt, c.svc = rt, s }
+// begin points c at s for a turn. c.rt is written only when it changes:
+// Done, Err and Value read it, and a driver may still be watching Done of
+// the previous message's Ctx (workers reuse theirs).
+func (c *Ctx) begin(rt *Runtime, s *service) {
+	if c.rt != rt {
+		c.rt = rt
+	}
+	c.svc = s
+}
 
 func (c *Ctx) message(e *envelope) {
 	c.env = e
@@ -44,7 +52,7 @@ func (c *Ctx) message(e *envelope) {
 	}
 }
 
-func (c *Ctx) end() { c.env, c.svc = nil, nil }
+func (c *Ctx) end() { c.env, c.svc, c.meta = nil, nil, nil }
 
 // Deadline implements context.Context: a turn has no deadline of its own.
 func (c *Ctx) Deadline() (time.Time, bool) { return c.rt.ctx.Deadline() }
@@ -87,6 +95,17 @@ func (c *Ctx) Self() Ref { return c.rt.ref(c.svc.addr(), c.svc) }
 
 // Key is the child key of a keyed child ("42" for /rooms/42), or "".
 func (c *Ctx) Key() string { return c.svc.key() }
+
+// Seq is the journal sequence number of the current message, or 0 if it
+// was not journaled. It is unique and increasing per journal: a service
+// that applies effects elsewhere (a database) can store it alongside them
+// and skip a replayed message it has already applied.
+func (c *Ctx) Seq() uint64 {
+	if c.meta == nil {
+		return 0
+	}
+	return c.meta.seq
+}
 
 // Replaying reports whether the current message is being replayed from the
 // journal. Outbound sends and timers are suppressed during replay already;

@@ -43,6 +43,8 @@ type jmeta struct {
 type jstate struct {
 	applied      uint64 // last journaled input applied to the state (turn-owned)
 	firstUnsaved uint64 // oldest input enqueued and not covered by a checkpoint (mu)
+	lastEnqueued uint64 // newest input enqueued (mu)
+	saving       bool   // a periodic checkpoint is being written (mu)
 	outSeq       uint64 // last record this service's handlers appended (turn-owned)
 	replies      *replyTable
 	checkpoint   bool // asked to checkpoint on its next turn (mu)
@@ -285,12 +287,9 @@ func (s *service) decodeCheckpoint(cp checkpoint.Checkpoint) ([]byte, error) {
 // waitOutbound makes a checkpoint wait until every record the service's
 // handlers appended is durable: a checkpoint that covers an input must not
 // outrun the messages that input sent.
-func (s *service) waitOutbound(ctx context.Context) error {
-	if s.js == nil {
-		return nil
-	}
+func (s *service) waitOutbound(ctx context.Context, outSeq uint64) error {
 	rt := s.kind.rt
-	for rt.durable.Load() < s.js.outSeq {
+	for rt.durable.Load() < outSeq {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -355,6 +354,7 @@ func (rt *Runtime) replay(ctx context.Context) error {
 		if s.js.firstUnsaved == 0 {
 			s.js.firstUnsaved = rec.Seq
 		}
+		s.js.lastEnqueued = max(s.js.lastEnqueued, rec.Seq)
 		n++
 		return nil
 	})
@@ -474,36 +474,53 @@ func (rt *Runtime) checkpointRound() {
 // a continuation cannot be saved.
 func (s *service) checkpointTurn() {
 	s.mu.Lock()
-	want := s.js != nil && s.js.checkpoint
+	want := s.js != nil && s.js.checkpoint && !s.js.saving && s.pins == 0
 	if want {
 		s.js.checkpoint = false
+		s.js.saving = true
 	}
-	pinned := s.pins > 0
 	s.mu.Unlock()
-	if !want || pinned {
+	if !want {
 		return
 	}
-	if err := s.save(context.WithoutCancel(s.kind.rt.ctx)); err != nil {
-		s.kind.rt.log.Error("reactor: checkpoint failed", "service", s.addr(), "err", err)
+	rt := s.kind.rt
+	job, err := s.snapshot()
+	if job == nil || err != nil {
+		if err != nil {
+			rt.log.Error("reactor: checkpoint failed", "service", s.addr(), "err", err)
+		}
+		s.mu.Lock()
+		s.js.saving = false
+		s.mu.Unlock()
+		return
+	}
+	select {
+	case rt.saves <- job:
+	default: // the writers are behind: write on this turn (back pressure)
+		rt.writeSave(job)
 	}
 }
 
-// afterSave recomputes the oldest uncovered input: the first journaled
-// message still queued, if any.
-func (s *service) afterSave() {
-	if s.js == nil {
-		return
+func (rt *Runtime) writeSave(job *saveJob) {
+	if err := job.write(context.WithoutCancel(rt.ctx)); err != nil {
+		rt.log.Error("reactor: checkpoint failed", "service", job.s.addr(), "err", err)
+		job.s.mu.Lock()
+		job.s.js.saving = false
+		job.s.mu.Unlock()
 	}
-	s.mu.Lock()
-	s.js.firstUnsaved = 0
-	for i := 0; i < s.inbox.n; i++ {
-		e := &s.inbox.buf[(s.inbox.head+i)&(len(s.inbox.buf)-1)]
-		if e.meta != nil && e.meta.seq > s.js.applied {
-			s.js.firstUnsaved = e.meta.seq
-			break
+}
+
+// saveWriter writes periodic checkpoints off the workers.
+func (rt *Runtime) saveWriter() {
+	defer rt.writers.Done()
+	for {
+		select {
+		case job := <-rt.saves:
+			rt.writeSave(job)
+		case <-rt.stopWriters:
+			return
 		}
 	}
-	s.mu.Unlock()
 }
 
 // journalReply journals an async reply for a journaled caller and enqueues
@@ -526,6 +543,7 @@ func (a *asyncCall[Resp]) journalReply() error {
 		if a.caller.js.firstUnsaved == 0 {
 			a.caller.js.firstUnsaved = seq
 		}
+		a.caller.js.lastEnqueued = max(a.caller.js.lastEnqueued, seq)
 		a.caller.mu.Unlock()
 		if err := a.caller.enqueue(envelope{m: a, meta: meta}, admitForced); err != nil {
 			rt.log.Error("reactor: continuation lost", "service", a.caller.addr(), "err", err)

@@ -132,8 +132,11 @@ func (s *service) enqueue(e envelope, how admission) error {
 		}
 	case admitReserved:
 		s.reserved--
-		if e.meta != nil && s.js != nil && s.js.firstUnsaved == 0 {
-			s.js.firstUnsaved = e.meta.seq
+		if e.meta != nil && s.js != nil {
+			if s.js.firstUnsaved == 0 {
+				s.js.firstUnsaved = e.meta.seq
+			}
+			s.js.lastEnqueued = max(s.js.lastEnqueued, e.meta.seq)
 		}
 	}
 	if s.inbox.buf == nil && s.path == "" {
@@ -328,8 +331,6 @@ func (s *service) endTurn() {
 	}
 }
 
-var inlineWorkers = sync.Pool{New: func() any { return &worker{batch: make([]envelope, 0, 1)} }}
-
 // tryInline runs e at once on the calling goroutine if the service is idle
 // with an empty inbox: the caller is about to block on the reply anyway, so
 // this saves two goroutine switches and keeps every guarantee (the turn is
@@ -348,9 +349,12 @@ func (s *service) tryInline(e envelope) bool {
 	}
 	s.active = 1
 	s.mu.Unlock()
-	w := inlineWorkers.Get().(*worker)
+	w, _ := rt.inlineWorkers.Get().(*worker)
+	if w == nil {
+		w = &worker{batch: make([]envelope, 0, 1)}
+	}
 	w.batch = s.handle(w, append(w.batch[:0], e))
-	inlineWorkers.Put(w)
+	rt.inlineWorkers.Put(w)
 	s.endTurn()
 	return true
 }
@@ -452,38 +456,92 @@ func (s *service) load(c *Ctx, activate bool) error {
 // save writes the state to the checkpoint store if a handler modified it.
 // It runs only on the service's turn or when the service is idle.
 func (s *service) save(ctx context.Context) error {
-	if !s.dirty.Load() || s.obj == nil {
-		return nil
-	}
-	rt := s.kind.rt
-	if err := s.waitOutbound(ctx); err != nil {
+	job, err := s.snapshot()
+	if job == nil || err != nil {
 		return err
 	}
+	return job.write(ctx)
+}
+
+// saveJob is a checkpoint encoded on the service's turn, to be written by
+// any goroutine: the file write and its fsyncs need not hold up the workers.
+type saveJob struct {
+	s  *service
+	cp checkpoint.Checkpoint
+	// outSeq: the checkpoint may not be written before the messages its
+	// inputs sent are durable.
+	outSeq uint64
+	// nextUnsaved is the oldest input still queued when the state was
+	// encoded (0: none); enqueued is the newest input enqueued by then.
+	nextUnsaved, enqueued uint64
+}
+
+// snapshot encodes the state if a handler modified it. It runs on the
+// service's turn (or while the service is idle).
+func (s *service) snapshot() (*saveJob, error) {
+	if !s.dirty.Load() || s.obj == nil {
+		return nil, nil
+	}
+	rt := s.kind.rt
 	if sv, ok := s.obj.(Saver); ok {
 		c := &Ctx{}
 		c.begin(rt, s)
 		err := sv.OnSave(c)
 		c.end()
 		if err != nil {
-			return fmt.Errorf("reactor: OnSave of %s: %w", s.addr(), err)
+			return nil, fmt.Errorf("reactor: OnSave of %s: %w", s.addr(), err)
 		}
 	}
 	data, err := rt.cfg.Codec.Marshal(s.obj)
 	if err != nil {
-		return fmt.Errorf("reactor: encode state of %s: %w", s.addr(), err)
+		return nil, fmt.Errorf("reactor: encode state of %s: %w", s.addr(), err)
 	}
 	if data, err = s.encodeCheckpoint(data); err != nil {
-		return fmt.Errorf("reactor: encode checkpoint of %s: %w", s.addr(), err)
+		return nil, fmt.Errorf("reactor: encode checkpoint of %s: %w", s.addr(), err)
 	}
-	cp := checkpoint.Checkpoint{Data: data}
-	if s.js != nil {
-		cp.Seq = s.js.applied
-	}
-	if err := rt.cfg.Store.Save(ctx, s.addr(), cp); err != nil {
-		return fmt.Errorf("reactor: save %s: %w", s.addr(), err)
+	job := &saveJob{s: s, cp: checkpoint.Checkpoint{Data: data}}
+	if js := s.js; js != nil {
+		job.cp.Seq, job.outSeq = js.applied, js.outSeq
+		s.mu.Lock()
+		for i := 0; i < s.inbox.n; i++ {
+			e := &s.inbox.buf[(s.inbox.head+i)&(len(s.inbox.buf)-1)]
+			if e.meta != nil && e.meta.seq > js.applied {
+				job.nextUnsaved = e.meta.seq
+				break
+			}
+		}
+		job.enqueued = js.lastEnqueued
+		s.mu.Unlock()
 	}
 	s.dirty.Store(false)
-	s.afterSave()
+	return job, nil
+}
+
+// write stores the checkpoint and then lets the journal go up to it.
+func (j *saveJob) write(ctx context.Context) error {
+	s := j.s
+	rt := s.kind.rt
+	err := s.waitOutbound(ctx, j.outSeq)
+	if err == nil {
+		err = rt.cfg.Store.Save(ctx, s.addr(), j.cp)
+	}
+	if err != nil {
+		s.dirty.Store(true) // still to be saved
+		return fmt.Errorf("reactor: save %s: %w", s.addr(), err)
+	}
+	if js := s.js; js != nil {
+		s.mu.Lock()
+		switch {
+		case j.nextUnsaved != 0:
+			js.firstUnsaved = j.nextUnsaved
+		case js.lastEnqueued > j.enqueued:
+			js.firstUnsaved = j.enqueued + 1 // a lower bound of what came after
+		default:
+			js.firstUnsaved = 0
+		}
+		js.saving = false
+		s.mu.Unlock()
+	}
 	s.kind.stats.saves.Add(1)
 	return nil
 }
