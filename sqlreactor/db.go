@@ -36,6 +36,16 @@ type Config struct {
 	Close func() error
 	// Logger receives the DB's logs (default slog.Default()).
 	Logger *slog.Logger
+	// NoPipeline turns pipelining off on a backend whose Dialect is a
+	// Pipeliner: every statement is then a round trip (for comparison).
+	NoPipeline bool
+	// Journaled makes the DB record, in each batch transaction, the
+	// highest journal sequence number (reactor.Ctx.Seq) of the batch's
+	// requests, in the table sqlreactor_applied, and skip a request whose
+	// sequence number is not above the recorded one: register the DB with
+	// reactor.Journaled() and the requests that were committed before a
+	// crash are not applied twice when the runtime replays its journal.
+	Journaled bool
 }
 
 // Validate reports a configuration that cannot work.
@@ -74,7 +84,7 @@ type DB struct {
 	rb    rebinder
 	cache *Cache
 	stmts map[string]*sql.Stmt
-	tx    Tx
+	pipe  Pipeliner // nil: every statement is a round trip
 	// ctx is the writer's context. The reactor's *reactor.Ctx is not used
 	// for I/O: drivers watch a context's Done from their own goroutines,
 	// beyond the turn that the Ctx is valid for.
@@ -84,18 +94,32 @@ type DB struct {
 	once   sync.Once
 
 	// batch state, owned by the service's turn
+	inBatch   bool // between BeforeBatch and AfterBatch
 	inTx      bool
 	batchErr  error
-	pending   []func(commitErr error)
+	calls     []*call
 	batchUndo []undoRec
 	spSeq     int
+
+	// pipelining state
+	q         []op
+	stmtBuf   []Stmt
+	affected  []int64
+	dirty     map[string]*Tx // cache keys changed by requests with queued statements
+	reruns    []*call
+	committed bool
+	commitErr error
+
+	// journaled state
+	applied  uint64 // highest sequence number committed
+	batchSeq uint64 // highest sequence number of the batch
 
 	stats dbCounters
 }
 
 type dbCounters struct {
 	batches, requests, failed, panics, commits, commitFailures, savepoints, rollbacks atomic.Uint64
-	maxBatch                                                                          atomic.Uint64
+	maxBatch, pipelines, queued, reruns, skipped                                      atomic.Uint64
 }
 
 // Stats is a snapshot of a DB's counters.
@@ -108,7 +132,13 @@ type Stats struct {
 	Panics         uint64
 	Savepoints     uint64
 	MaxBatch       uint64
-	Cache          CacheStats
+	// Pipelines counts pipelines sent (about the round trips of a
+	// pipelining backend); Queued the statements queued by Write; Reruns
+	// the requests run again because a queued statement failed.
+	Pipelines, Queued, Reruns uint64
+	// Skipped counts journaled requests skipped as already applied.
+	Skipped uint64
+	Cache   CacheStats
 }
 
 var (
@@ -145,13 +175,26 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		rb:    rebinder{d: cfg.Dialect},
 		cache: newCache(cfg.CacheSize),
 		stmts: make(map[string]*sql.Stmt),
+		dirty: make(map[string]*Tx),
 	}
-	db.tx.db = db
+	if p, ok := cfg.Dialect.(Pipeliner); ok && !cfg.NoPipeline {
+		db.pipe = p
+	}
+	if cfg.Journaled {
+		cfg.Schema = append(cfg.Schema[:len(cfg.Schema):len(cfg.Schema)], appliedSchema...)
+		db.cfg.Schema = cfg.Schema
+	}
 	db.ctx, db.cancel = context.WithCancel(context.Background())
 	if len(cfg.Schema) > 0 {
 		if err := db.migrate(ctx); err != nil {
 			conn.Close()
 			return nil, err
+		}
+	}
+	if cfg.Journaled {
+		if err := db.conn.QueryRowContext(ctx, `SELECT seq FROM sqlreactor_applied WHERE id = 1`).Scan(&db.applied); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("sqlreactor: read applied sequence: %w", err)
 		}
 	}
 	return db, nil
@@ -204,6 +247,7 @@ func (db *DB) Stats() Stats {
 		Batches: s.batches.Load(), Commits: s.commits.Load(), CommitFailures: s.commitFailures.Load(),
 		Requests: s.requests.Load(), Failed: s.failed.Load(), Panics: s.panics.Load(),
 		Savepoints: s.savepoints.Load(), MaxBatch: s.maxBatch.Load(), Cache: db.cache.Stats(),
+		Pipelines: s.pipelines.Load(), Queued: s.queued.Load(), Reruns: s.reruns.Load(), Skipped: s.skipped.Load(),
 	}
 }
 
@@ -220,11 +264,15 @@ func (db *DB) UnmarshalBinary([]byte) error { return nil }
 func (db *DB) BeforeBatch(c *reactor.Ctx) {
 	db.batchErr = nil
 	db.spSeq = 0
+	db.inBatch = true
+	db.committed, db.commitErr = false, nil
+	db.batchSeq = 0
 }
 
 // AfterBatch commits the batch's transaction, then answers its requests.
 func (db *DB) AfterBatch(c *reactor.Ctx) {
-	n := len(db.pending)
+	db.inBatch = false
+	n := len(db.calls)
 	if n == 0 && !db.inTx {
 		return
 	}
@@ -232,20 +280,27 @@ func (db *DB) AfterBatch(c *reactor.Ctx) {
 	if uint64(n) > db.stats.maxBatch.Load() {
 		db.stats.maxBatch.Store(uint64(n))
 	}
-	err := db.batchErr
 	if db.inTx {
-		bg := context.WithoutCancel(db.ctx)
-		if err == nil {
-			if _, cerr := db.conn.ExecContext(bg, "COMMIT"); cerr != nil {
-				err = fmt.Errorf("%w: %w", ErrCommit, cerr)
-			} else {
-				db.stats.commits.Add(1)
-			}
+		if db.pipe != nil {
+			db.commitPipelined(c)
+		} else {
+			db.commitDirect()
 		}
+	}
+	err := db.batchErr
+	if err == nil && db.inTx && !db.committed {
+		err = fmt.Errorf("%w: %w", ErrCommit, db.commitErr)
+	}
+	if db.inTx {
 		if err != nil {
 			db.stats.commitFailures.Add(1)
-			if _, rerr := db.conn.ExecContext(bg, "ROLLBACK"); rerr != nil {
+			if _, rerr := db.conn.ExecContext(context.WithoutCancel(db.ctx), "ROLLBACK"); rerr != nil {
 				db.log.Warn("sqlreactor: rollback after failed commit", "err", rerr)
+			}
+		} else {
+			db.stats.commits.Add(1)
+			if db.batchSeq > db.applied {
+				db.applied = db.batchSeq
 			}
 		}
 		db.inTx = false
@@ -254,13 +309,59 @@ func (db *DB) AfterBatch(c *reactor.Ctx) {
 		db.cache.undo(db.batchUndo)
 		db.log.Error("sqlreactor: batch failed", "requests", n, "err", err)
 	}
+	db.dropQueue()
+	clear(db.dirty)
+	clear(db.reruns)
+	db.reruns = db.reruns[:0]
 	clear(db.batchUndo)
 	db.batchUndo = db.batchUndo[:0]
-	pending := db.pending
-	db.pending = pending[:0]
-	for i, done := range pending {
-		done(err)
-		pending[i] = nil
+	calls := db.calls
+	db.calls = calls[:0]
+	for i, cl := range calls {
+		cl.done(err)
+		calls[i] = nil
+	}
+}
+
+// commitDirect commits with one round trip per statement.
+func (db *DB) commitDirect() {
+	if db.batchErr != nil {
+		return
+	}
+	if db.cfg.Journaled && db.batchSeq > db.applied {
+		if _, err := db.conn.ExecContext(db.ctx, db.rb.rebind(appliedUpdate), int64(db.batchSeq)); err != nil {
+			db.commitErr = err
+			return
+		}
+	}
+	if _, err := db.conn.ExecContext(context.WithoutCancel(db.ctx), "COMMIT"); err != nil {
+		db.commitErr = err
+		return
+	}
+	db.committed = true
+}
+
+// commitPipelined sends the queue with COMMIT at its end; if a queued
+// statement failed, its request is run again first.
+func (db *DB) commitPipelined(c *reactor.Ctx) {
+	for db.batchErr == nil && !db.committed && db.commitErr == nil {
+		if len(db.reruns) > 0 {
+			if err := db.flush(nil); err != nil || db.batchErr != nil {
+				break
+			}
+			reruns := append([]*call(nil), db.reruns...)
+			clear(db.reruns)
+			db.reruns = db.reruns[:0]
+			for _, cl := range reruns {
+				db.runCall(c, cl, true)
+			}
+			continue
+		}
+		if db.cfg.Journaled && db.batchSeq > db.applied {
+			db.queue(op{kind: opApplied, sql: db.rb.rebind(appliedUpdate), args: []any{int64(db.batchSeq)}})
+		}
+		db.queue(opsCommit)
+		db.flush(nil)
 	}
 }
 
@@ -274,6 +375,11 @@ func (db *DB) begin(ctx context.Context) error {
 	}
 	if db.closed.Load() {
 		return ErrClosed
+	}
+	if db.pipe != nil {
+		db.q = append(db.q, op{kind: opBegin, sql: db.cfg.Dialect.Begin()})
+		db.inTx = true
+		return nil
 	}
 	if _, err := db.conn.ExecContext(ctx, db.cfg.Dialect.Begin()); err != nil {
 		db.batchErr = fmt.Errorf("%w: begin: %w", ErrCommit, err)
@@ -310,3 +416,12 @@ func (db *DB) poison(err error) {
 		db.batchErr = fmt.Errorf("%w: %w", ErrCommit, err)
 	}
 }
+
+// appliedSchema is the table of a journaled DB: the highest journal
+// sequence number its committed batches applied.
+var appliedSchema = []string{
+	`CREATE TABLE IF NOT EXISTS sqlreactor_applied (id INTEGER PRIMARY KEY, seq BIGINT NOT NULL)`,
+	`INSERT INTO sqlreactor_applied (id, seq) VALUES (1, 0) ON CONFLICT (id) DO NOTHING`,
+}
+
+const appliedUpdate = `UPDATE sqlreactor_applied SET seq = ? WHERE id = 1`

@@ -16,6 +16,9 @@ var (
 	// ErrNotFound: a row a request needed does not exist (request functions
 	// may return it wrapped; Get returns it when load reports no row).
 	ErrNotFound = errors.New("sqlreactor: not found")
+	// ErrApplied: a journaled request replayed after a crash was already
+	// committed (Config.Journaled); it is skipped.
+	ErrApplied = errors.New("sqlreactor: request already applied")
 	// ErrConfig: the configuration cannot work.
 	ErrConfig = errors.New("sqlreactor: invalid configuration")
 )

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"time"
 
 	"github.com/reactorgo/reactor"
 )
@@ -78,31 +79,81 @@ func (r *Request[Req, Resp]) handle(db *DB, c *reactor.Ctx, req Req) (Resp, erro
 		reply.Fail(fmt.Errorf("sqlreactor: request %s: %w", r.name, ErrClosed))
 		return zero, nil
 	}
-	tx := &db.tx
-	tx.reset(c)
-	resp, err := zero, db.batchErr
-	if err == nil {
+	seq := c.Seq()
+	if db.cfg.Journaled && seq != 0 && seq <= db.applied {
+		// Committed before a crash: the journal replays it, the database
+		// already has it.
+		db.stats.skipped.Add(1)
+		reply.Fail(fmt.Errorf("sqlreactor: request %s: %w (seq %d)", r.name, ErrApplied, seq))
+		return zero, nil
+	}
+	// The runtime replays journaled messages one at a time, without the
+	// batch hooks: each is then a batch of its own.
+	alone := !db.inBatch
+	if alone {
+		db.BeforeBatch(c)
+	}
+	if seq > db.batchSeq {
+		db.batchSeq = seq
+	}
+	cl := &call{name: r.name, now: c.Now(), seq: seq}
+	cl.tx.db, cl.tx.call = db, cl
+	var resp Resp
+	cl.run = func(tx *Tx) error {
+		var err error
 		resp, err = r.run(tx, req)
-		if err == nil && tx.stmtErr != nil && db.cfg.Dialect.Name() == "postgres" {
-			// PostgreSQL aborted the transaction at the failed statement:
-			// the request cannot succeed, whatever it returned.
-			err = fmt.Errorf("sqlreactor: request %s ignored a failed statement: %w", r.name, tx.stmtErr)
+		if err != nil {
+			resp = zero
+		}
+		return err
+	}
+	cl.done = func(commitErr error) {
+		if commitErr != nil {
+			reply.Fail(fmt.Errorf("sqlreactor: request %s: %w", r.name, commitErr))
+			return
+		}
+		reply.Complete(resp, cl.err)
+	}
+	db.calls = append(db.calls, cl)
+	db.runCall(c, cl, false)
+	if alone {
+		db.AfterBatch(c)
+	}
+	return zero, nil
+}
+
+// call is one request of a batch.
+type call struct {
+	name     string
+	now      time.Time
+	seq      uint64
+	tx       Tx
+	run      func(tx *Tx) error
+	done     func(commitErr error)
+	err      error // the request's outcome
+	firstErr error // the queued statement whose failure caused a rerun
+}
+
+// runCall runs a request function in its savepoint; immediate for a rerun.
+func (db *DB) runCall(c *reactor.Ctx, cl *call, immediate bool) {
+	tx := &cl.tx
+	tx.reset(c, immediate)
+	err := db.batchErr
+	if err == nil {
+		err = cl.run(tx)
+		if err == nil && tx.stmtErr != nil && (db.pipe != nil || db.cfg.Dialect.Name() == "postgres") {
+			// PostgreSQL aborted the transaction at the failed statement
+			// (or the pipeline rolled the savepoint back): the request
+			// cannot succeed, whatever it returned.
+			err = fmt.Errorf("sqlreactor: request %s ignored a failed statement: %w", cl.name, tx.stmtErr)
 		}
 	}
 	tx.finish(err != nil)
 	if err != nil {
 		db.stats.failed.Add(1)
-		resp = zero
 	}
+	cl.err = err
 	tx.c = nil
-	db.pending = append(db.pending, func(commitErr error) {
-		if commitErr != nil {
-			reply.Fail(fmt.Errorf("sqlreactor: request %s: %w", r.name, commitErr))
-			return
-		}
-		reply.Complete(resp, err)
-	})
-	return zero, nil
 }
 
 // IsPanic reports whether err comes from a panicking request function.

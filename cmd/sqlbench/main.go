@@ -6,7 +6,9 @@
 //	go run ./cmd/sqlbench -modes all -duration 10s
 //
 // Modes: reactor-sqlite (modernc.org/sqlite), reactor-sqlite-cgo
-// (mattn/go-sqlite3), reactor-postgres, conv-serializable (C connections,
+// (mattn/go-sqlite3), reactor-postgres (pipelined: a batch's writes and
+// COMMIT in one round trip), reactor-postgres-nopipe (one round trip per
+// statement, as before pipelining), conv-serializable (C connections,
 // SERIALIZABLE, retried on serialization failure), conv-forupdate (C
 // connections, READ COMMITTED, SELECT ... FOR UPDATE in a fixed lock order).
 package main
@@ -59,6 +61,8 @@ type result struct {
 	cacheHits  uint64
 	cacheMiss  uint64
 	commitFail uint64
+	pipelines  uint64
+	reruns     uint64
 }
 
 func main() {
@@ -90,7 +94,7 @@ func main() {
 		defer os.RemoveAll(d)
 		cfg.dir = d
 	}
-	all := []string{"reactor-sqlite", "reactor-sqlite-cgo", "reactor-postgres", "conv-serializable", "conv-forupdate"}
+	all := []string{"reactor-sqlite", "reactor-sqlite-cgo", "reactor-postgres", "reactor-postgres-nopipe", "conv-serializable", "conv-forupdate"}
 	list := all
 	if *modes != "all" {
 		list = strings.Split(*modes, ",")
@@ -106,7 +110,7 @@ func main() {
 			r, err = runReactor(cfg, m, "sqlite")
 		case "reactor-sqlite-cgo":
 			r, err = runReactor(cfg, m, "sqlite3")
-		case "reactor-postgres":
+		case "reactor-postgres", "reactor-postgres-nopipe":
 			r, err = runReactor(cfg, m, "postgres")
 		case "conv-serializable":
 			r, err = runConventional(cfg, m, true)
@@ -145,7 +149,8 @@ func report(r result) {
 		pct(r.lat, 0.50).Round(time.Microsecond), pct(r.lat, 0.99).Round(time.Microsecond), pct(r.lat, 0.999).Round(time.Microsecond),
 		r.retries, avg, r.failed, r.invariant)
 	if r.cacheHits+r.cacheMiss > 0 {
-		fmt.Printf("%-20s cache hits %d, misses %d, max batch %d, commit failures %d\n", "", r.cacheHits, r.cacheMiss, r.maxBatch, r.commitFail)
+		fmt.Printf("%-20s cache hits %d, misses %d, max batch %d, commit failures %d, pipelines/batch %.2f, reruns %d\n", "",
+			r.cacheHits, r.cacheMiss, r.maxBatch, r.commitFail, float64(r.pipelines)/float64(max(r.batches, 1)), r.reruns)
 	}
 }
 
@@ -240,7 +245,8 @@ func runReactor(cfg config, mode, backend string) (result, error) {
 		if err := freshSchema(cfg.dsn, "sqlbench_reactor"); err != nil {
 			return result{}, err
 		}
-		db, err = postgres.Open(ctx, postgres.Options{DSN: cfg.dsn, SearchPath: "sqlbench_reactor", Schema: bank.Schema})
+		db, err = postgres.Open(ctx, postgres.Options{DSN: cfg.dsn, SearchPath: "sqlbench_reactor", Schema: bank.Schema,
+			NoPipeline: strings.HasSuffix(mode, "-nopipe")})
 	default:
 		db, err = sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(cfg.dir, mode+".db"), Driver: backend, Schema: bank.Schema})
 	}
@@ -281,6 +287,7 @@ func runReactor(cfg config, mode, backend string) (result, error) {
 	r.maxBatch = after.MaxBatch
 	r.cacheHits, r.cacheMiss = after.Cache.Hits-before.Cache.Hits, after.Cache.Misses-before.Cache.Misses
 	r.commitFail = after.CommitFailures
+	r.pipelines, r.reruns = after.Pipelines-before.Pipelines, after.Reruns-before.Reruns
 	bal, dep, err := bank.Total(ctx, db)
 	r.invariant = invariant(bal, dep, int64(cfg.accounts)*initial, err)
 	return r, nil

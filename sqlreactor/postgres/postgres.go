@@ -16,6 +16,7 @@ import (
 	"log/slog"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/reactorgo/reactor/sqlreactor"
 )
@@ -31,10 +32,13 @@ type Options struct {
 	// SearchPath, when set, is the schema search_path of every connection
 	// (to keep several reactors, or test runs, apart in one database).
 	SearchPath string
-	// CacheSize, Schema and Logger are passed to sqlreactor.Config.
-	CacheSize int
-	Schema    []string
-	Logger    *slog.Logger
+	// CacheSize, Schema, Logger, NoPipeline and Journaled are passed to
+	// sqlreactor.Config.
+	CacheSize  int
+	Schema     []string
+	Logger     *slog.Logger
+	NoPipeline bool
+	Journaled  bool
 }
 
 // Validate reports options that cannot work.
@@ -51,7 +55,10 @@ func (o Options) Validate() error {
 // Dialect is PostgreSQL's sqlreactor.Dialect.
 type Dialect struct{}
 
-var _ sqlreactor.Dialect = Dialect{}
+var (
+	_ sqlreactor.Dialect   = Dialect{}
+	_ sqlreactor.Pipeliner = Dialect{}
+)
 
 // Name returns "postgres".
 func (Dialect) Name() string { return "postgres" }
@@ -66,6 +73,50 @@ func (Dialect) Placeholder(n int) string { return sqlreactor.DollarPlaceholder(n
 // ReleaseSavepoints is false: a RELEASE is a round trip that frees nothing
 // the commit does not free anyway.
 func (Dialect) ReleaseSavepoints() bool { return false }
+
+// Pipeline sends stmts as one pgx batch: every statement goes out before
+// any result is read, so a batch of requests and its COMMIT cost one round
+// trip (two the first time a statement text is seen: pgx prepares the new
+// ones first). It implements sqlreactor.Pipeliner.
+func (Dialect) Pipeline(ctx context.Context, driverConn any, stmts []sqlreactor.Stmt, affected []int64) (int, error) {
+	sc, ok := driverConn.(*stdlib.Conn)
+	if !ok {
+		return -1, fmt.Errorf("postgres: pipeline on a %T, not a pgx connection", driverConn)
+	}
+	conn := sc.Conn()
+	for _, q := range sqlreactor.ControlStatements {
+		// Idempotent: a map lookup once prepared (on the first pipeline,
+		// which opens the batch transaction, so never in an aborted one).
+		if _, err := conn.Prepare(ctx, q, q); err != nil {
+			return -1, fmt.Errorf("postgres: prepare %q: %w", q, err)
+		}
+	}
+	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(stmts))}
+	for _, s := range stmts {
+		b.Queue(s.SQL, s.Args...)
+	}
+	br := conn.SendBatch(ctx, b)
+	for i := range stmts {
+		tag, err := br.Exec()
+		if err != nil {
+			cerr := br.Close()
+			var pre pgx.ErrPreprocessingBatch
+			if errors.As(err, &pre) {
+				// A statement did not prepare (the server aborted the
+				// transaction before any of them ran) or an argument did
+				// not encode (pgx closed the connection): the batch is lost.
+				return -1, errors.Join(err, cerr)
+			}
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && !conn.IsClosed() {
+				return i, err
+			}
+			return -1, errors.Join(err, cerr)
+		}
+		affected[i] = tag.RowsAffected()
+	}
+	return -1, br.Close()
+}
 
 // ReadTxOptions asks for read-only transactions.
 func (Dialect) ReadTxOptions() *sql.TxOptions { return &sql.TxOptions{ReadOnly: true} }
@@ -109,6 +160,7 @@ func Open(ctx context.Context, o Options) (*sqlreactor.DB, error) {
 	db, err := sqlreactor.Open(ctx, sqlreactor.Config{
 		Writer: w, Reader: r, Dialect: Dialect{},
 		CacheSize: o.CacheSize, Schema: o.Schema, Logger: o.Logger,
+		NoPipeline: o.NoPipeline, Journaled: o.Journaled,
 		Close: func() error { return errors.Join(r.Close(), w.Close()) },
 	})
 	if err != nil {

@@ -38,6 +38,10 @@ type KV struct {
 	V    int64
 	Fail bool // return an error after writing
 	Boom bool // panic after writing
+	// Put only: Fresh writes with a plain INSERT, which fails when K
+	// exists; Optimistic does so only while tx.Deferring(), and upserts
+	// when the request is run again.
+	Fresh, Optimistic bool
 }
 
 var errRequested = errors.New("sqlreactortest: failure requested")
@@ -67,6 +71,26 @@ var (
 		if r.Boom {
 			panic("boom " + r.K)
 		}
+		if r.Fail {
+			return 0, errRequested
+		}
+		return old, nil
+	})
+	// Put is Set with tx.Write: on a pipelining backend the write is
+	// queued and runs with the batch's other statements.
+	Put = sqlreactor.Define("sqlreactortest.put", func(tx *sqlreactor.Tx, r KV) (int64, error) {
+		old, err := sqlreactor.Cached(tx, "kv:"+r.K, loadKV(r.K))
+		if err != nil {
+			return 0, err
+		}
+		q := `INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v`
+		if r.Fresh || (r.Optimistic && tx.Deferring()) {
+			q = `INSERT INTO kv (k, v) VALUES (?, ?)`
+		}
+		if err := tx.Write(q, r.K, r.V); err != nil {
+			return 0, err
+		}
+		tx.Put("kv:"+r.K, r.V)
 		if r.Fail {
 			return 0, errRequested
 		}
@@ -183,12 +207,13 @@ func (e *env) batch(t *testing.T, reqs []func(ctx context.Context) (int64, error
 	for i, r := range reqs {
 		wg.Add(1)
 		go func() { defer wg.Done(); v, err := r(ctx); out[i] = result{v, err} }()
-	}
-	for deadline := time.Now().Add(5 * time.Second); inbox(e.rt) < len(reqs); {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d requests queued", inbox(e.rt), len(reqs))
+		// One at a time, so the batch runs them in order.
+		for deadline := time.Now().Add(5 * time.Second); inbox(e.rt) < i+1; {
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d of %d requests queued", inbox(e.rt), len(reqs))
+			}
+			time.Sleep(100 * time.Microsecond)
 		}
-		time.Sleep(time.Millisecond)
 	}
 	close(gate)
 	if err := <-held; err != nil {
@@ -221,6 +246,123 @@ func Run(t *testing.T, open Opener) {
 	t.Run("ReadPoolDoesNotWaitForWriter", func(t *testing.T) { testReadPool(t, open) })
 	t.Run("CacheBoundedLRU", func(t *testing.T) { testCacheLRU(t, open) })
 	t.Run("DurableAcrossReopen", func(t *testing.T) { testReopen(t, open) })
+	t.Run("QueuedWriteFailsAlone", func(t *testing.T) { testQueuedFail(t, open) })
+	t.Run("QueuedWriteRerunRecovers", func(t *testing.T) { testRerun(t, open) })
+	t.Run("QueuedWritesFailedCommit", func(t *testing.T) { testQueuedCommitFailure(t, open) })
+}
+
+func put(e *env, r KV) func(ctx context.Context) (int64, error) {
+	return func(ctx context.Context) (int64, error) { return Put.Call(ctx, e.ref, r) }
+}
+
+func get(e *env, k string) func(ctx context.Context) (int64, error) {
+	return func(ctx context.Context) (int64, error) { return Get.Call(ctx, e.ref, k) }
+}
+
+// testQueuedFail: in one batch, a write that fails when it runs (a
+// duplicate key) fails its own request only, even when the next request
+// reads the key it changed in the cache, and after it.
+func testQueuedFail(t *testing.T, open Opener) {
+	e := start(t, open, 0)
+	ctx := context.Background()
+	if _, err := Set.Call(ctx, e.ref, KV{K: "dup", V: 1}); err != nil {
+		t.Fatal(err)
+	}
+	res := e.batch(t, []func(context.Context) (int64, error){
+		put(e, KV{K: "qa", V: 10}),
+		put(e, KV{K: "dup", V: 2, Fresh: true}), // fails at execution
+		get(e, "dup"),                           // must not see 2
+		put(e, KV{K: "qb", V: 20}),
+		put(e, KV{K: "qa", V: 11}), // reads qa=10, written by request 0
+		put(e, KV{K: "qc", V: 30, Fail: true}),
+		put(e, KV{K: "qd", V: 40}),
+	})
+	if res[1].err == nil {
+		t.Errorf("duplicate insert succeeded")
+	}
+	for i, want := range map[int]int64{0: 0, 2: 1, 3: 0, 4: 10, 6: 0} {
+		if res[i].err != nil || res[i].v != want {
+			t.Errorf("request %d = %d, %v; want %d", i, res[i].v, res[i].err, want)
+		}
+	}
+	if !errors.Is(res[5].err, errRequested) {
+		t.Errorf("request 5: %v", res[5].err)
+	}
+	for k, want := range map[string]int64{"dup": 1, "qa": 11, "qb": 20, "qd": 40, "qc": -1} {
+		v, found := readKV(t, e.db, k)
+		if !found {
+			v = -1
+		}
+		if v != want {
+			t.Errorf("database %s = %d, want %d", k, v, want)
+		}
+		if c, _ := Peek.Call(ctx, e.ref, k); c != want {
+			t.Errorf("cache %s = %d, want %d", k, c, want)
+		}
+	}
+	if st := e.db.Stats(); st.MaxBatch < 7 {
+		t.Errorf("stats %+v: want one batch of ≥7", st)
+	}
+}
+
+// testRerun: a request whose optimistic queued write fails is run again
+// with statements sent at once, and succeeds.
+func testRerun(t *testing.T, open Opener) {
+	e := start(t, open, 0)
+	ctx := context.Background()
+	if _, err := Set.Call(ctx, e.ref, KV{K: "o", V: 1}); err != nil {
+		t.Fatal(err)
+	}
+	res := e.batch(t, []func(context.Context) (int64, error){
+		put(e, KV{K: "o1", V: 5}),
+		put(e, KV{K: "o", V: 2, Optimistic: true}),
+		put(e, KV{K: "o2", V: 6}),
+	})
+	for i, r := range res {
+		if r.err != nil {
+			t.Errorf("request %d: %v", i, r.err)
+		}
+	}
+	if res[1].v != 1 {
+		t.Errorf("rerun answered %d, want the old value 1", res[1].v)
+	}
+	for k, want := range map[string]int64{"o": 2, "o1": 5, "o2": 6} {
+		if v, _ := readKV(t, e.db, k); v != want {
+			t.Errorf("%s = %d, want %d", k, v, want)
+		}
+		if c, _ := Peek.Call(ctx, e.ref, k); c != want {
+			t.Errorf("cache %s = %d, want %d", k, c, want)
+		}
+	}
+}
+
+// testQueuedCommitFailure: queued writes and a failing COMMIT: every
+// request fails and the cache is undone.
+func testQueuedCommitFailure(t *testing.T, open Opener) {
+	e := start(t, open, 0)
+	ctx := context.Background()
+	if _, err := Put.Call(ctx, e.ref, KV{K: "w", V: 1}); err != nil {
+		t.Fatal(err)
+	}
+	orphan := func(ctx context.Context) (int64, error) { _, err := Orphan.Call(ctx, e.ref, 7); return 0, err }
+	res := e.batch(t, []func(context.Context) (int64, error){put(e, KV{K: "w", V: 2}), orphan, put(e, KV{K: "x", V: 3})})
+	for i, r := range res {
+		if !errors.Is(r.err, sqlreactor.ErrCommit) {
+			t.Errorf("request %d: err = %v, want ErrCommit", i, r.err)
+		}
+	}
+	for k, want := range map[string]int64{"w": 1, "x": -1} {
+		v, found := readKV(t, e.db, k)
+		if !found {
+			v = -1
+		}
+		if v != want {
+			t.Errorf("database %s = %d, want %d", k, v, want)
+		}
+		if c, _ := Peek.Call(ctx, e.ref, k); c != want {
+			t.Errorf("cache %s = %d, want %d", k, c, want)
+		}
+	}
 }
 
 func testCommit(t *testing.T, open Opener) {

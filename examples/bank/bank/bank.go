@@ -96,8 +96,10 @@ func balance(tx *sqlreactor.Tx, id string) (int64, error) {
 	})
 }
 
+// addBalance changes a balance whose value the request knows from the
+// cache: a Write, queued with the batch's other statements on PostgreSQL.
 func addBalance(tx *sqlreactor.Tx, id string, old, delta int64) error {
-	if _, err := tx.Exec(`UPDATE accounts SET balance = balance + ? WHERE id = ?`, delta, id); err != nil {
+	if err := tx.Write(`UPDATE accounts SET balance = balance + ? WHERE id = ?`, delta, id); err != nil {
 		return fmt.Errorf("bank: update %q: %w", id, err)
 	}
 	tx.Put(acctKey(id), old+delta)
@@ -125,6 +127,20 @@ func record(tx *sqlreactor.Tx, r Receipt) (Receipt, bool, error) {
 	}
 	first.Replayed = true
 	return first, true, nil
+}
+
+// recordNew queues the ledger entry of r as a new key (a plain INSERT) and
+// the balance change of the account it debits or credits. If the key was
+// used before, the INSERT fails when the batch's pipeline runs: the
+// request is rolled back and run again with statements sent at once
+// (tx.Deferring() false), and then takes the record path, which returns
+// the first receipt or ErrKeyReused.
+func recordNew(tx *sqlreactor.Tx, r Receipt, id string, old, delta int64) error {
+	if err := tx.Write(`INSERT INTO entries (xkey, src, dst, amount, at) VALUES (?, ?, ?, ?, ?)`,
+		r.Key, r.From, r.To, r.Amount, r.At); err != nil {
+		return fmt.Errorf("bank: record %q: %w", r.Key, err)
+	}
+	return addBalance(tx, id, old, delta)
 }
 
 // The bank's requests. Send them to the sqlreactor.DB registered with
@@ -156,7 +172,11 @@ var (
 		if err != nil {
 			return Receipt{}, err
 		}
-		rc, dup, err := record(tx, Receipt{Key: d.Key, From: External, To: d.Account, Amount: d.Amount, At: tx.Now().UnixNano()})
+		r := Receipt{Key: d.Key, From: External, To: d.Account, Amount: d.Amount, At: tx.Now().UnixNano()}
+		if tx.Deferring() {
+			return r, recordNew(tx, r, d.Account, bal, d.Amount)
+		}
+		rc, dup, err := record(tx, r)
 		if err != nil || dup {
 			return rc, err
 		}
@@ -180,9 +200,18 @@ var (
 		if err != nil {
 			return Receipt{}, err
 		}
+		r := Receipt{Key: t.Key, From: t.From, To: t.To, Amount: t.Amount, At: tx.Now().UnixNano()}
+		if tx.Deferring() && from >= t.Amount {
+			// The common case, in one pipeline with the batch: a new key
+			// and enough money.
+			if err := recordNew(tx, r, t.From, from, -t.Amount); err != nil {
+				return Receipt{}, err
+			}
+			return r, addBalance(tx, t.To, to, t.Amount)
+		}
 		// The key first: a retry of a transfer that went through must get
 		// its receipt, not an overdraft.
-		rc, dup, err := record(tx, Receipt{Key: t.Key, From: t.From, To: t.To, Amount: t.Amount, At: tx.Now().UnixNano()})
+		rc, dup, err := record(tx, r)
 		if err != nil || dup {
 			return rc, err
 		}
