@@ -82,7 +82,7 @@ func originKey(seq uint64, n int) string {
 // once durable. A Send from outside waits for durability; a Call waits for
 // its reply (which follows durability); sends from handlers do not block
 // the turn: replay re-sends them if the crash came first.
-func (m *MethodOf[S, Req, Resp]) postJournaled(ctx context.Context, to Ref, svc *service, req Req, e envelope, wait bool, key string) error {
+func (m *MethodOf[S, Req, Resp]) postJournaled(ctx context.Context, to Ref, svc *service, req Req, e envelope, wait, force bool, key string) error {
 	rt := svc.kind.rt
 	c, internal := ctx.(*Ctx)
 	var boxed any = e.arg // already boxed for the inbox: encode that, not a second copy
@@ -93,8 +93,14 @@ func (m *MethodOf[S, Req, Resp]) postJournaled(ctx context.Context, to Ref, svc 
 	if err != nil {
 		return fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, err)
 	}
-	if rt.replaying {
-		svc.mu.Lock() // resends after replay: the workers are not running yet, so take the slot regardless
+	if rt.replaying || force {
+		// Resends after replay (the workers are not running yet) and timer
+		// messages take their slot regardless of the capacity.
+		svc.mu.Lock()
+		if svc.dead {
+			svc.mu.Unlock()
+			return errRetry
+		}
 		svc.reserved++
 		svc.mu.Unlock()
 	} else if err := svc.reserve(ctx, wait); err != nil {
@@ -317,6 +323,12 @@ func (rt *Runtime) replay(ctx context.Context) error {
 	c := &Ctx{}
 	err = j.Replay(ctx, floor, func(rec *journal.Record) error {
 		s, err := rt.replayTarget(ctx, rec)
+		if errors.Is(err, ErrNoService) {
+			// The parent's factory refuses this key: live, the message
+			// failed the same way, so replay skips it too.
+			rt.log.Warn("reactor: replay: record for a refused child skipped", "seq", rec.Seq, "service", rec.Service)
+			return nil
+		}
 		if err != nil {
 			return err
 		}

@@ -190,12 +190,13 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 		if err != nil {
 			return err
 		}
-		if wait && internal && c.svc == svc && svc.kind.opts.workers <= 1 {
+		_, blocking := e.r.(blocker)
+		if blocking && internal && c.svc == svc && svc.kind.opts.workers <= 1 {
 			return fmt.Errorf("reactor: %s: blocking call to itself (%s): %w", m.name, to.addr, ErrDeadlock)
 		}
 		journaled := svc.js != nil && !m.readOnly
 		if internal && c.replay {
-			return m.replayPost(c, to, svc, req, e, wait, journaled)
+			return m.replayPost(c, to, svc, req, e, blocking, journaled)
 		}
 		if journaled {
 			key := keyFrom(ctx)
@@ -203,7 +204,7 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 				c.sends++
 				key = originKey(c.meta.seq, c.sends)
 			}
-			err = m.postJournaled(ctx, to, svc, req, e, wait, key)
+			err = m.postJournaled(ctx, to, svc, req, e, wait, force, key)
 			if err == errRetry {
 				continue
 			}
@@ -211,7 +212,7 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 		}
 		// A caller that cannot give up (no Done channel) may run an idle
 		// service's turn itself: it would wait for the reply regardless.
-		if wait && e.r != nil && ctx.Done() == nil && svc.tryInline(e) {
+		if blocking && ctx.Done() == nil && svc.tryInline(e) {
 			return nil
 		}
 		if wait {
@@ -237,8 +238,8 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 // sends to journaled services are queued to go out again after replay
 // (their receivers drop duplicates by key); everything else is a side
 // effect already done before the crash, and is suppressed.
-func (m *MethodOf[S, Req, Resp]) replayPost(c *Ctx, to Ref, svc *service, req Req, e envelope, wait, journaled bool) error {
-	if wait {
+func (m *MethodOf[S, Req, Resp]) replayPost(c *Ctx, to Ref, svc *service, req Req, e envelope, blocking, journaled bool) error {
+	if blocking {
 		return fmt.Errorf("reactor: %s: blocking call from a handler during replay: %w", m.name, ErrDeadlock)
 	}
 	if !journaled || e.r != nil {
@@ -248,7 +249,7 @@ func (m *MethodOf[S, Req, Resp]) replayPost(c *Ctx, to Ref, svc *service, req Re
 	key := originKey(c.meta.seq, c.sends)
 	rt := c.rt
 	rt.resends = append(rt.resends, func() {
-		if err := m.postJournaled(rt.ctx, to, svc, req, e, false, key); err != nil {
+		if err := m.postJournaled(rt.ctx, to, svc, req, e, false, true, key); err != nil {
 			rt.log.Warn("reactor: resend after replay failed", "service", to.addr, "method", m.name, "err", err)
 		}
 	})
@@ -262,13 +263,25 @@ func (m *MethodOf[S, Req, Resp]) replayPost(c *Ctx, to Ref, svc *service, req Re
 // the same guarantees, two goroutine switches fewer.
 // Calling a service from its own handler fails with ErrDeadlock; use Async.
 func (m *MethodOf[S, Req, Resp]) Call(ctx context.Context, to Ref, req Req) (Resp, error) {
+	return m.call(ctx, to, req, true)
+}
+
+// TryCall is Call that fails at once with ErrBusy when the inbox is full,
+// instead of waiting for space: for front ends that turn a full inbox into
+// "503, retry later" rather than queueing callers. It still waits for the
+// reply, until ctx ends.
+func (m *MethodOf[S, Req, Resp]) TryCall(ctx context.Context, to Ref, req Req) (Resp, error) {
+	return m.call(ctx, to, req, false)
+}
+
+func (m *MethodOf[S, Req, Resp]) call(ctx context.Context, to Ref, req Req, waitSpace bool) (Resp, error) {
 	var zero Resp
 	sc, _ := m.calls.Get().(*syncCall[Req, Resp])
 	if sc == nil {
 		sc = &syncCall[Req, Resp]{done: make(chan struct{}, 1)}
 	}
 	sc.req = req
-	if err := m.post(ctx, to, req, envelope{m: m, r: sc}, true, false); err != nil {
+	if err := m.post(ctx, to, req, envelope{m: m, r: sc}, waitSpace, false); err != nil {
 		sc.req = *new(Req)
 		m.calls.Put(sc)
 		return zero, err
@@ -387,6 +400,11 @@ type syncCall[Req, Resp any] struct {
 	done  chan struct{}
 	state atomic.Int32 // 0 waiting, 1 answered, 2 abandoned by the caller
 }
+
+// blocker marks reply targets whose sender blocks until the answer.
+type blocker interface{ blocking() }
+
+func (s *syncCall[Req, Resp]) blocking() {}
 
 func (s *syncCall[Req, Resp]) complete(resp Resp, err error) {
 	if s.state.CompareAndSwap(0, 1) {

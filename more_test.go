@@ -2,6 +2,7 @@ package reactor_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -210,5 +211,42 @@ func TestFloodDoesNotStarveOthers(t *testing.T) {
 	}
 	if h := stat(rt, "/flood").Handled; h > 1<<15 {
 		t.Fatalf("quiet service waited for %d flood messages", h)
+	}
+}
+
+func TestTryCallFailsFastOnFullInbox(t *testing.T) {
+	rt := newRuntime(t, reactor.Config{InboxSize: 2})
+	c := newCounter()
+	ref, _ := reactor.Register(rt, "/c", c)
+	start(t, rt)
+	ctx := context.Background()
+	block.Send(ctx, ref, struct{}{})
+	<-c.started
+	add.Send(ctx, ref, 1)
+	add.Send(ctx, ref, 1)
+	if _, err := add.TryCall(ctx, ref, 1); !errors.Is(err, reactor.ErrBusy) {
+		t.Fatalf("TryCall on a full inbox: %v", err)
+	}
+	close(c.block)
+	add.Call(ctx, ref, 0) // waits for space and for the queued adds
+	if n, err := add.TryCall(ctx, ref, 1); err != nil || n != 3 {
+		t.Fatalf("TryCall with room: %d %v", n, err)
+	}
+}
+
+func TestRefusedChildKey(t *testing.T) {
+	rt := newRuntime(t, reactor.Config{})
+	reactor.RegisterChildren(rt, "/rooms", func(key string) *Room {
+		if key == "bad" {
+			return nil
+		}
+		return &Room{ID: key, loads: new(atomic.Int32), actives: new(atomic.Int32)}
+	})
+	start(t, rt)
+	if _, err := join.Call(context.Background(), rt.Ref("/rooms/bad"), "x"); !errors.Is(err, reactor.ErrNoService) {
+		t.Fatalf("refused key: %v", err)
+	}
+	if n, err := join.Call(context.Background(), rt.Ref("/rooms/good"), "x"); err != nil || n != 1 {
+		t.Fatalf("good key: %d %v", n, err)
 	}
 }

@@ -150,7 +150,8 @@ func Register[S any](rt *Runtime, addr string, state *S, opts ...Option) (Ref, e
 
 // RegisterChildren makes addr a parent of keyed children: the first message
 // to addr/key creates the child with newChild(key) (then restores its
-// checkpoint, if one exists). Children are kept in an LRU bounded by
+// checkpoint, if one exists). newChild may return nil to refuse a key:
+// messages to it fail with ErrNoService. Children are kept in an LRU bounded by
 // MaxChildren and MaxChildMemory and saved (if modified) when evicted. A
 // service registered at addr itself, if any, is independent of its children.
 func RegisterChildren[S any](rt *Runtime, addr string, newChild func(key string) *S, opts ...Option) error {

@@ -424,7 +424,7 @@ func (s *service) load(c *Ctx, activate bool) error {
 	k := s.kind
 	obj := k.newChild(s.key())
 	if obj == nil || reflect.ValueOf(obj).IsNil() {
-		return fmt.Errorf("reactor: child factory for %s returned nil", s.addr())
+		return fmt.Errorf("reactor: %s: the factory of %s refused key %q: %w", s.addr(), k.addr, s.key(), ErrNoService)
 	}
 	cp, err := k.rt.cfg.Store.Load(c, s.addr())
 	switch {
