@@ -31,4 +31,11 @@
 // is dropped (its stream ends and the browser reconnects and resumes), so a
 // slow client never blocks the publisher nor grows an unbounded queue.
 // [ServeEvents] ties an EventLog to a [Stream] for one HTTP request.
+//
+// For many long-lived streams, [EventLog.FollowSince] makes a subscriber
+// that reads the log's own ring ([Subscription.Next], signalled by
+// [Subscription.Ready]) instead of holding a buffered channel, and
+// [DetachStream] takes the connection over from net/http so the handler
+// can return and the stream be served from one small goroutine, without
+// net/http's per-connection goroutines and buffers.
 package gateway

@@ -25,6 +25,9 @@ var (
 	ErrSubscriberTooSlow = errors.New("gateway: subscriber fell behind")
 	// ErrLogClosed ends every subscription when the log is closed.
 	ErrLogClosed = errors.New("gateway: event log closed")
+	// ErrUnsubscribed is returned by [Subscription.Next] after
+	// [Subscription.Close].
+	ErrUnsubscribed = errors.New("gateway: subscription closed")
 )
 
 // DefaultSubscriberBuffer is the buffer of a subscription created with 0.
@@ -42,7 +45,8 @@ const DefaultSubscriberBuffer = 64
 // copying and non-blocking channel sends.
 type EventLog struct {
 	mu     sync.Mutex
-	ring   []Event // circular, len == capacity
+	ring   []Event // grows to capacity, then circular
+	cap    int     // capacity
 	start  int     // index of the oldest retained event
 	n      int     // number of retained events
 	last   uint64  // id of the newest event (0: none yet)
@@ -56,7 +60,8 @@ func NewEventLog(capacity int) *EventLog {
 	if capacity < 1 {
 		capacity = 1
 	}
-	return &EventLog{ring: make([]Event, capacity), subs: make(map[*Subscription]struct{})}
+	// The ring grows on demand: most topics never fill it.
+	return &EventLog{cap: capacity, subs: make(map[*Subscription]struct{})}
 }
 
 // NewEventLogFrom returns a log like [NewEventLog] whose next event gets id
@@ -85,15 +90,29 @@ func (l *EventLog) AppendTo(to, typ string, data []byte) uint64 {
 	}
 	l.last++
 	e := Event{ID: l.last, Type: typ, Data: data, To: to}
-	c := len(l.ring)
-	if l.n < c {
-		l.ring[(l.start+l.n)%c] = e
+	if l.n < l.cap {
+		l.ring = append(l.ring, e) // start is 0 until the ring is full
 		l.n++
 	} else {
 		l.ring[l.start] = e
-		l.start = (l.start + 1) % c
+		l.start = (l.start + 1) % len(l.ring)
 	}
 	for s := range l.subs {
+		if s.ready != nil {
+			// A follower reads the ring itself; it is dropped once the
+			// first event it has not read is evicted.
+			if s.cursor+1 < l.last-uint64(l.n)+1 {
+				l.dropLocked(s, ErrSubscriberTooSlow)
+				continue
+			}
+			if e.visibleTo(s.key) {
+				select {
+				case s.ready <- struct{}{}:
+				default: // already signalled
+				}
+			}
+			continue
+		}
 		if !e.visibleTo(s.key) {
 			continue
 		}
@@ -139,7 +158,12 @@ func (l *EventLog) sinceLocked(key string, id uint64) ([]Event, bool) {
 	if id+1 < oldest {
 		return nil, false
 	}
-	var out []Event
+	return l.appendSinceLocked(nil, key, id, oldest), true
+}
+
+// appendSinceLocked appends the retained events after id visible to key;
+// oldest is the id of the oldest retained event, at most id+1.
+func (l *EventLog) appendSinceLocked(out []Event, key string, id, oldest uint64) []Event {
 	c := len(l.ring)
 	for i := int(id + 1 - oldest); i < l.n; i++ {
 		e := l.ring[(l.start+i)%c]
@@ -147,7 +171,34 @@ func (l *EventLog) sinceLocked(key string, id uint64) ([]Event, bool) {
 			out = append(out, e)
 		}
 	}
-	return out, true
+	return out
+}
+
+// FollowSince registers a subscriber with key that reads the events after
+// id (broadcasts and those targeted at key) straight from the log's ring
+// with [Subscription.Next], instead of through a buffered channel: it
+// costs a few dozen bytes however many events it is behind, and it is
+// dropped ([ErrSubscriberTooSlow]) only when the ring evicts an event
+// published after the last one it read. [Subscription.Ready] signals new events. ok is false
+// when the gap after id cannot be bridged (see [EventLog.Since]).
+func (l *EventLog) FollowSince(key string, id uint64) (sub *Subscription, ok bool) {
+	s := &Subscription{log: l, key: key, cursor: id, ready: make(chan struct{}, 1)}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if id > l.last || id+1 < l.last-uint64(l.n)+1 {
+		return nil, false
+	}
+	if l.closed {
+		s.err = ErrLogClosed
+		s.done = true
+		close(s.ready)
+		return s, true
+	}
+	l.subs[s] = struct{}{}
+	if id < l.last {
+		s.ready <- struct{}{} // events are already waiting
+	}
+	return s, true
 }
 
 // Subscribe registers a subscriber with key that receives the events
@@ -195,6 +246,11 @@ func (l *EventLog) dropLocked(s *Subscription, err error) {
 	}
 	delete(l.subs, s)
 	s.err = err
+	if s.ready != nil {
+		s.done = true
+		close(s.ready)
+		return
+	}
 	close(s.ch)
 }
 
@@ -226,12 +282,61 @@ func (l *EventLog) Close() {
 type Subscription struct {
 	log *EventLog
 	key string
-	ch  chan Event
-	err error // guarded by log.mu
+	ch  chan Event // Subscribe, SubscribeSince
+	err error      // guarded by log.mu
+
+	// FollowSince: the subscriber reads the ring from cursor on.
+	ready  chan struct{}
+	cursor uint64 // id of the last event read; guarded by log.mu
+	done   bool   // ended (ready closed); guarded by log.mu
 }
 
-// Events returns the channel delivering events in id order.
+// Events returns the channel delivering events in id order (nil for a
+// subscription made by [EventLog.FollowSince], which reads with
+// [Subscription.Next]).
 func (s *Subscription) Events() <-chan Event { return s.ch }
+
+// Ready returns, for a subscription made by [EventLog.FollowSince], a
+// channel that receives when events may be waiting for [Subscription.Next]
+// and is closed when the subscription has ended. Nil otherwise.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Next appends to buf the events a [EventLog.FollowSince] subscriber has
+// not read yet, in id order, and marks them read. A non-nil error means
+// the subscription has ended after the returned events:
+// [ErrSubscriberTooSlow] (events it had not read were evicted: none are
+// returned), [ErrLogClosed] or [ErrUnsubscribed]. It panics for other
+// subscriptions.
+func (s *Subscription) Next(buf []Event) ([]Event, error) {
+	if s.ready == nil {
+		panic("gateway: Next on a channel subscription")
+	}
+	l := s.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s.err == ErrSubscriberTooSlow {
+		return buf, s.err
+	}
+	if s.cursor < l.last {
+		oldest := l.last - uint64(l.n) + 1
+		if s.cursor+1 < oldest {
+			if !s.done {
+				l.dropLocked(s, ErrSubscriberTooSlow)
+			}
+			s.err = ErrSubscriberTooSlow
+			return buf, s.err
+		}
+		buf = l.appendSinceLocked(buf, s.key, s.cursor, oldest)
+		s.cursor = l.last
+	}
+	if s.done {
+		if s.err == nil {
+			return buf, ErrUnsubscribed
+		}
+		return buf, s.err
+	}
+	return buf, nil
+}
 
 // Key returns the subscriber key given to Subscribe.
 func (s *Subscription) Key() string { return s.key }

@@ -3,7 +3,9 @@ package gateway_test
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/reactorgo/reactor/gateway"
@@ -187,5 +189,132 @@ func TestEventLogFromContinuesIDs(t *testing.T) {
 	}
 	if ev, ok := l.Since(41); !ok || len(ev) != 1 || ev[0].ID != 42 {
 		t.Fatalf("Since(41) = %v, %v", ev, ok)
+	}
+}
+
+func TestFollowSince(t *testing.T) {
+	l := gateway.NewEventLog(4)
+	l.Append("e", nil)                 // 1
+	l.AppendTo("bob", "rejected", nil) // 2
+	s, ok := l.FollowSince("ann", 1)
+	if !ok {
+		t.Fatal("FollowSince(1) not ok")
+	}
+	if s.Events() != nil {
+		t.Error("a follower has an events channel")
+	}
+	l.Append("e", nil)                 // 3
+	l.AppendTo("ann", "rejected", nil) // 4
+	select {
+	case <-s.Ready():
+	default:
+		t.Fatal("Ready not signalled")
+	}
+	es, err := s.Next(nil)
+	if err != nil || fmt.Sprint(ids(es)) != "[3 4]" {
+		t.Fatalf("Next = %v, %v; want [3 4] (not bob's 2)", ids(es), err)
+	}
+	if es, err := s.Next(nil); err != nil || len(es) != 0 {
+		t.Fatalf("Next again = %v, %v", ids(es), err)
+	}
+	l.AppendTo("bob", "rejected", nil) // 5: not for ann, no wake-up
+	select {
+	case <-s.Ready():
+		t.Error("woken for another member's event")
+	default:
+	}
+	if _, ok := l.FollowSince("ann", 0); ok {
+		t.Error("FollowSince(0) bridged an evicted gap")
+	}
+	if _, ok := l.FollowSince("ann", 9); ok {
+		t.Error("FollowSince(future id) ok")
+	}
+	// Falling behind: the ring (4) holds 5..8, then 9 evicts 5, which
+	// came after the last event ann read.
+	for range 3 {
+		l.Append("e", nil) // 6..8
+	}
+	if l.Subscribers() != 1 {
+		t.Fatalf("dropped too early: %d subscribers", l.Subscribers())
+	}
+	l.Append("e", nil) // 9 evicts 5
+	if l.Subscribers() != 0 {
+		t.Fatal("a follower behind the ring was not dropped")
+	}
+	for range s.Ready() { // a pending signal, then closed
+	}
+	if es, err := s.Next(nil); !errors.Is(err, gateway.ErrSubscriberTooSlow) || len(es) != 0 {
+		t.Fatalf("Next after drop = %v, %v", ids(es), err)
+	}
+	if !errors.Is(s.Err(), gateway.ErrSubscriberTooSlow) {
+		t.Errorf("Err = %v", s.Err())
+	}
+}
+
+func TestFollowSinceCloseAndUnsubscribe(t *testing.T) {
+	l := gateway.NewEventLog(8)
+	a, _ := l.FollowSince("", 0)
+	b, _ := l.FollowSince("", 0)
+	l.Append("e", nil)
+	b.Close()
+	if es, err := b.Next(nil); !errors.Is(err, gateway.ErrUnsubscribed) || fmt.Sprint(ids(es)) != "[1]" {
+		t.Errorf("Next after Close = %v, %v", ids(es), err)
+	}
+	if b.Err() != nil {
+		t.Errorf("Err after Close = %v", b.Err())
+	}
+	l.Append("e", nil)
+	l.Close()
+	// Events published before the log closed are still delivered.
+	if es, err := a.Next(nil); !errors.Is(err, gateway.ErrLogClosed) || fmt.Sprint(ids(es)) != "[1 2]" {
+		t.Errorf("Next after log Close = %v, %v", ids(es), err)
+	}
+	if c, ok := l.FollowSince("", 2); !ok {
+		t.Error("FollowSince on a closed log not ok")
+	} else if _, err := c.Next(nil); !errors.Is(err, gateway.ErrLogClosed) {
+		t.Errorf("Next on closed log = %v", err)
+	}
+}
+
+// TestFollowConcurrent: a follower reading while a publisher appends sees
+// every event exactly once, in order (run with -race).
+func TestFollowConcurrent(t *testing.T) {
+	l := gateway.NewEventLog(1024)
+	s, _ := l.FollowSince("", 0)
+	const n = 5000
+	var got []uint64
+	var read atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var buf []gateway.Event
+		for range s.Ready() {
+			var err error
+			buf, err = s.Next(buf[:0])
+			for _, e := range buf {
+				got = append(got, e.ID)
+			}
+			read.Store(uint64(len(got)))
+			if err != nil || len(got) == n {
+				return
+			}
+		}
+	}()
+	for i := 0; i < n; i++ {
+		l.Append("e", nil)
+		if i%512 == 0 {
+			for l.LastID()-read.Load() > 512 { // let the reader keep up
+				runtime.Gosched()
+			}
+		}
+	}
+	<-done
+	for i, id := range got {
+		if id != uint64(i+1) {
+			t.Fatalf("event %d has id %d", i, id)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("got %d events, want %d", len(got), n)
 	}
 }

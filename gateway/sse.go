@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -25,6 +27,115 @@ type Stream struct {
 	ctx    context.Context
 	lastID string
 	buf    bytes.Buffer
+
+	// Detached streams (DetachStream) write to the hijacked connection.
+	conn         net.Conn
+	cancel       context.CancelFunc
+	writeTimeout time.Duration
+}
+
+// DefaultWriteTimeout bounds each write of a detached stream (see
+// [DetachStream]).
+const DefaultWriteTimeout = 10 * time.Second
+
+// DetachStream starts an event stream like [NewStream], but takes the
+// connection over from net/http (http.Hijacker), so that the handler can
+// return and the stream be served from any goroutine: the connection's
+// serving goroutine, its background reader, its bufio buffers (8 KiB) and
+// its chunked-encoding buffer are released, which makes an idle stream
+// several times cheaper in memory. The response is HTTP/1.x with
+// "Connection: close" and no chunking (the body ends when the connection
+// closes); headers already set on w are sent too.
+//
+// The caller must Close the stream when done. A detached stream does not
+// read from the client: a client that went away is noticed by the next
+// write failing (send heartbeats), and every write gives up after
+// writeTimeout (0: [DefaultWriteTimeout]) so a client that stops reading
+// cannot hold the stream. Its Context is done once the stream is closed or
+// a write failed.
+//
+// When w cannot be hijacked (HTTP/2, a recorder in tests) DetachStream
+// returns [http.ErrNotSupported] (or the Hijack error) before writing
+// anything: use NewStream and serve the stream within the handler then.
+func DetachStream(w http.ResponseWriter, r *http.Request, writeTimeout time.Duration) (*Stream, error) {
+	if r.ProtoMajor != 1 {
+		return nil, http.ErrNotSupported
+	}
+	if writeTimeout <= 0 {
+		writeTimeout = DefaultWriteTimeout
+	}
+	h := w.Header().Clone()
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, err
+	}
+	// The hijacked buffers are not used: writes go straight to conn.
+	brw.Reader.Reset(nil)
+	brw.Writer.Reset(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Stream{ctx: ctx, cancel: cancel, conn: conn, writeTimeout: writeTimeout, lastID: LastEventID(r)}
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Connection", "close")
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	h.Del("Content-Length")
+	h.Del("Transfer-Encoding")
+	b := s.getBuf()
+	b.WriteString("HTTP/1.")
+	b.WriteString(strconv.Itoa(r.ProtoMinor))
+	b.WriteString(" 200 OK\r\n")
+	_ = h.Write(b)
+	b.WriteString("\r\n")
+	if err := s.write(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close ends a detached stream: it closes the connection (the client's
+// EventSource reconnects). For a stream made by NewStream it does nothing
+// (the stream ends when the handler returns).
+func (s *Stream) Close() error {
+	if s.conn == nil {
+		return nil
+	}
+	s.cancel()
+	return s.conn.Close()
+}
+
+// Detached reports whether the stream was made by [DetachStream].
+func (s *Stream) Detached() bool { return s.conn != nil }
+
+// bufPool holds the write buffers of detached streams between writes, so
+// an idle stream holds none.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// getBuf returns the stream's buffer, reset.
+func (s *Stream) getBuf() *bytes.Buffer {
+	if s.conn != nil && s.buf.Cap() == 0 {
+		pb := bufPool.Get().(*bytes.Buffer)
+		s.buf = *pb
+		*pb = bytes.Buffer{}
+		bufPool.Put(pb)
+	}
+	s.buf.Reset()
+	return &s.buf
+}
+
+// putBuf hands a detached stream's buffer back to the pool.
+func (s *Stream) putBuf() {
+	if s.conn == nil || s.buf.Cap() == 0 || s.buf.Cap() > 64<<10 {
+		s.buf = bytes.Buffer{}
+		return
+	}
+	pb := bufPool.Get().(*bytes.Buffer)
+	*pb = s.buf
+	s.buf = bytes.Buffer{}
+	pb.Reset()
+	bufPool.Put(pb)
 }
 
 // NewStream starts an event stream on w: it sets the SSE headers
@@ -99,8 +210,28 @@ func (s *Stream) Send(e Event) error {
 // breaks in id and event are removed; data is split on CRLF, CR and LF
 // into several data lines, which the client joins back with "\n".
 func (s *Stream) SendRaw(id, event string, data []byte) error {
-	b := &s.buf
-	b.Reset()
+	s.appendEvent(s.getBuf(), id, event, data)
+	return s.write()
+}
+
+// SendAll writes events (as [Stream.Send] does, skipping none) with one
+// write and one flush.
+func (s *Stream) SendAll(events []Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	b := s.getBuf()
+	for _, e := range events {
+		id := ""
+		if e.ID != 0 {
+			id = strconv.FormatUint(e.ID, 10)
+		}
+		s.appendEvent(b, id, e.Type, e.Data)
+	}
+	return s.write()
+}
+
+func (s *Stream) appendEvent(b *bytes.Buffer, id, event string, data []byte) {
 	if id != "" {
 		b.WriteString("id: ")
 		b.WriteString(oneLine(id))
@@ -113,14 +244,12 @@ func (s *Stream) SendRaw(id, event string, data []byte) error {
 	}
 	writeField(b, "data", data)
 	b.WriteByte('\n')
-	return s.write()
 }
 
 // Comment writes a comment line (ignored by clients, keeps proxies and
 // the connection alive).
 func (s *Stream) Comment(text string) error {
-	b := &s.buf
-	b.Reset()
+	b := s.getBuf()
 	writeField(b, "", []byte(text))
 	b.WriteByte('\n')
 	return s.write()
@@ -128,8 +257,7 @@ func (s *Stream) Comment(text string) error {
 
 // Retry tells the client how long to wait before reconnecting.
 func (s *Stream) Retry(d time.Duration) error {
-	b := &s.buf
-	b.Reset()
+	b := s.getBuf()
 	b.WriteString("retry: ")
 	b.WriteString(strconv.FormatInt(d.Milliseconds(), 10))
 	b.WriteString("\n\n")
@@ -171,7 +299,20 @@ func (s *Stream) Run(ch <-chan Event, heartbeat time.Duration) error {
 
 func (s *Stream) write() error {
 	if err := s.ctx.Err(); err != nil {
+		s.putBuf()
 		return err
+	}
+	if s.conn != nil {
+		defer s.putBuf()
+		if err := s.conn.SetWriteDeadline(time.Now().Add(s.writeTimeout)); err != nil {
+			s.cancel()
+			return err
+		}
+		if _, err := s.conn.Write(s.buf.Bytes()); err != nil {
+			s.cancel() // a partial event may have been written: the stream is over
+			return err
+		}
+		return nil
 	}
 	if _, err := s.w.Write(s.buf.Bytes()); err != nil {
 		return err

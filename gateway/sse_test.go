@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -208,3 +209,97 @@ func TestStreamHeadersOverRealServer(t *testing.T) {
 type unwrapper struct{ http.ResponseWriter }
 
 func (u unwrapper) Unwrap() http.ResponseWriter { return u.ResponseWriter }
+
+// TestDetachStream serves a stream after its handler returned, over a
+// connection taken from net/http, and checks what an SSE client reads.
+func TestDetachStream(t *testing.T) {
+	detached := make(chan *gateway.Stream, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Extra", "kept")
+		st, err := gateway.DetachStream(unwrapper{w}, r, time.Second)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if !st.Detached() || st.LastEventID() != "7" {
+			t.Errorf("Detached %v, LastEventID %q", st.Detached(), st.LastEventID())
+		}
+		detached <- st
+	}))
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Last-Event-ID", "7")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") || res.Header.Get("X-Extra") != "kept" {
+		t.Fatalf("headers %v", res.Header)
+	}
+	st := <-detached // the handler has returned
+	if err := st.SendAll([]gateway.Event{{ID: 8, Type: "a", Data: []byte("1")}, {ID: 9, Type: "b", Data: []byte("x\ny")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Comment("ping"); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if st.Context().Err() == nil {
+		t.Error("context not done after Close")
+	}
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "id: 8\nevent: a\ndata: 1\n\nid: 9\nevent: b\ndata: x\ndata: y\n\n: ping\n\n"
+	if string(body) != want {
+		t.Fatalf("body %q, want %q", body, want)
+	}
+	if err := st.Comment("late"); err == nil {
+		t.Error("write after Close succeeded")
+	}
+}
+
+// TestDetachStreamClientGone: a write to a client that went away fails and
+// ends the stream's context.
+func TestDetachStreamClientGone(t *testing.T) {
+	detached := make(chan *gateway.Stream, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st, err := gateway.DetachStream(w, r, 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		detached <- st
+	}))
+	defer srv.Close()
+	res, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := <-detached
+	defer st.Close()
+	res.Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for st.Comment("ping") == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("writes to a closed client keep succeeding")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st.Context().Err() == nil {
+		t.Error("context not done after a failed write")
+	}
+}
+
+func TestDetachStreamUnsupported(t *testing.T) {
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/", nil)
+	if _, err := gateway.DetachStream(w, r, 0); !errors.Is(err, http.ErrNotSupported) {
+		t.Fatalf("err %v, want http.ErrNotSupported", err)
+	}
+	if w.Code != 200 || w.Body.Len() != 0 || len(w.Header()) != 0 {
+		t.Error("DetachStream wrote to a writer it could not take over")
+	}
+}

@@ -321,16 +321,19 @@ func (p *Rooms) State(ctx context.Context, room, token string) (View, error) {
 // Subscription is an open event stream of one member.
 type Subscription struct {
 	Member   string
-	Snapshot *gateway.Event  // nil when the stream resumes from lastEventID
-	Backlog  []gateway.Event // events after the snapshot or lastEventID
-	Sub      *gateway.Subscription
+	Snapshot *gateway.Event // nil when the stream resumes from lastEventID
+	// Sub delivers the events after the snapshot (or after lastEventID)
+	// with Next, signalled by Ready: it reads the room's event log itself,
+	// so it holds no queue, and it ends with gateway.ErrSubscriberTooSlow
+	// only when the log evicted an event it had not read yet.
+	Sub *gateway.Subscription
 }
 
 // Subscribe authenticates token and opens the member's event stream of
 // room. With lastEventID > 0 it resumes after that id when the room's log
 // still holds what followed; otherwise the stream starts with a snapshot.
 // asMember, when not empty, must be the token's own member id.
-func (p *Rooms) Subscribe(ctx context.Context, room, token, asMember string, lastEventID uint64, buffer int) (*Subscription, error) {
+func (p *Rooms) Subscribe(ctx context.Context, room, token, asMember string, lastEventID uint64) (*Subscription, error) {
 	if token == "" {
 		return nil, ErrUnauthorized
 	}
@@ -343,13 +346,13 @@ func (p *Rooms) Subscribe(ctx context.Context, room, token, asMember string, las
 			return nil, ErrRoomNotFound
 		}
 		if lastEventID > 0 {
-			if backlog, sub, ok := s.Log.SubscribeSince(s.Member, lastEventID, buffer); ok {
-				return &Subscription{Member: s.Member, Backlog: backlog, Sub: sub}, nil
+			if sub, ok := s.Log.FollowSince(s.Member, lastEventID); ok {
+				return &Subscription{Member: s.Member, Sub: sub}, nil
 			}
 		}
-		if backlog, sub, ok := s.Log.SubscribeSince(s.Member, s.Event.ID, buffer); ok {
+		if sub, ok := s.Log.FollowSince(s.Member, s.Event.ID); ok {
 			snap := s.Event
-			return &Subscription{Member: s.Member, Snapshot: &snap, Backlog: backlog, Sub: sub}, nil
+			return &Subscription{Member: s.Member, Snapshot: &snap, Sub: sub}, nil
 		}
 		if attempt == 2 {
 			return nil, errors.New("poker: room events move faster than a snapshot can be taken")

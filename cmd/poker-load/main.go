@@ -30,6 +30,7 @@ func main() {
 	flag.IntVar(&cfg.Concurrency, "concurrency", 64, "parallel requests while creating rooms and joining")
 	flag.DurationVar(&cfg.EventTimeout, "event-timeout", 10*time.Second, "an expected event not seen within this is counted lost")
 	flag.DurationVar(&cfg.Think, "think", 0, "spread each room's round start and each vote over a random pause in [0, `d`) (0: all at once)")
+	flag.DurationVar(&cfg.Hold, "hold", 0, "pause this long once all streams are open, before the rounds (to profile the server)")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Duration)
 	defer cancel()

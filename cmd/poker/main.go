@@ -18,8 +18,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -40,6 +42,8 @@ func run(args []string) error {
 	ttl := fs.Duration("room-ttl", 24*time.Hour, "close and remove a room after this `duration` without activity (e.g. 30m, 8h)")
 	cpEvery := fs.Duration("checkpoint-interval", 30*time.Second, "how often modified rooms are checkpointed and the journal trimmed")
 	verbose := fs.Bool("v", false, "log every HTTP request (never tokens)")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this `address` (e.g. 127.0.0.1:6060; off by default, never on the public listener)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this `file`")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: poker [flags]\n\nServes the planning-poker web UI and API. Rooms survive crashes: every\ncommand answered 201/202 is in the fsynced journal under -data.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -56,6 +60,23 @@ func run(args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	if *pprofAddr != "" {
+		if err := servePprof(*pprofAddr, log); err != nil {
+			return err
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -100,6 +121,24 @@ func run(args []string) error {
 	}
 	log.Info("poker: stopped")
 	return err
+}
+
+// servePprof serves the profiling endpoints on their own listener, so they
+// are never reachable through the public address.
+func servePprof(addr string, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("pprof listener: %w", err)
+	}
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", httppprof.Index)
+	m.HandleFunc("/debug/pprof/cmdline", httppprof.Cmdline)
+	m.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+	m.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+	m.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+	log.Info("poker: pprof", "addr", ln.Addr().String())
+	go func() { _ = http.Serve(ln, m) }()
+	return nil
 }
 
 func displayAddr(a net.Addr) string {

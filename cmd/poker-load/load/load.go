@@ -38,6 +38,9 @@ type Config struct {
 	// after a random pause in [0, Think) and each member votes after one.
 	// 0 makes every room and member act at once (a burst).
 	Think time.Duration
+	// Hold pauses this long once every stream is open, before the rounds
+	// (time to take a heap profile of the server).
+	Hold time.Duration
 }
 
 // Result holds a run's figures. Latencies are in the order measured.
@@ -50,7 +53,10 @@ type Result struct {
 	Lost                   int64           // expected events not received
 	Busy                   int64           // 503 answers (retried)
 	RSSBefore, RSSAfter    int64           // server RSS before streams opened and with all connected
-	Elapsed                time.Duration
+	// Go memory of the server with all connected (from /metrics; 0 if
+	// unavailable): heap in use, goroutine stacks, goroutines.
+	HeapInuse, StackInuse, Goroutines int64
+	Elapsed                           time.Duration
 }
 
 // ErrorList collects the first few errors for the report.
@@ -130,6 +136,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	time.Sleep(500 * time.Millisecond) // let the server settle before reading RSS
 	r.res.RSSAfter = r.rss(ctx)
+	r.goMem(ctx)
+	if cfg.Hold > 0 {
+		select {
+		case <-time.After(cfg.Hold):
+		case <-ctx.Done():
+		}
+	}
 
 	for round := 0; round < cfg.Rounds && ctx.Err() == nil; round++ {
 		var wg sync.WaitGroup
@@ -458,6 +471,33 @@ func (r *runner) rss(ctx context.Context) int64 {
 	return 0
 }
 
+// goMem reads the server's Go memory figures from /metrics.
+func (r *runner) goMem(ctx context.Context) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", r.cfg.URL+"/metrics", nil)
+	res, err := r.client.Do(req)
+	if err != nil {
+		return
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		f, _ := strconv.ParseFloat(v, 64)
+		switch name {
+		case "go_memstats_heap_inuse_bytes":
+			r.res.HeapInuse = int64(f)
+		case "go_memstats_stack_inuse_bytes":
+			r.res.StackInuse = int64(f)
+		case "go_goroutines":
+			r.res.Goroutines = int64(f)
+		}
+	}
+}
+
 // Percentile returns the p-th percentile (0-100) of ds.
 func Percentile(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {
@@ -487,6 +527,11 @@ func (res *Result) Print(w io.Writer) {
 		fmt.Fprintf(w, "server RSS: before streams %.1f MiB, all connected %.1f MiB; per connected member: %.1f KiB total, %.1f KiB for the streams\n",
 			float64(res.RSSBefore)/(1<<20), float64(res.RSSAfter)/(1<<20),
 			float64(res.RSSAfter)/float64(conn)/1024, float64(res.RSSAfter-res.RSSBefore)/float64(conn)/1024)
+	}
+	if res.HeapInuse > 0 && conn > 0 {
+		fmt.Fprintf(w, "server Go memory, all connected: heap in use %.1f MiB (%.1f KiB/member), stacks %.1f MiB (%.1f KiB/member), %d goroutines\n",
+			float64(res.HeapInuse)/(1<<20), float64(res.HeapInuse)/float64(conn)/1024,
+			float64(res.StackInuse)/(1<<20), float64(res.StackInuse)/float64(conn)/1024, res.Goroutines)
 	}
 	errSample.Lock()
 	for _, e := range errSample.list {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/reactorgo/reactor/cmd/poker/web"
@@ -207,57 +208,99 @@ func (s *Server) reply(w http.ResponseWriter, err error) {
 // events streams a member's events: a snapshot (or the events missed since
 // Last-Event-ID), then live events with heartbeats. A member's stream ends
 // right after the event that removes the member.
+//
+// The connection is taken over from net/http (gateway.DetachStream) and
+// the handler returns: an open stream then costs one small goroutine, the
+// socket and a cursor into the room's event log — no serving goroutine,
+// background reader or bufio buffers. Where the connection cannot be taken
+// over (HTTP/2), the stream is served inside the handler.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	token := bearer(r)
 	if token == "" {
 		token = r.URL.Query().Get("token")
 	}
 	last, _ := strconv.ParseUint(gateway.LastEventID(r), 10, 64)
-	sub, err := s.rooms.Subscribe(r.Context(), r.PathValue("room"), token, r.URL.Query().Get("member"), last, 0)
+	sub, err := s.rooms.Subscribe(r.Context(), r.PathValue("room"), token, r.URL.Query().Get("member"), last)
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
-	defer sub.Sub.Close()
-	st, err := gateway.NewStream(w, r)
-	if err != nil {
+	st, err := gateway.DetachStream(w, r, 0)
+	if err == nil {
+		go s.serveStream(st, sub)
+		return
+	}
+	if !errors.Is(err, http.ErrNotSupported) {
+		sub.Sub.Close()
+		return // the connection was taken over, or failed
+	}
+	if st, err = gateway.NewStream(w, r); err != nil {
+		sub.Sub.Close()
 		gateway.Error(w, http.StatusInternalServerError, "internal", "streaming unsupported")
 		return
 	}
+	s.serveStream(st, sub)
+}
+
+// eventBufs recycles the slices events are read into between wake-ups, so
+// an idle stream holds none.
+var eventBufs = sync.Pool{New: func() any { return new([]gateway.Event) }}
+
+// serveStream writes a member's stream until the client goes away, the
+// member is removed, the room closes, the server stops or the client falls
+// so far behind that the room's log no longer holds what it has not read
+// (it then reconnects with Last-Event-ID and gets a fresh snapshot).
+// Events already waiting are written together, in one write.
+func (s *Server) serveStream(st *gateway.Stream, sub *poker.Subscription) {
+	defer st.Close()
+	defer sub.Sub.Close()
 	if err := st.Retry(2 * time.Second); err != nil {
 		return
 	}
 	if sub.Snapshot != nil {
-		if err := st.Send(*sub.Snapshot); err != nil {
+		err := st.Send(*sub.Snapshot)
+		sub.Snapshot = nil // ~1 KiB a stream would otherwise hold for its lifetime
+		if err != nil {
 			return
 		}
 	}
-	for _, e := range sub.Backlog {
-		if err := st.Send(e); err != nil || removes(e, sub.Member) {
-			return
-		}
-	}
-	tick := time.NewTicker(s.cfg.Heartbeat)
-	defer tick.Stop()
-	ch := sub.Sub.Events()
+	phase := s.beat.phase()
+	lastWrite := time.Now()
 	for {
+		bp := eventBufs.Get().(*[]gateway.Event)
+		evs, end := sub.Sub.Next((*bp)[:0])
+		for i, e := range evs {
+			if removes(e, sub.Member) {
+				evs, end = evs[:i+1], errRemoved
+				break
+			}
+		}
+		err := st.SendAll(evs)
+		if len(evs) > 0 {
+			lastWrite = time.Now()
+		}
+		clear(evs)
+		*bp = evs[:0]
+		eventBufs.Put(bp)
+		if err != nil || end != nil {
+			return // room closed, server stopping, member removed, or this client fell behind: it reconnects
+		}
 		select {
-		case <-r.Context().Done():
+		case <-st.Context().Done():
 			return
-		case e, ok := <-ch:
-			if !ok {
-				return // room closed, server stopping, or this client fell behind: it reconnects
-			}
-			if err := st.Send(e); err != nil || removes(e, sub.Member) {
-				return
-			}
-		case <-tick.C:
-			if err := st.Comment("ping"); err != nil {
-				return
+		case <-sub.Sub.Ready():
+		case <-s.beat.C(phase):
+			if time.Since(lastWrite) >= s.cfg.Heartbeat/2 {
+				if err := st.Comment("ping"); err != nil {
+					return
+				}
+				lastWrite = time.Now()
 			}
 		}
 	}
 }
+
+var errRemoved = errors.New("member removed")
 
 // removes reports whether e removes member from the room.
 func removes(e gateway.Event, member string) bool {

@@ -58,6 +58,7 @@ type Server struct {
 	reg     *prometheus.Registry
 	http    *httpMetrics
 	started time.Time
+	beat    *heartbeat
 
 	closeOnce sync.Once
 	closeErr  error
@@ -117,6 +118,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.http = newHTTPMetrics()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&collector{s: s}, s.http.requests, s.http.latency)
+	s.beat = newHeartbeat(cfg.Heartbeat)
 	s.routes()
 	return s, nil
 }
@@ -138,6 +140,7 @@ func (s *Server) CloseStreams() { s.rooms.CloseStreams() }
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.rooms.Close()
+		s.beat.Stop()
 		err := s.rt.Close(ctx)
 		if jerr := s.journal.Close(); jerr != nil {
 			err = errors.Join(err, fmt.Errorf("server: close journal: %w", jerr))
