@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -24,6 +25,9 @@ type family struct {
 	// evicting counts children asked to leave and not gone yet, so shed does
 	// not ask more than needed.
 	evicting int
+	// pausedUntil (unix nanoseconds): after a failed eviction save, shedding
+	// pauses for a second instead of retrying the failing store in a loop.
+	pausedUntil atomic.Int64
 }
 
 func newFamily(k *kind) *family {
@@ -76,6 +80,9 @@ func (f *family) overBudget() bool {
 // shed asks least recently used idle children to save and leave until the
 // family is back within its bounds.
 func (f *family) shed() {
+	if f.kind.rt.closing.Load() || time.Now().UnixNano() < f.pausedUntil.Load() {
+		return
+	}
 	o := &f.kind.opts
 	f.mu.Lock()
 	var wake []*service
@@ -100,7 +107,7 @@ func (f *family) shed() {
 // expire asks children idle since before now-IdleTimeout to leave.
 func (f *family) expire(now int64) {
 	d := f.kind.opts.idleTimeout
-	if d <= 0 {
+	if d <= 0 || time.Now().UnixNano() < f.pausedUntil.Load() {
 		return
 	}
 	limit := now - int64((d+999_999_999)/1_000_000_000)
@@ -142,6 +149,7 @@ func (f *family) evict(s *service) bool {
 	err := s.save(context.WithoutCancel(rt.ctx))
 	if err != nil {
 		rt.log.Error("reactor: evict: save failed; child stays resident", "service", s.addr(), "err", err)
+		f.pausedUntil.Store(time.Now().Add(time.Second).UnixNano())
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
