@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/reactorgo/reactor/checkpoint"
 )
 
 // Runtime hosts services. Create it with New, register services, then Start
@@ -228,31 +227,14 @@ func (rt *Runtime) Start(ctx context.Context) error {
 
 // restore loads a top-level service's checkpoint into its registered state.
 func (s *service) restore(ctx context.Context) error {
-	rt := s.kind.rt
 	c := &Ctx{}
-	c.begin(rt, s)
+	c.begin(s.kind.rt, s)
 	defer c.end()
-	cp, err := rt.cfg.Store.Load(ctx, s.addr())
-	switch {
-	case errors.Is(err, checkpoint.ErrNotFound):
-	case err != nil:
-		return fmt.Errorf("reactor: load %s: %w", s.addr(), err)
-	default:
-		state, err := s.decodeCheckpoint(cp)
-		if err != nil {
-			return err
-		}
-		if err := rt.cfg.Codec.Unmarshal(state, s.obj); err != nil {
-			return fmt.Errorf("reactor: decode checkpoint of %s: %w", s.addr(), err)
-		}
+	found, err := s.restoreInto(ctx, c, s.obj)
+	if found {
 		s.kind.stats.loaded.Add(1)
 	}
-	if l, ok := s.obj.(Loader); ok {
-		if err := l.OnLoad(c); err != nil {
-			return fmt.Errorf("reactor: OnLoad of %s: %w", s.addr(), err)
-		}
-	}
-	return nil
+	return err
 }
 
 // sweep evicts children idle past their IdleTimeout and runs the

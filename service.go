@@ -426,24 +426,8 @@ func (s *service) load(c *Ctx, activate bool) error {
 	if obj == nil || reflect.ValueOf(obj).IsNil() {
 		return fmt.Errorf("reactor: %s: the factory of %s refused key %q: %w", s.addr(), k.addr, s.key(), ErrNoService)
 	}
-	cp, err := k.rt.cfg.Store.Load(c, s.addr())
-	switch {
-	case errors.Is(err, checkpoint.ErrNotFound):
-	case err != nil:
-		return fmt.Errorf("reactor: load %s: %w", s.addr(), err)
-	default:
-		state, err := s.decodeCheckpoint(cp)
-		if err != nil {
-			return err
-		}
-		if err := k.rt.cfg.Codec.Unmarshal(state, obj); err != nil {
-			return fmt.Errorf("reactor: decode checkpoint of %s: %w", s.addr(), err)
-		}
-	}
-	if l, ok := obj.(Loader); ok {
-		if err := l.OnLoad(c); err != nil {
-			return fmt.Errorf("reactor: OnLoad of %s: %w", s.addr(), err)
-		}
+	if _, err := s.restoreInto(c, c, obj); err != nil {
+		return err
 	}
 	s.obj = obj
 	k.stats.loaded.Add(1)
@@ -451,6 +435,33 @@ func (s *service) load(c *Ctx, activate bool) error {
 		s.safely(c, "OnActive", func() { a.OnActive(c) })
 	}
 	return nil
+}
+
+// restoreInto decodes the service's checkpoint, if it has one, into obj and
+// calls OnLoad. It reports whether a checkpoint was found.
+func (s *service) restoreInto(ctx context.Context, c *Ctx, obj any) (bool, error) {
+	rt := s.kind.rt
+	cp, err := rt.cfg.Store.Load(ctx, s.addr())
+	found := err == nil
+	switch {
+	case errors.Is(err, checkpoint.ErrNotFound):
+	case err != nil:
+		return false, fmt.Errorf("reactor: load %s: %w", s.addr(), err)
+	default:
+		state, err := s.decodeCheckpoint(cp)
+		if err != nil {
+			return false, err
+		}
+		if err := rt.cfg.Codec.Unmarshal(state, obj); err != nil {
+			return false, fmt.Errorf("reactor: decode checkpoint of %s: %w", s.addr(), err)
+		}
+	}
+	if l, ok := obj.(Loader); ok {
+		if err := l.OnLoad(c); err != nil {
+			return false, fmt.Errorf("reactor: OnLoad of %s: %w", s.addr(), err)
+		}
+	}
+	return found, nil
 }
 
 // save writes the state to the checkpoint store if a handler modified it.
