@@ -95,7 +95,7 @@ func (r *Room) armTimer(c *reactor.Ctx) {
 		d = 0
 	}
 	r.timerGen = timerGens.Add(1)
-	expireMethod.After(c, d+10*time.Millisecond, call[uint64, struct{}]{Req: r.timerGen})
+	expireMethod.After(c, d+10*time.Millisecond, r.timerGen)
 }
 
 func (r *Room) expired(c *reactor.Ctx) bool {

@@ -158,39 +158,14 @@ func (p *Rooms) Counters() Counters {
 
 // --- commands over the runtime ---
 
-// call is the message of every room method: the request, and a reply
-// channel that exists only in memory (unexported: not encoded into the
-// journal, nil on replay). Replies travel this way, rather than through
-// Call, so that a full room inbox fails at once with reactor.ErrBusy
-// (Send) instead of queueing the HTTP request.
-type call[Req, Resp any] struct {
-	Req   Req
-	reply chan result[Resp]
-}
-
-type result[Resp any] struct {
-	v   Resp
-	err error
-}
-
-type roomMethod[Req, Resp any] = reactor.MethodOf[Room, call[Req, Resp], struct{}]
+// roomMethod is a room command: TryCall sends it, so a full room inbox
+// fails at once with reactor.ErrBusy (HTTP 503) instead of queueing the
+// HTTP request, and the reply comes back once the command is durable and
+// applied.
+type roomMethod[Req, Resp any] = reactor.MethodOf[Room, Req, Resp]
 
 func method[Req, Resp any](name string, fn func(*Room, *reactor.Ctx, Req) (Resp, error), opts ...reactor.MethodOption) *roomMethod[Req, Resp] {
-	return reactor.Method(name, func(r *Room, c *reactor.Ctx, m call[Req, Resp]) (struct{}, error) {
-		defer func() {
-			if p := recover(); p != nil {
-				if m.reply != nil {
-					m.reply <- result[Resp]{err: fmt.Errorf("poker: %s panicked: %v", name, p)}
-				}
-				panic(p)
-			}
-		}()
-		v, err := fn(r, c, m.Req)
-		if m.reply != nil {
-			m.reply <- result[Resp]{v, err}
-		}
-		return struct{}{}, nil
-	}, opts...)
+	return reactor.Method(name, fn, opts...)
 }
 
 var (
@@ -214,18 +189,9 @@ func do[Req, Resp any](ctx context.Context, p *Rooms, m *roomMethod[Req, Resp], 
 	if !ValidID(room) {
 		return zero, ErrRoomNotFound
 	}
-	ch := make(chan result[Resp], 1)
-	if err := m.Send(ctx, p.rt.Ref(Address).Child(room), call[Req, Resp]{Req: req, reply: ch}); err != nil {
-		return zero, fmt.Errorf("poker: send %s: %w", m.Name(), err)
-	}
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		return zero, fmt.Errorf("poker: wait for %s: %w", m.Name(), ctx.Err())
-	case <-p.done:
-		return zero, fmt.Errorf("poker: wait for %s: %w", m.Name(), ErrClosed)
-	}
+	// Handler errors come back as they are (the HTTP layer maps them);
+	// the runtime's own carry the method and the room's address.
+	return m.TryCall(ctx, p.rt.Ref(Address).Child(room), req)
 }
 
 // Credentials identify a new member: Token is the secret the client sends

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/cmd/poker/web"
 	"github.com/reactorgo/reactor/gateway"
 	"github.com/reactorgo/reactor/poker"
@@ -105,6 +108,25 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
+// commandContext returns the request's context, carrying its
+// Idempotency-Key (if any) for the runtime: a retried command with the same
+// key, from the same member, gets the first answer and is not applied twice,
+// also across a restart. The key is scoped by a hash of the member's token,
+// so two members' keys never collide and the token never reaches the
+// journal.
+func commandContext(r *http.Request) (context.Context, error) {
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" {
+		return r.Context(), nil
+	}
+	if len(key) > 64 || strings.IndexFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) >= 0 {
+		return nil, &gateway.BodyError{Status: http.StatusBadRequest, Code: "invalid_idempotency_key",
+			Field: "Idempotency-Key", Msg: "Idempotency-Key must be 1-64 printable ASCII characters"}
+	}
+	scope := hex.EncodeToString(poker.HashToken(bearer(r))[:8])
+	return reactor.WithIdempotencyKey(r.Context(), scope+":"+key), nil
+}
+
 type accepted struct {
 	Status string `json:"status"`
 }
@@ -154,7 +176,12 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	s.reply(w, s.rooms.Start(r.Context(), r.PathValue("room"), bearer(r), req))
+	ctx, err := commandContext(r)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.reply(w, s.rooms.Start(ctx, r.PathValue("room"), bearer(r), req))
 }
 
 func (s *Server) vote(w http.ResponseWriter, r *http.Request) {
@@ -163,7 +190,12 @@ func (s *Server) vote(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	s.reply(w, s.rooms.Vote(r.Context(), r.PathValue("room"), bearer(r), req))
+	ctx, err := commandContext(r)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.reply(w, s.rooms.Vote(ctx, r.PathValue("room"), bearer(r), req))
 }
 
 func (s *Server) finishSession(w http.ResponseWriter, r *http.Request) {
@@ -171,7 +203,12 @@ func (s *Server) finishSession(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	s.reply(w, s.rooms.Finish(r.Context(), r.PathValue("room"), bearer(r)))
+	ctx, err := commandContext(r)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.reply(w, s.rooms.Finish(ctx, r.PathValue("room"), bearer(r)))
 }
 
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
@@ -179,7 +216,12 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	s.reply(w, s.rooms.Remove(r.Context(), r.PathValue("room"), bearer(r), r.PathValue("member")))
+	ctx, err := commandContext(r)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.reply(w, s.rooms.Remove(ctx, r.PathValue("room"), bearer(r), r.PathValue("member")))
 }
 
 // drainBody accepts an empty body, or a JSON one within the size limit
