@@ -69,12 +69,16 @@
 
   // api performs a JSON request. 503 responses (busy, shutting down) and
   // network failures are retried with exponential backoff and full jitter.
+  // Member commands carry one Idempotency-Key for all their attempts, so a
+  // retry after a lost answer is not applied twice.
   function api(method, path, body, token) {
     var attempts = 4;
+    var key = token && method !== "GET" ? newKey() : "";
     function once(n) {
       var headers = { "Accept": "application/json" };
       if (body !== undefined) headers["Content-Type"] = "application/json";
       if (token) headers["Authorization"] = "Bearer " + token;
+      if (key) headers["Idempotency-Key"] = key;
       return fetch(path, {
         method: method, headers: headers, cache: "no-store",
         body: body === undefined ? undefined : JSON.stringify(body)
@@ -98,6 +102,11 @@
       });
     }
     return once(0);
+  }
+  function newKey() {
+    var b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    return Array.prototype.map.call(b, function (x) { return ("0" + x.toString(16)).slice(-2); }).join("");
   }
   function backoff(n, retryAfterSec) {
     var base = Math.max(retryAfterSec * 1000, 300 * Math.pow(2, n));
