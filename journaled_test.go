@@ -270,7 +270,10 @@ func TestKill9UnderLoad(t *testing.T) {
 			}
 			close(lines)
 		}()
-		kill := time.After(time.Duration(20+rng.IntN(180)) * time.Millisecond)
+		// The kill comes at a random moment once the load is running (the
+		// first acknowledgement), however long recovery took on this machine.
+		var kill <-chan time.Time
+		started := time.After(30 * time.Second)
 		killed := false
 		for !killed {
 			select {
@@ -283,6 +286,14 @@ func TestKill9UnderLoad(t *testing.T) {
 					t.Fatalf("cycle %d: child said %q", cycle, line)
 				}
 				acked[p] = max(acked[p], n)
+				if kill == nil {
+					kill = time.After(time.Duration(rng.IntN(150)) * time.Millisecond)
+				}
+			case <-started:
+				if kill == nil {
+					cmd.Process.Signal(syscall.SIGKILL)
+					t.Fatalf("cycle %d: no acknowledgement within 30s of starting", cycle)
+				}
 			case <-kill:
 				cmd.Process.Signal(syscall.SIGKILL)
 				killed = true
