@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/journal"
 	"github.com/reactorgo/reactor/journal/faultfs"
+	"strings"
 )
 
 // TestPowerLossCycles cuts the power (dropping every unsynced byte) 30
@@ -36,6 +38,13 @@ func TestPowerLossCycles(t *testing.T) {
 		}
 		miss, _ := totalMiss.Call(ctx, app.rt.Ref("/total"), want)
 		if len(miss) > 0 {
+			id := strings.SplitN(strings.Trim(miss[0], `"`), "×", 2)[0]
+			journal.Inspect(ctx, fsys, "/d/journal", func(r *journal.Record) error {
+				if strings.Contains(string(r.Payload), id) || r.Service == "/streams/"+strings.SplitN(id, ".", 2)[0] && string(r.Payload) == strings.SplitN(id, ".", 2)[1] {
+					t.Logf("seq %d %s %s key=%q %s", r.Seq, r.Service, r.Method, r.Key, r.Payload)
+				}
+				return nil
+			})
 			t.Fatalf("cycle %d: %d messages, missing at total: %v", cycle, sum, miss)
 		}
 		stop := make(chan struct{})

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
 )
 
 // Runtime hosts services. Create it with New, register services, then Start
@@ -43,9 +42,6 @@ type Runtime struct {
 	pending   map[string]*pendingCall
 	resends   []func()
 
-	saves       chan *saveJob // periodic checkpoints for the writers; never closed
-	stopWriters chan struct{}
-	writers     sync.WaitGroup
 	// inlineWorkers holds the scratch space of calls that run a turn on
 	// the caller's goroutine (per runtime: a Ctx keeps its runtime).
 	inlineWorkers sync.Pool
@@ -213,11 +209,6 @@ func (rt *Runtime) Start(ctx context.Context) error {
 			c.end()
 		}
 	}
-	rt.saves, rt.stopWriters = make(chan *saveJob, 1024), make(chan struct{})
-	for range 2 {
-		rt.writers.Add(1)
-		go rt.saveWriter()
-	}
 	rt.sched.start(rt.cfg.Workers)
 	rt.inline.Store(!rt.cfg.SingleGoroutine)
 	rt.janitor.Add(1)
@@ -316,13 +307,6 @@ func (rt *Runtime) Close(ctx context.Context) error {
 	// A handler stuck past ctx keeps its worker: do not wait for it, and do
 	// not save a service whose turn may still be running.
 	rt.sched.stop(!drained, drained)
-	if started {
-		close(rt.stopWriters)
-		rt.writers.Wait()
-	}
-	for len(rt.saves) > 0 { // queued after the writers left: write them here
-		rt.writeSave(<-rt.saves)
-	}
 	rt.cancel()
 	for _, s := range rt.all() {
 		s.failQueued(ErrClosed)
