@@ -615,6 +615,8 @@ func TestDiskFullFailsTheBatchOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Let the sends to /total land first, so the next journal write is the call's.
+	waitFor(t, func() bool { n, _ := totalGet.Call(ctx, app.rt.Ref("/total"), struct{}{}); return n == 3 })
 	fsys.FailNth(faultfs.OpWrite, 1, syscall.ENOSPC)
 	if _, err := streamPut.Call(ctx, ref, 4); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("call over a full disk: %v", err)
