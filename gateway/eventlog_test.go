@@ -158,6 +158,10 @@ func TestEventLogConcurrent(t *testing.T) {
 				for _, e := range backlog {
 					check(e)
 				}
+				if last == n { // the backlog held the last event: nothing more will come
+					sub.Close()
+					break
+				}
 				for e := range sub.Events() {
 					check(e)
 					if last == n {
