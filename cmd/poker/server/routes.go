@@ -172,47 +172,34 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
 	var req poker.StartRequest
-	if err := gateway.DecodeJSON(w, r, &req, MaxBodyBytes); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	ctx, err := commandContext(r)
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	s.reply(w, s.rooms.Start(ctx, r.PathValue("room"), bearer(r), req))
+	s.command(w, r, &req, func(ctx context.Context) error { return s.rooms.Start(ctx, r.PathValue("room"), bearer(r), req) })
 }
 
 func (s *Server) vote(w http.ResponseWriter, r *http.Request) {
 	var req poker.VoteRequest
-	if err := gateway.DecodeJSON(w, r, &req, MaxBodyBytes); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	ctx, err := commandContext(r)
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	s.reply(w, s.rooms.Vote(ctx, r.PathValue("room"), bearer(r), req))
+	s.command(w, r, &req, func(ctx context.Context) error { return s.rooms.Vote(ctx, r.PathValue("room"), bearer(r), req) })
 }
 
 func (s *Server) finishSession(w http.ResponseWriter, r *http.Request) {
-	if err := drainBody(w, r); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	ctx, err := commandContext(r)
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	s.reply(w, s.rooms.Finish(ctx, r.PathValue("room"), bearer(r)))
+	s.command(w, r, nil, func(ctx context.Context) error { return s.rooms.Finish(ctx, r.PathValue("room"), bearer(r)) })
 }
 
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
-	if err := drainBody(w, r); err != nil {
+	s.command(w, r, nil, func(ctx context.Context) error {
+		return s.rooms.Remove(ctx, r.PathValue("room"), bearer(r), r.PathValue("member"))
+	})
+}
+
+// command runs a member command: decode the body into req (nil: the body
+// is optional and unused), attach the Idempotency-Key, run, answer 202.
+func (s *Server) command(w http.ResponseWriter, r *http.Request, req any, run func(ctx context.Context) error) {
+	var err error
+	if req != nil {
+		err = gateway.DecodeJSON(w, r, req, MaxBodyBytes)
+	} else {
+		err = drainBody(w, r)
+	}
+	if err != nil {
 		s.writeError(w, err)
 		return
 	}
@@ -221,7 +208,7 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	s.reply(w, s.rooms.Remove(ctx, r.PathValue("room"), bearer(r), r.PathValue("member")))
+	s.reply(w, run(ctx))
 }
 
 // drainBody accepts an empty body, or a JSON one within the size limit
