@@ -50,6 +50,15 @@ type jstate struct {
 	checkpoint   bool // asked to checkpoint on its next turn (mu)
 }
 
+// noteInput records a journaled input that the state does not yet cover
+// (s.mu held, or no turn running).
+func (js *jstate) noteInput(seq uint64) {
+	if js.firstUnsaved == 0 {
+		js.firstUnsaved = seq
+	}
+	js.lastEnqueued = max(js.lastEnqueued, seq)
+}
+
 const (
 	replyMethod = "reactor.reply" // an async reply delivered to a journaled caller
 	floorKey    = "/.reactor/journal-floor"
@@ -363,10 +372,7 @@ func (rt *Runtime) replay(ctx context.Context) error {
 		s.deliver(c, &e)
 		c.end()
 		c.replay = false
-		if s.js.firstUnsaved == 0 {
-			s.js.firstUnsaved = rec.Seq
-		}
-		s.js.lastEnqueued = max(s.js.lastEnqueued, rec.Seq)
+		s.js.noteInput(rec.Seq) // no lock needed: the workers are not running yet
 		n++
 		return nil
 	})
@@ -537,12 +543,6 @@ func (a *asyncCall[Resp]) journalReply() error {
 			return
 		}
 		meta.seq = seq
-		a.caller.mu.Lock()
-		if a.caller.js.firstUnsaved == 0 {
-			a.caller.js.firstUnsaved = seq
-		}
-		a.caller.js.lastEnqueued = max(a.caller.js.lastEnqueued, seq)
-		a.caller.mu.Unlock()
 		if err := a.caller.enqueue(envelope{m: a, meta: meta}, admitForced); err != nil {
 			rt.log.Error("reactor: continuation lost", "service", a.caller.addr(), "err", err)
 		}

@@ -132,12 +132,9 @@ func (s *service) enqueue(e envelope, how admission) error {
 		}
 	case admitReserved:
 		s.reserved--
-		if e.meta != nil && s.js != nil {
-			if s.js.firstUnsaved == 0 {
-				s.js.firstUnsaved = e.meta.seq
-			}
-			s.js.lastEnqueued = max(s.js.lastEnqueued, e.meta.seq)
-		}
+	}
+	if e.meta != nil && s.js != nil {
+		s.js.noteInput(e.meta.seq)
 	}
 	if s.inbox.buf == nil && s.path == "" {
 		s.inbox.buf = make([]envelope, ceilPow2(s.capacity()))
