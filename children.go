@@ -132,7 +132,7 @@ func (f *family) expire(now int64) {
 func (f *family) ask(s *service) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.evict || s.dead || s.active != 0 || s.inbox.n != 0 || s.pins != 0 || s.reserved != 0 || s.savePending() {
+	if s.evict || s.dead || s.active != 0 || s.inbox.n != 0 || s.pins != 0 || s.reserved != 0 {
 		return false
 	}
 	s.evict = true
@@ -157,7 +157,7 @@ func (f *family) evict(s *service) bool {
 	defer s.mu.Unlock()
 	f.evicting--
 	s.evict = false
-	if err != nil || s.inbox.n != 0 || s.pins != 0 || s.reserved != 0 || s.savePending() {
+	if err != nil || s.inbox.n != 0 || s.pins != 0 || s.reserved != 0 {
 		return false
 	}
 	s.dead = true
@@ -228,7 +228,3 @@ func (f *family) unlink(s *service) {
 	}
 	s.prev, s.next = nil, nil
 }
-
-// savePending reports a periodic checkpoint still being written: evicting
-// now could let the next load read the older checkpoint. s.mu is held.
-func (s *service) savePending() bool { return s.js != nil && s.js.saving }

@@ -44,7 +44,6 @@ type jstate struct {
 	applied      uint64 // last journaled input applied to the state (turn-owned)
 	firstUnsaved uint64 // oldest input enqueued and not covered by a checkpoint (mu)
 	lastEnqueued uint64 // newest input enqueued (mu)
-	saving       bool   // a periodic checkpoint is being written (mu)
 	outSeq       uint64 // last record this service's handlers appended (turn-owned)
 	replies      *replyTable
 	checkpoint   bool // asked to checkpoint on its next turn (mu)
@@ -488,42 +487,23 @@ func (rt *Runtime) checkpointRound() {
 }
 
 // checkpointTurn runs at the end of a turn of a service asked to
-// checkpoint. Services with async calls in flight wait for a later round:
-// a continuation cannot be saved.
+// checkpoint, and writes the checkpoint on that turn. Services with async
+// calls in flight wait for a later round: a continuation cannot be saved.
+// (Writing from background goroutines instead lost coverage under repeated
+// power cuts in TestPowerLossCycles; the write stays on the turn until that
+// is understood.)
 func (s *service) checkpointTurn() {
 	s.mu.Lock()
-	want := s.js != nil && s.js.checkpoint && !s.js.saving && s.pins == 0
+	want := s.js != nil && s.js.checkpoint && s.pins == 0
 	if want {
 		s.js.checkpoint = false
-		s.js.saving = true
 	}
 	s.mu.Unlock()
 	if !want {
 		return
 	}
-	rt := s.kind.rt
-	job, err := s.snapshot()
-	if job == nil || err != nil {
-		if err != nil {
-			rt.log.Error("reactor: checkpoint failed", "service", s.addr(), "err", err)
-		}
-		s.mu.Lock()
-		s.js.saving = false
-		s.mu.Unlock()
-		return
-	}
-	// Written on this turn: an experiment with background writers lost
-	// coverage under repeated power cuts (TestPowerLossCycles), so the
-	// write stays here until that is understood.
-	rt.writeSave(job)
-}
-
-func (rt *Runtime) writeSave(job *saveJob) {
-	if err := job.write(context.WithoutCancel(rt.ctx)); err != nil {
-		rt.log.Error("reactor: checkpoint failed", "service", job.s.addr(), "err", err)
-		job.s.mu.Lock()
-		job.s.js.saving = false
-		job.s.mu.Unlock()
+	if err := s.save(context.WithoutCancel(s.kind.rt.ctx)); err != nil {
+		s.kind.rt.log.Error("reactor: checkpoint failed", "service", s.addr(), "err", err)
 	}
 }
 

@@ -471,8 +471,8 @@ func (s *service) save(ctx context.Context) error {
 	return job.write(ctx)
 }
 
-// saveJob is a checkpoint encoded on the service's turn, to be written by
-// any goroutine: the file write and its fsyncs need not hold up the workers.
+// saveJob is a checkpoint encoded on the service's turn, and what the
+// journal bookkeeping needs to know once it is written.
 type saveJob struct {
 	s  *service
 	cp checkpoint.Checkpoint
@@ -547,7 +547,6 @@ func (j *saveJob) write(ctx context.Context) error {
 		default:
 			js.firstUnsaved = 0
 		}
-		js.saving = false
 		s.mu.Unlock()
 	}
 	s.kind.stats.saves.Add(1)
