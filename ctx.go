@@ -63,8 +63,33 @@ func (c *Ctx) Done() <-chan struct{} { return c.rt.ctx.Done() }
 // Err implements context.Context.
 func (c *Ctx) Err() error { return c.rt.ctx.Err() }
 
-// Value implements context.Context.
-func (c *Ctx) Value(key any) any { return c.rt.ctx.Value(key) }
+// handlerKey finds the handler's Ctx through a context derived from it.
+type handlerKey struct{}
+
+// Value implements context.Context. A context derived from a Ctx
+// (context.WithTimeout, WithValue, errgroup.WithContext, …) finds the
+// handler through it, so sends and calls made with the derived context keep
+// every handler-side guarantee: origin keys, replay suppression and the
+// self-call deadlock check.
+func (c *Ctx) Value(key any) any {
+	if key == (handlerKey{}) {
+		if c.svc == nil {
+			return nil // outside a turn: the derived context is a plain one now
+		}
+		return c
+	}
+	return c.rt.ctx.Value(key)
+}
+
+// handlerOf returns the handler whose turn ctx belongs to (ctx itself, or a
+// context derived from it), or nil for a context from outside the runtime.
+func handlerOf(ctx context.Context) *Ctx {
+	if c, ok := ctx.(*Ctx); ok {
+		return c
+	}
+	c, _ := ctx.Value(handlerKey{}).(*Ctx)
+	return c
+}
 
 // Now is the time of the current message. It is read once per message, and
 // for a journaled message it is the time recorded in the journal, so replay

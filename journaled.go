@@ -92,7 +92,8 @@ func originKey(seq uint64, n int) string {
 // the turn: replay re-sends them if the crash came first.
 func (m *MethodOf[S, Req, Resp]) postJournaled(ctx context.Context, to Ref, svc *service, req Req, e envelope, wait, force bool, key string) error {
 	rt := svc.kind.rt
-	c, internal := ctx.(*Ctx)
+	c := handlerOf(ctx)
+	internal := c != nil
 	var boxed any = e.arg // already boxed for the inbox: encode that, not a second copy
 	if boxed == nil {
 		boxed = req

@@ -181,7 +181,8 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 	if to.rt == nil {
 		return fmt.Errorf("reactor: %s to a zero Ref: %w", m.name, ErrNoService)
 	}
-	c, internal := ctx.(*Ctx)
+	c := handlerOf(ctx)
+	internal := c != nil
 	if !internal && to.rt.closing.Load() {
 		return fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, ErrClosed)
 	}
