@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -216,6 +217,28 @@ func newPanicError(svc, method string, v any) *PanicError {
 
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("reactor: %s %s panicked: %v\n%s", e.Service, e.Method, e.Value, e.Stack)
+}
+
+// MarshalJSON records the panic value as text: it may be of any type.
+func (e *PanicError) MarshalJSON() ([]byte, error) {
+	return json.Marshal(panicJSON{e.Service, e.Method, fmt.Sprint(e.Value), string(e.Stack)})
+}
+
+// UnmarshalJSON restores a recorded panic; Value becomes its text.
+func (e *PanicError) UnmarshalJSON(b []byte) error {
+	var p panicJSON
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*e = PanicError{Service: p.Service, Method: p.Method, Value: p.Value, Stack: []byte(p.Stack)}
+	return nil
+}
+
+type panicJSON struct {
+	Service string `json:"service"`
+	Method  string `json:"method"`
+	Value   string `json:"value"`
+	Stack   string `json:"stack,omitempty"`
 }
 
 // Unwrap makes errors.Is(err, ErrPanic) true.

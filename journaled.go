@@ -188,10 +188,7 @@ func (m *MethodOf[S, Req, Resp]) lookupReply(c *Ctx, e *envelope) bool {
 			c.rt.log.Error("reactor: remembered reply undecodable", "service", c.svc.addr(), "err", err)
 		}
 	}
-	var err error
-	if r.Err != "" {
-		err = errors.New(r.Err)
-	}
+	err := r.err()
 	c.replied = true
 	if e.r != nil {
 		e.r.(completer[Resp]).complete(resp, err)
@@ -207,9 +204,9 @@ func (m *MethodOf[S, Req, Resp]) rememberReply(c *Ctx, e *envelope, resp Resp, e
 	if js.replies == nil {
 		js.replies = &replyTable{m: make(map[string]*savedReply)}
 	}
-	r := &savedReply{Key: e.meta.key, At: e.meta.time, value: resp}
+	r := &savedReply{Key: e.meta.key, At: e.meta.time, value: resp, errValue: err}
 	if err != nil {
-		r.Err = err.Error()
+		r.Fail = ErrorOf(err)
 	}
 	js.replies.put(r, c.rt.cfg.IdempotencyWindow)
 }
@@ -221,11 +218,30 @@ type replyTable struct {
 }
 
 type savedReply struct {
-	Key   string          `json:"k"`
-	At    int64           `json:"t"`
-	Raw   json.RawMessage `json:"r,omitempty"`
-	Err   string          `json:"e,omitempty"`
-	value any
+	Key  string          `json:"k"`
+	At   int64           `json:"t"`
+	Raw  json.RawMessage `json:"r,omitempty"`
+	Fail *Error          `json:"f,omitempty"`
+	Err  string          `json:"e,omitempty"` // checkpoints before error codes: the text only
+	// value and errValue are the answer as the handler gave it, while the
+	// service stays in memory.
+	value    any
+	errValue error
+}
+
+// err returns the remembered error: the handler's own while in memory,
+// restored to its sentinel or type (errors.Is and errors.As hold) after a
+// checkpoint.
+func (r *savedReply) err() error {
+	switch {
+	case r.errValue != nil:
+		return r.errValue
+	case r.Fail != nil:
+		return r.Fail
+	case r.Err != "":
+		return &Error{Code: CodeUnknown, Message: r.Err}
+	}
+	return nil
 }
 
 func (t *replyTable) get(key string, now int64, window time.Duration) (*savedReply, bool) {
@@ -534,7 +550,8 @@ func (a *asyncCall[Resp]) journalReply() error {
 
 type wireReply struct {
 	Resp []byte `json:"r,omitempty"`
-	Err  string `json:"e,omitempty"`
+	Fail *Error `json:"f,omitempty"`
+	Err  string `json:"e,omitempty"` // journals before error codes: the text only
 }
 
 func (a *asyncCall[Resp]) encodeReply(codec Codec) ([]byte, error) {
@@ -542,10 +559,7 @@ func (a *asyncCall[Resp]) encodeReply(codec Codec) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reactor: encode async reply: %w", err)
 	}
-	w := wireReply{Resp: raw}
-	if a.err != nil {
-		w.Err = a.err.Error()
-	}
+	w := wireReply{Resp: raw, Fail: ErrorOf(a.err)}
 	return json.Marshal(w)
 }
 
@@ -557,8 +571,11 @@ func (a *asyncCall[Resp]) decodeReply(codec Codec, payload []byte) error {
 	if err := codec.Unmarshal(w.Resp, &a.resp); err != nil {
 		return fmt.Errorf("reactor: decode async reply: %w", err)
 	}
-	if w.Err != "" {
-		a.err = errors.New(w.Err)
+	switch {
+	case w.Fail != nil:
+		a.err = w.Fail
+	case w.Err != "":
+		a.err = &Error{Code: CodeUnknown, Message: w.Err}
 	}
 	return nil
 }

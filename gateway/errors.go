@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/reactorgo/reactor"
@@ -108,8 +109,32 @@ func (m *ErrorMapper) Resolve(err error) (status int, code, message string) {
 		return http.StatusGatewayTimeout, "timeout", "the request timed out"
 	case errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable, "canceled", "the request was canceled"
+	case errors.Is(err, reactor.ErrKeyReused):
+		return http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was already used for a different request"
+	}
+	if st, ok := codeStatus[reactor.CodeOf(err)]; ok {
+		code := reactor.CodeOf(err).String()
+		return st, code, strings.ReplaceAll(code, "_", " ")
 	}
 	return http.StatusInternalServerError, "internal", "internal server error"
+}
+
+// codeStatus maps the codes of registered errors (reactor.NewError,
+// RegisterError, RegisterErrorType) that no rule matched to a status.
+// Unknown, internal and data-loss errors stay a logged 500.
+var codeStatus = map[reactor.Code]int{
+	reactor.CodeInvalidArgument:    http.StatusBadRequest,
+	reactor.CodeOutOfRange:         http.StatusBadRequest,
+	reactor.CodeUnauthenticated:    http.StatusUnauthorized,
+	reactor.CodePermissionDenied:   http.StatusForbidden,
+	reactor.CodeNotFound:           http.StatusNotFound,
+	reactor.CodeAlreadyExists:      http.StatusConflict,
+	reactor.CodeAborted:            http.StatusConflict,
+	reactor.CodeFailedPrecondition: http.StatusConflict,
+	reactor.CodeResourceExhausted:  http.StatusTooManyRequests,
+	reactor.CodeUnimplemented:      http.StatusNotImplemented,
+	reactor.CodeUnavailable:        http.StatusServiceUnavailable,
+	reactor.CodeDeadlineExceeded:   http.StatusGatewayTimeout,
 }
 
 // WriteError writes the response for err (see [ErrorMapper.Resolve]).
@@ -136,7 +161,10 @@ func (m *ErrorMapper) WriteError(w http.ResponseWriter, err error) {
 //	reactor.ErrClosed          503 shutting_down (Retry-After: 1)
 //	reactor.ErrNoService       404 not_found
 //	context.DeadlineExceeded   504 timeout
+//	reactor.ErrKeyReused       422 idempotency_key_reused
 //	HTTPError                  its HTTPStatus(), its Error() as message
+//	a registered error         by its reactor.Code (400, 401, 403, 404, 409,
+//	                           429, 501, 503, 504), the code's name as message
 //	anything else              500 internal (logged, not revealed)
 func WriteError(w http.ResponseWriter, err error) {
 	(*ErrorMapper)(nil).WriteError(w, err)

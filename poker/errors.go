@@ -3,36 +3,57 @@ package poker
 import (
 	"errors"
 	"fmt"
+
+	"github.com/reactorgo/reactor"
 )
 
 // Sentinel errors returned by the room operations. Compare with errors.Is.
+// They are registered with the runtime (stable ids and codes), so a retried
+// request answered from the idempotency table — also after a restart — gets
+// an error that still matches them.
 var (
 	// ErrRoomNotFound: no room with this id, or it was closed.
-	ErrRoomNotFound = errors.New("poker: room not found")
+	ErrRoomNotFound = reactor.NewError("poker.room_not_found", reactor.CodeNotFound, "poker: room not found")
 	// ErrNameTaken: another member of the room uses this name (names are
 	// trimmed and compared case-insensitively).
-	ErrNameTaken = errors.New("poker: name taken")
+	ErrNameTaken = reactor.NewError("poker.name_taken", reactor.CodeAlreadyExists, "poker: name taken")
 	// ErrRoomFull: the room has reached its capacity.
-	ErrRoomFull = errors.New("poker: room full")
+	ErrRoomFull = reactor.NewError("poker.room_full", reactor.CodeResourceExhausted, "poker: room full")
 	// ErrUnauthorized: the token is missing or belongs to no member.
-	ErrUnauthorized = errors.New("poker: missing or invalid token")
+	ErrUnauthorized = reactor.NewError("poker.unauthorized", reactor.CodeUnauthenticated, "poker: missing or invalid token")
 	// ErrForbidden: the member may not do this (not the leader, another
 	// member's stream or removal).
-	ErrForbidden = errors.New("poker: not allowed")
+	ErrForbidden = reactor.NewError("poker.forbidden", reactor.CodePermissionDenied, "poker: not allowed")
 	// ErrMemberNotFound: the member to remove is not in the room.
-	ErrMemberNotFound = errors.New("poker: member not found")
+	ErrMemberNotFound = reactor.NewError("poker.member_not_found", reactor.CodeNotFound, "poker: member not found")
 	// ErrNotVoting: a vote or a finish while no session is open. It is
 	// reported to the member as a "rejected" event, not as an error.
-	ErrNotVoting = errors.New("poker: no voting session open")
+	ErrNotVoting = reactor.NewError("poker.not_voting", reactor.CodeFailedPrecondition, "poker: no voting session open")
 	// ErrInvalidVote: a vote whose value is not in the room's deck. It is
 	// reported as a "rejected" event.
-	ErrInvalidVote = errors.New("poker: value not in the deck")
+	ErrInvalidVote = reactor.NewError("poker.invalid_vote", reactor.CodeInvalidArgument, "poker: value not in the deck")
 	// ErrRoomExists: a room id was created twice (ids are random, so this
 	// only happens to a retried create).
-	ErrRoomExists = errors.New("poker: room exists")
+	ErrRoomExists = reactor.NewError("poker.room_exists", reactor.CodeAlreadyExists, "poker: room exists")
 	// ErrClosed: the Rooms were closed.
-	ErrClosed = errors.New("poker: closed")
+	ErrClosed = reactor.NewError("poker.closed", reactor.CodeUnavailable, "poker: closed")
 )
+
+// ForbiddenError says what the member was not allowed to do; it matches
+// ErrForbidden. Reason is safe to show to the member.
+type ForbiddenError struct {
+	Reason string `json:"reason"`
+}
+
+func (e *ForbiddenError) Error() string { return "poker: " + e.Reason }
+
+// Is makes errors.Is(err, ErrForbidden) true.
+func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }
+
+func init() {
+	reactor.RegisterErrorType[*ForbiddenError]("poker.forbidden_reason", reactor.CodePermissionDenied)
+	reactor.RegisterErrorType[*InvalidError]("poker.invalid", reactor.CodeInvalidArgument)
+}
 
 // InvalidError reports a request field that fails validation.
 type InvalidError struct {

@@ -248,7 +248,7 @@ func (r *Room) leader(c *reactor.Ctx, hash []byte) (*Member, error) {
 	case m == nil:
 		return nil, ErrUnauthorized
 	case m.ID != r.Leader:
-		return nil, fmt.Errorf("poker: only the leader may do this: %w", ErrForbidden)
+		return nil, &ForbiddenError{Reason: "only the leader may do this"}
 	}
 	return m, nil
 }
@@ -311,7 +311,7 @@ func (r *Room) remove(c *reactor.Ctx, req removeCmd) (struct{}, error) {
 		return struct{}{}, ErrUnauthorized
 	}
 	if m.ID != req.Member && m.ID != r.Leader {
-		return struct{}{}, fmt.Errorf("poker: only the leader may remove others: %w", ErrForbidden)
+		return struct{}{}, &ForbiddenError{Reason: "only the leader may remove others"}
 	}
 	i := r.memberByID(req.Member)
 	if i < 0 {
@@ -373,7 +373,7 @@ func (r *Room) snapshot(c *reactor.Ctx, q stateQuery) (snapshot, error) {
 			return snapshot{}, ErrUnauthorized
 		}
 		if q.Member != "" && q.Member != me.ID {
-			return snapshot{}, fmt.Errorf("poker: another member's stream: %w", ErrForbidden)
+			return snapshot{}, &ForbiddenError{Reason: "another member's stream"}
 		}
 	}
 	v := r.view(me)

@@ -79,21 +79,17 @@ type errorBody struct {
 
 func (s *Server) writeError(w http.ResponseWriter, err error) {
 	var (
-		inv  *poker.InvalidError
-		body *gateway.BodyError
+		inv    *poker.InvalidError
+		body   *gateway.BodyError
+		denied *poker.ForbiddenError
 	)
 	switch {
 	case errors.As(err, &inv):
 		gateway.JSON(w, http.StatusBadRequest, errorBody{Error: "invalid_body", Message: inv.Msg, Field: inv.Field})
 	case errors.As(err, &body) && body.Status == http.StatusBadRequest:
 		gateway.JSON(w, body.Status, errorBody{Error: body.Code, Message: body.Msg, Field: body.Field})
-	case errors.Is(err, poker.ErrForbidden):
-		// The domain's message says what was not allowed.
-		msg := err.Error()
-		if i := strings.Index(msg, ": poker:"); i > 0 {
-			msg = msg[:i]
-		}
-		gateway.Error(w, http.StatusForbidden, "forbidden", strings.TrimPrefix(msg, "poker: "))
+	case errors.As(err, &denied):
+		gateway.Error(w, http.StatusForbidden, "forbidden", denied.Reason)
 	default:
 		s.errs.WriteError(w, err)
 	}
