@@ -136,7 +136,7 @@ func (e *Error) resolve() error {
 type errEntry struct {
 	id       string
 	code     Code
-	sentinel error                        // registered sentinel value
+	sentinel error                       // registered sentinel value
 	decode   func([]byte) (error, error) // registered error type
 }
 

@@ -22,7 +22,9 @@ type deniedError struct{ Who string }
 
 func (e *deniedError) Error() string { return "gate: " + e.Who + " may not enter" }
 
-func init() { reactor.RegisterErrorType[*deniedError]("test.gate.denied", reactor.CodePermissionDenied) }
+func init() {
+	reactor.RegisterErrorType[*deniedError]("test.gate.denied", reactor.CodePermissionDenied)
+}
 
 // Gate is a journaled service that refuses most visitors.
 type Gate struct{ In []string }
@@ -182,4 +184,30 @@ func FuzzErrorDecode(f *testing.F) {
 			t.Fatalf("re-encode %q: %v", b, err)
 		}
 	})
+}
+
+// TestKeyReusedForAnotherRequest: an idempotency key is bound to its first
+// request; the same key with another payload is refused with ErrKeyReused
+// and applies nothing, in memory and after a restart.
+func TestKeyReusedForAnotherRequest(t *testing.T) {
+	fsys := faultfs.New()
+	rt, stop := openGate(t, fsys)
+	ctx := reactor.WithIdempotencyKey(context.Background(), "once")
+	if n, err := gateEnter.Call(ctx, rt.Ref("/gate"), "ann"); err != nil || n != 1 {
+		t.Fatalf("first: %d %v", n, err)
+	}
+	for round := range 2 {
+		if n, err := gateEnter.Call(ctx, rt.Ref("/gate"), "ann"); err != nil || n != 1 {
+			t.Fatalf("round %d retry: %d %v", round, n, err)
+		}
+		if _, err := gateEnter.Call(ctx, rt.Ref("/gate"), "bob"); !errors.Is(err, reactor.ErrKeyReused) {
+			t.Fatalf("round %d: same key, other request: %v", round, err)
+		}
+		if n, err := gateEnter.Call(context.Background(), rt.Ref("/gate"), "cy"); err != nil || n != 2+round {
+			t.Fatalf("round %d: bob was applied: %d %v", round, n, err)
+		}
+		stop(true)
+		rt, stop = openGate(t, fsys)
+	}
+	stop(true)
 }

@@ -37,6 +37,22 @@ type jmeta struct {
 	time int64
 	seed uint64
 	key  string
+	fp   uint64 // keyed messages: fingerprint of method and payload
+}
+
+// fingerprint identifies a keyed request by its method and encoded
+// payload (FNV-1a), so a key reused for another request is recognised,
+// also on replay. Never 0.
+func fingerprint(method string, payload []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(method); i++ {
+		h = (h ^ uint64(method[i])) * 1099511628211
+	}
+	h = (h ^ 0xff) * 1099511628211
+	for _, b := range payload {
+		h = (h ^ uint64(b)) * 1099511628211
+	}
+	return h | 1
 }
 
 // jstate is the journal bookkeeping of one journaled service.
@@ -116,6 +132,9 @@ func (m *MethodOf[S, Req, Resp]) postJournaled(ctx context.Context, to Ref, svc 
 		return err
 	}
 	meta := &jmeta{time: rt.cfg.Clock().UnixNano(), seed: rt.nextSeed(), key: key}
+	if key != "" {
+		meta.fp = fingerprint(m.name, payload)
+	}
 	e.meta = meta
 	var ack chan error
 	if e.r == nil && !internal && !rt.replaying {
@@ -180,6 +199,13 @@ func (m *MethodOf[S, Req, Resp]) lookupReply(c *Ctx, e *envelope) bool {
 	if !ok {
 		return false
 	}
+	if r.Fp != 0 && e.meta.fp != 0 && r.Fp != e.meta.fp {
+		// The key's first request was another one: refuse this one, apply
+		// nothing, and keep remembering the first answer.
+		c.replied = true
+		m.fail(e, fmt.Errorf("reactor: %s to %s, key %q: %w", m.name, c.svc.addr(), e.meta.key, ErrKeyReused))
+		return true
+	}
 	var resp Resp
 	if r.value != nil {
 		resp, _ = r.value.(Resp)
@@ -204,7 +230,7 @@ func (m *MethodOf[S, Req, Resp]) rememberReply(c *Ctx, e *envelope, resp Resp, e
 	if js.replies == nil {
 		js.replies = &replyTable{m: make(map[string]*savedReply)}
 	}
-	r := &savedReply{Key: e.meta.key, At: e.meta.time, value: resp, errValue: err}
+	r := &savedReply{Key: e.meta.key, At: e.meta.time, Fp: e.meta.fp, value: resp, errValue: err}
 	if err != nil {
 		r.Fail = ErrorOf(err)
 	}
@@ -221,6 +247,7 @@ type savedReply struct {
 	Key  string          `json:"k"`
 	At   int64           `json:"t"`
 	Raw  json.RawMessage `json:"r,omitempty"`
+	Fp   uint64          `json:"h,omitempty"` // the request's fingerprint; 0 in older checkpoints
 	Fail *Error          `json:"f,omitempty"`
 	Err  string          `json:"e,omitempty"` // checkpoints before error codes: the text only
 	// value and errValue are the answer as the handler gave it, while the
@@ -383,6 +410,9 @@ func (rt *Runtime) replay(ctx context.Context) error {
 			}
 		}
 		e.meta = &jmeta{seq: rec.Seq, time: rec.Time, seed: rec.Seed, key: rec.Key}
+		if rec.Key != "" && rec.Method != replyMethod {
+			e.meta.fp = fingerprint(rec.Method, rec.Payload)
+		}
 		c.begin(rt, s)
 		c.replay = true
 		s.deliver(c, &e)
