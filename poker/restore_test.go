@@ -89,8 +89,8 @@ type pokerRun struct {
 	// per member name: token and id
 	token, id map[string]string
 	tokenOf   map[string]string // every token a member ever had
-	order     []string // member names, in join order
-	other     string   // a room id that never exists, touched to evict
+	order     []string          // member names, in join order
+	other     string            // a room id that never exists, touched to evict
 }
 
 // watch opens, for every member still holding a token, a fresh event
