@@ -246,9 +246,13 @@ func (d *Differential[S]) crash(t testing.TB, p *process, disk *faultfs.FS, s S)
 	t.Helper()
 	p.view.dead.Store(true)
 	disk.Crash()
-	dead, cancel := context.WithCancel(context.Background())
-	cancel()
+	// Stop the dead runtime's goroutines: a turn still running finishes
+	// (like a process killed just after it), nothing it writes from now
+	// on reaches the disk, and it must not hold locks (a database's) that
+	// a real crash would have released.
+	dead, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	p.rt.Close(dead) // its saves fail: the process is dead
+	cancel()
 	if d.Close != nil {
 		d.Close(t, s)
 	}
