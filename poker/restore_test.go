@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 // back nil from the checkpoint and every vote panicked with "assignment to
 // entry in nil map" until the leader restarted the round.)
 func TestVoteAfterRestore(t *testing.T) {
-	for _, how := range []string{"restart", "evict"} {
+	for _, how := range []string{"restart", "evict", "old checkpoint"} {
 		t.Run(how, func(t *testing.T) {
 			ctx := context.Background()
 			store := checkpoint.NewMemStore()
@@ -46,10 +47,25 @@ func TestVoteAfterRestore(t *testing.T) {
 				t.Fatal(err)
 			}
 			switch how {
-			case "restart":
+			case "restart", "old checkpoint":
 				rooms.Close()
 				if err := rt.Close(ctx); err != nil {
 					t.Fatal(err)
+				}
+				if how == "old checkpoint" { // written before Votes was always saved
+					key := poker.Address + "/" + c.Room
+					cp, err := store.Load(ctx, key)
+					if err != nil {
+						t.Fatal(err)
+					}
+					old := strings.Replace(string(cp.Data), `,"votes":{}`, "", 1)
+					if old == string(cp.Data) {
+						t.Fatalf("no empty votes in %s", cp.Data)
+					}
+					cp.Data = []byte(old)
+					if err := store.Save(ctx, key, cp); err != nil {
+						t.Fatal(err)
+					}
 				}
 				rt, rooms = open()
 			case "evict":
