@@ -32,9 +32,11 @@ type Member struct {
 
 // Session is the current (or last) voting round.
 type Session struct {
-	Story  string            `json:"story"`
-	Status string            `json:"status"`
-	Votes  map[string]string `json:"votes,omitempty"` // member id → value
+	Story  string `json:"story"`
+	Status string `json:"status"`
+	// Votes is never nil in a room's state (OnLoad restores the empty map
+	// a checkpoint does not distinguish from nil): handlers write to it.
+	Votes map[string]string `json:"votes"` // member id → value
 }
 
 // Room is the state of one room: a keyed child /rooms/{id} of the
@@ -62,13 +64,30 @@ type Room struct {
 
 var timerGens atomic.Uint64
 
-// OnLoad attaches the room to its event log (kept outside the state so
-// that evicting an idle room does not disconnect its streams).
+// OnLoad restores what a checkpoint does not carry — the invariants of a
+// decoded state (see normalize) — and attaches the room to its event log
+// (kept outside the state so that evicting an idle room does not
+// disconnect its streams).
 func (r *Room) OnLoad(c *reactor.Ctx) error {
+	r.normalize()
 	if r.Created && !r.Closed {
 		r.log = r.rooms.logFor(r.ID, r.LastEventID)
 	}
 	return nil
+}
+
+// normalize makes a state decoded from a checkpoint equal to the state it
+// was saved from: JSON gives nil for an empty map or slice written as null
+// or left out, and handlers must behave alike on both. Every field that a
+// handler writes into, or whose empty value shows in a reply or an event,
+// is set here to the value a live room would hold.
+func (r *Room) normalize() {
+	if s := r.Session; s != nil && s.Votes == nil {
+		s.Votes = map[string]string{}
+	}
+	if r.Created && !r.Closed && r.Members == nil {
+		r.Members = []Member{}
+	}
 }
 
 // OnActive arms the idle timer of a live room.
@@ -274,6 +293,9 @@ func (r *Room) vote(c *reactor.Ctx, req voteCmd) (struct{}, error) {
 	case !slices.Contains(r.Deck, req.Value):
 		r.reject(m.ID, fmt.Errorf("%q is not a card of this room's deck: %w", req.Value, ErrInvalidVote))
 		return struct{}{}, nil
+	}
+	if r.Session.Votes == nil { // belt and braces: see normalize
+		r.Session.Votes = map[string]string{}
 	}
 	r.Session.Votes[m.ID] = req.Value
 	r.emit("", "vote_cast", map[string]string{"member": m.ID})

@@ -165,6 +165,7 @@ type System struct {
 	Users, Tourneys       *sqlreactor.DB
 	UsersRef, TourneysRef reactor.Ref
 	rt                    *reactor.Runtime
+	ownsRT                bool // made by Start: Close closes it
 	log                   *slog.Logger
 	cancel                context.CancelFunc
 	wg                    sync.WaitGroup
@@ -174,29 +175,48 @@ type System struct {
 // Start registers both databases in a new runtime and starts one relay per
 // direction. Close stops everything (it does not close the databases).
 func Start(ctx context.Context, users, tourneys *sqlreactor.DB, log *slog.Logger) (*System, error) {
-	if log == nil {
-		log = slog.Default()
-	}
 	rt, err := reactor.New(reactor.Config{Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	s := &System{Users: users, Tourneys: tourneys, rt: rt, log: log}
-	if s.UsersRef, err = reactor.Register(rt, "/users", users, reactor.InboxSize(4096)); err != nil {
+	s, err := Register(rt, users, tourneys, log)
+	if err != nil {
 		return nil, err
 	}
-	if s.TourneysRef, err = reactor.Register(rt, "/tourneys", tourneys, reactor.InboxSize(4096)); err != nil {
-		return nil, err
-	}
+	s.ownsRT = true
 	if err := rt.Start(ctx); err != nil {
 		return nil, err
 	}
+	s.StartRelays()
+	return s, nil
+}
+
+// Register registers both databases on rt (before rt.Start), with opts
+// (e.g. reactor.Journaled()). Start rt, then the relays with StartRelays.
+// Close then stops the relays only: the runtime is the caller's.
+func Register(rt *reactor.Runtime, users, tourneys *sqlreactor.DB, log *slog.Logger, opts ...reactor.Option) (*System, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &System{Users: users, Tourneys: tourneys, rt: rt, log: log}
+	opts = append([]reactor.Option{reactor.InboxSize(4096)}, opts...)
+	var err error
+	if s.UsersRef, err = reactor.Register(rt, "/users", users, opts...); err != nil {
+		return nil, err
+	}
+	if s.TourneysRef, err = reactor.Register(rt, "/tourneys", tourneys, opts...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// StartRelays starts one relay per direction, once the runtime has started.
+func (s *System) StartRelays() {
 	rctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Add(2)
-	go s.relay(rctx, users, s.UsersRef, s.TourneysRef)
-	go s.relay(rctx, tourneys, s.TourneysRef, s.UsersRef)
-	return s, nil
+	go s.relay(rctx, s.Users, s.UsersRef, s.TourneysRef)
+	go s.relay(rctx, s.Tourneys, s.TourneysRef, s.UsersRef)
 }
 
 // Enter sends a tournament buy-in from a user's wallet.
@@ -279,13 +299,18 @@ func Pending(ctx context.Context, db *sqlreactor.DB, limit int) ([]Transfer, err
 	return out, err
 }
 
-// Close stops the relays and the runtime. The databases stay open.
+// Close stops the relays and, for a System made by Start, the runtime. The
+// databases stay open.
 func (s *System) Close(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
-		s.cancel()
+		if s.cancel != nil {
+			s.cancel()
+		}
 		s.wg.Wait()
-		err = s.rt.Close(ctx)
+		if s.ownsRT {
+			err = s.rt.Close(ctx)
+		}
 	})
 	return err
 }
