@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +38,8 @@ func (g *Gate) Enter(_ *reactor.Ctx, who string) (int, error) {
 		return 0, &deniedError{Who: who}
 	case "odd":
 		return 0, errors.New("gate: something odd")
+	case "boom":
+		panic("gate: boom")
 	}
 	g.In = append(g.In, who)
 	return len(g.In), nil
@@ -210,4 +213,70 @@ func TestKeyReusedForAnotherRequest(t *testing.T) {
 		rt, stop = openGate(t, fsys)
 	}
 	stop(true)
+}
+
+func gatePanics(rt *reactor.Runtime) uint64 {
+	for _, st := range rt.Stats() {
+		if st.Addr == "/gate" {
+			return st.Panics
+		}
+	}
+	return 0
+}
+
+// TestPanickedInputIsNotReplayed: a journaled input whose handler panicked
+// is settled by an outcome record: a retry with its key gets the same
+// *PanicError without running the handler, and replay after a crash answers
+// it from the record instead of panicking again.
+func TestPanickedInputIsNotReplayed(t *testing.T) {
+	fsys := faultfs.New()
+	proc := newProcFS(fsys)
+	rt, stop := openGate(t, proc)
+	ctx := context.Background()
+	if _, err := gateEnter.Call(ctx, rt.Ref("/gate"), "ann"); err != nil {
+		t.Fatal(err)
+	}
+	// No checkpoint may cover the panicked input: recovery must use the
+	// outcome record.
+	fsys.SetHook(func(_ faultfs.Op, name string) error {
+		if strings.Contains(name, "checkpoints") {
+			return errors.New("checkpoint store down")
+		}
+		return nil
+	})
+	boom := reactor.WithIdempotencyKey(ctx, "boom-1")
+	for try := range 2 {
+		_, err := gateEnter.Call(boom, rt.Ref("/gate"), "boom")
+		var pe *reactor.PanicError
+		if !errors.As(err, &pe) || !errors.Is(err, reactor.ErrPanic) {
+			t.Fatalf("try %d: %v", try, err)
+		}
+	}
+	if n := gatePanics(rt); n != 1 {
+		t.Fatalf("the retry ran the handler again: %d panics", n)
+	}
+	if n, err := gateEnter.Call(ctx, rt.Ref("/gate"), "cy"); err != nil || n != 2 {
+		t.Fatalf("after the panic: %d %v", n, err) // durable, so the outcome before it is too
+	}
+	proc.kill()
+	fsys.Crash()
+	stop(false)
+	fsys.SetHook(nil)
+
+	rt, stop = openGate(t, fsys)
+	defer stop(true)
+	if n := gatePanics(rt); n != 0 {
+		t.Fatalf("replay ran the panicking handler again: %d panics", n)
+	}
+	_, err := gateEnter.Call(boom, rt.Ref("/gate"), "boom")
+	var pe *reactor.PanicError
+	if !errors.As(err, &pe) || pe.Service != "/gate" || !strings.Contains(fmt.Sprint(pe.Value), "gate: boom") {
+		t.Fatalf("retry after crash: %v", err)
+	}
+	if n := gatePanics(rt); n != 0 {
+		t.Fatalf("retry after crash ran the handler: %d panics", n)
+	}
+	if n, err := gateEnter.Call(ctx, rt.Ref("/gate"), "dan"); err != nil || n != 3 {
+		t.Fatalf("state after recovery: %d %v", n, err)
+	}
 }

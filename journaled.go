@@ -223,18 +223,95 @@ func (m *MethodOf[S, Req, Resp]) lookupReply(c *Ctx, e *envelope) bool {
 }
 
 func (m *MethodOf[S, Req, Resp]) rememberReply(c *Ctx, e *envelope, resp Resp, err error) {
-	js := c.svc.js
-	if js == nil || e.meta == nil || e.meta.key == "" {
+	if js := c.svc.js; js != nil {
+		js.remember(e.meta, resp, err, c.rt.cfg.IdempotencyWindow)
+	}
+}
+
+// remember keeps the answer to a keyed message for the idempotency window.
+func (js *jstate) remember(meta *jmeta, resp any, err error, window time.Duration) {
+	if meta == nil || meta.key == "" {
 		return
 	}
 	if js.replies == nil {
 		js.replies = &replyTable{m: make(map[string]*savedReply)}
 	}
-	r := &savedReply{Key: e.meta.key, At: e.meta.time, Fp: e.meta.fp, value: resp, errValue: err}
+	r := &savedReply{Key: meta.key, At: meta.time, Fp: meta.fp, value: resp, errValue: err}
 	if err != nil {
 		r.Fail = ErrorOf(err)
 	}
-	js.replies.put(r, c.rt.cfg.IdempotencyWindow)
+	js.replies.put(r, window)
+}
+
+// outcomeMethod marks a journal record that settles an earlier input whose
+// handler panicked: replay answers that input with the recorded error
+// instead of running the handler again. The record's key is the input's
+// sequence number.
+const outcomeMethod = "reactor.outcome"
+
+// recordOutcome makes a panicked journaled input final: its error is
+// remembered for its idempotency key and journaled as an outcome record, and
+// the service is checkpointed at the end of the turn, so that recovery
+// starts from the state the panic left rather than replaying it. (During
+// replay the record is appended once replay is done.)
+func (s *service) recordOutcome(c *Ctx, e *envelope, err error) {
+	js, rt := s.js, s.kind.rt
+	if js == nil || e.meta == nil || e.meta.seq == 0 {
+		return
+	}
+	if _, continuation := e.m.(replayedReply); continuation {
+		return // a continuation's input is its call's reply: replayed as is
+	}
+	js.remember(e.meta, nil, err, rt.cfg.IdempotencyWindow)
+	payload, jerr := json.Marshal(ErrorOf(err))
+	if jerr != nil {
+		rt.log.Error("reactor: outcome of a panicked input not recorded", "service", s.addr(), "seq", e.meta.seq, "err", jerr)
+		return
+	}
+	rec := &journal.Record{Time: e.meta.time, Service: s.addr(), Method: outcomeMethod, Key: strconv.FormatUint(e.meta.seq, 10), Payload: payload}
+	if c.replay {
+		rt.outcomes = append(rt.outcomes, rec)
+		return
+	}
+	rt.appendOutcome(rec)
+	s.mu.Lock()
+	js.checkpoint = true
+	s.mu.Unlock()
+}
+
+func (rt *Runtime) appendOutcome(rec *journal.Record) {
+	_, err := rt.cfg.Journal.Append(rt.ctx, rec, func(seq uint64, err error) {
+		if err != nil {
+			rt.log.Error("reactor: outcome record not journaled", "service", rec.Service, "input", rec.Key, "err", err)
+			return
+		}
+		rt.durable.Store(seq)
+	})
+	if err != nil {
+		rt.log.Error("reactor: outcome record not journaled", "service", rec.Service, "input", rec.Key, "err", err)
+	}
+}
+
+// scanOutcomes reads the outcome records after floor: the inputs whose
+// handlers panicked, and the errors they answered.
+func (rt *Runtime) scanOutcomes(ctx context.Context, floor uint64) (map[uint64]*Error, error) {
+	out := map[uint64]*Error{}
+	err := rt.cfg.Journal.Replay(ctx, floor, func(rec *journal.Record) error {
+		if rec.Method != outcomeMethod {
+			return nil
+		}
+		input, err := strconv.ParseUint(rec.Key, 10, 64)
+		if err != nil {
+			return fmt.Errorf("reactor: replay seq %d: outcome record names input %q: %w", rec.Seq, rec.Key, err)
+		}
+		var e Error
+		if err := json.Unmarshal(rec.Payload, &e); err != nil {
+			return fmt.Errorf("reactor: replay seq %d: outcome of input %d: %w", rec.Seq, input, err)
+		}
+		out[input] = &e
+		return nil
+	})
+	return out, err
 }
 
 // replyTable remembers answers by idempotency key, oldest first.
@@ -371,9 +448,16 @@ func (rt *Runtime) replay(ctx context.Context) error {
 	default:
 		floor = cp.Seq
 	}
+	outcomes, err := rt.scanOutcomes(ctx, floor)
+	if err != nil {
+		return err
+	}
 	began, n := time.Now(), 0
 	c := &Ctx{}
 	err = j.Replay(ctx, floor, func(rec *journal.Record) error {
+		if rec.Method == outcomeMethod {
+			return nil // read by scanOutcomes
+		}
 		s, err := rt.replayTarget(ctx, rec)
 		if errors.Is(err, ErrNoService) {
 			// The parent's factory refuses this key: live, the message
@@ -413,6 +497,14 @@ func (rt *Runtime) replay(ctx context.Context) error {
 		if rec.Key != "" && rec.Method != replyMethod {
 			e.meta.fp = fingerprint(rec.Method, rec.Payload)
 		}
+		if failed := outcomes[rec.Seq]; failed != nil && rec.Method != replyMethod {
+			// Its handler panicked when it ran: answer as it did then.
+			s.js.applied = max(s.js.applied, rec.Seq)
+			s.js.remember(e.meta, nil, failed, rt.cfg.IdempotencyWindow)
+			s.js.noteInput(rec.Seq)
+			n++
+			return nil
+		}
 		c.begin(rt, s)
 		c.replay = true
 		s.deliver(c, &e)
@@ -440,6 +532,10 @@ func (rt *Runtime) replay(ctx context.Context) error {
 	for _, resend := range resends {
 		resend()
 	}
+	for _, rec := range rt.outcomes {
+		rt.appendOutcome(rec)
+	}
+	rt.outcomes = nil
 
 	// Start returns once the resent messages are durable: the senders'
 	// next checkpoints cover inputs whose sends only these records carry.

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/reactorgo/reactor/journal"
 )
 
 // Runtime hosts services. Create it with New, register services, then Start
@@ -41,6 +43,7 @@ type Runtime struct {
 	replaying bool
 	pending   map[string]*pendingCall
 	resends   []func()
+	outcomes  []*journal.Record // panicked inputs found by replay, journaled after it
 
 	// inlineWorkers holds the scratch space of calls that run a turn on
 	// the caller's goroutine (per runtime: a Ctx keeps its runtime).

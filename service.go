@@ -388,6 +388,9 @@ func (s *service) panicked(c *Ctx, e *envelope, p any) {
 	if !c.replied {
 		e.m.fail(e, err)
 	}
+	if s.js != nil {
+		s.recordOutcome(c, e, err)
+	}
 }
 
 // deliver runs one message, turning a panic into an error for its sender.
