@@ -62,17 +62,6 @@ func decodeRecord(b []byte, salt uint64, trailer int) (rec Record, n int, skip b
 	return rec, f.n, f.flags == flagSkip, f.skipTo, nil
 }
 
-// DamagedComplete exposes the tail decision for the bytes b that end the last
-// segment after its last valid record, whose seq would be seq: "" means torn.
-func DamagedComplete(b []byte, salt uint64, seq uint64) string {
-	var f frame
-	ferr := decodeFrame(b, saltCRC(salt), recTrailerSize, &f)
-	if ferr == nil {
-		return ""
-	}
-	return damagedComplete(b, saltCRC(salt), seq, ferr)
-}
-
 const (
 	SegHeaderSize  = segHeaderSize
 	RecHeaderSize  = recHeaderSize
