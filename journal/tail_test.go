@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -219,15 +220,17 @@ func TestPowerCutDuringFsyncLoop(t *testing.T) {
 			}
 			acked += k
 		}
+		last := acked + 1 + rng.IntN(8)
+		crashRng := rand.New(rand.NewPCG(seed, 4)) // used only by the writer goroutine
 		var once sync.Once
 		fsys.SetHook(func(op faultfs.Op, name string) error {
 			crashed := false
 			if op == faultfs.OpSync && strings.HasSuffix(name, ".wal") {
 				once.Do(func() {
 					if seed%2 == 1 {
-						fsys.CrashTorn(rng)
+						fsys.CrashTorn(crashRng)
 					} else {
-						fsys.CrashZeroed(rng)
+						fsys.CrashZeroed(crashRng)
 					}
 					crashed = true
 				})
@@ -237,10 +240,27 @@ func TestPowerCutDuringFsyncLoop(t *testing.T) {
 			}
 			return nil
 		})
-		for _, err := range appendWait(t, j, acked, acked+1+rng.IntN(8)) {
-			if err == nil {
-				t.Fatalf("seed %d: a record of the crashed batch was acknowledged", seed)
+		// Append fails too once the journal fail-stopped; every done must fail.
+		var wg sync.WaitGroup
+		var ackedAfter atomic.Int64
+		for i := acked; i < last; i++ {
+			wg.Add(1)
+			if _, err := j.Append(context.Background(), rec(i), func(_ uint64, err error) {
+				if err == nil {
+					ackedAfter.Add(1)
+				}
+				wg.Done()
+			}); err != nil {
+				if !errors.Is(err, journal.ErrFailed) {
+					t.Fatalf("seed %d: Append: %v", seed, err)
+				}
+				wg.Done()
+				break
 			}
+		}
+		wg.Wait()
+		if n := ackedAfter.Load(); n != 0 {
+			t.Fatalf("seed %d: %d records of the crashed batch were acknowledged", seed, n)
 		}
 		j.Close()
 		fsys.ClearFaults()
