@@ -86,12 +86,11 @@ func trailerSize(version uint32) int {
 	return recTrailerSize
 }
 
-// trailerCRC is the trailer checksum of a record of n bytes with seq.
-func trailerCRC(saltSum uint32, n uint32, seq uint64) uint32 {
-	var b [12]byte
-	binary.LittleEndian.PutUint32(b[0:], n)
-	binary.LittleEndian.PutUint64(b[4:], seq)
-	return crc32.Update(saltSum, castagnoli, b[:])
+// trailerCRC is the trailer checksum, CRC-32C(salt ‖ length ‖ seq), from the
+// little-endian bytes of length (4) and seq (8). It takes slices (of the
+// record itself on the hot path) so that it does not allocate.
+func trailerCRC(saltSum uint32, lenLE, seqLE []byte) uint32 {
+	return crc32.Update(crc32.Update(saltSum, castagnoli, lenLE[:4]), castagnoli, seqLE[:8])
 }
 
 // encodedSize is the size of rec on disk.
@@ -143,7 +142,7 @@ func seal(b []byte, saltSum uint32) {
 	n := len(b)
 	body := n - recTrailerSize
 	binary.LittleEndian.PutUint32(b[body:], uint32(n))
-	binary.LittleEndian.PutUint32(b[body+4:], trailerCRC(saltSum, uint32(n), binary.LittleEndian.Uint64(b[8:])))
+	binary.LittleEndian.PutUint32(b[body+4:], trailerCRC(saltSum, b[body:], b[8:]))
 	binary.LittleEndian.PutUint32(b[0:], crc32.Update(saltSum, castagnoli, b[4:body]))
 }
 
@@ -237,7 +236,7 @@ func decodeFrame(b []byte, saltSum uint32, trailer int, f *frame) error {
 		return errBadFlags
 	}
 	if trailer > 0 && (binary.LittleEndian.Uint32(b[body:]) != n ||
-		binary.LittleEndian.Uint32(b[body+4:]) != trailerCRC(saltSum, n, f.seq)) {
+		binary.LittleEndian.Uint32(b[body+4:]) != trailerCRC(saltSum, b[body:], b[8:])) {
 		return errBadTrailer // f is filled in
 	}
 	return nil
@@ -249,9 +248,10 @@ func decodeFrame(b []byte, saltSum uint32, trailer int, f *frame) error {
 // damaged too. A torn write never leaves such a trailer behind, since the
 // trailer is the frame's last bytes.
 func findTrailer(b []byte, saltSum uint32, seq uint64) int {
+	seqLE := binary.LittleEndian.AppendUint64(nil, seq)
 	for e := recHeaderSize + recTrailerSize; e <= len(b); e++ {
 		t := b[e-recTrailerSize : e]
-		if binary.LittleEndian.Uint32(t) == uint32(e) && binary.LittleEndian.Uint32(t[4:]) == trailerCRC(saltSum, uint32(e), seq) {
+		if binary.LittleEndian.Uint32(t) == uint32(e) && binary.LittleEndian.Uint32(t[4:]) == trailerCRC(saltSum, t, seqLE) {
 			return e
 		}
 	}

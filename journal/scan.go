@@ -246,7 +246,7 @@ func (sc *scanner) scanSegment(fsys FS, dir string, sf segFile, checkPrev bool, 
 				return info, nil, corruptSeq(off, expect, fmt.Sprintf("record with a valid checksum but a damaged trailer, followed by a valid record at offset %d", off+int64(p)))
 			}
 			fix = binary.LittleEndian.AppendUint32(nil, uint32(fr.n))
-			fix = binary.LittleEndian.AppendUint32(fix, trailerCRC(saltSum, uint32(fr.n), fr.seq))
+			fix = binary.LittleEndian.AppendUint32(fix, trailerCRC(saltSum, fix, binary.LittleEndian.AppendUint64(nil, fr.seq)))
 		}
 		if fr.flags == 0 {
 			info.Records++
