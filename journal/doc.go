@@ -43,21 +43,27 @@
 // file. A segment starts with a 32-byte header (magic "RJNL", version, a
 // random 64-bit salt chosen at creation, first seq, CRC-32C of the header),
 // followed by records: CRC-32C, length, seq, time, seed, the lengths of
-// service, method and key, flags, then the bytes. The CRC (Castagnoli) covers
-// the segment salt and every other byte of the record, so a record copied
-// from another segment or journal, or with a seq out of sequence, is
-// rejected. A record never spans segments. See docs/JOURNAL.md.
+// service, method and key, flags, the bytes, and an 8-byte trailer (length
+// and a CRC-32C of salt, length and seq). The record CRC (Castagnoli) covers
+// the segment salt and every other byte of the record before the trailer, so
+// a record copied from another segment or journal, or with a seq out of
+// sequence, is rejected. The trailer, the frame's last bytes, proves that a
+// frame was written completely. A record never spans segments. Format
+// version 1 segments (no trailer) are still read. See docs/JOURNAL.md.
 //
 // # Recovery
 //
 // Open takes an exclusive flock on Dir/LOCK (ErrLocked otherwise, also across
 // processes) and verifies every segment. Damage at the very end of the last
-// segment that nothing valid follows (a torn write, a zero-filled tail, non-zero
-// garbage) was never acknowledged: it is truncated with a warning. Any other
-// damage — a bad record followed by a valid one, any bad record in a
-// non-final segment, a seq gap between segments — makes Open fail with a
-// *CorruptError (wrapping ErrCorrupt) that names the segment and the byte
-// offset. Acknowledged data is never silently dropped.
+// segment that nothing valid follows and that cannot be a complete frame (a
+// torn write, a zero-filled tail, non-zero garbage) was never acknowledged: it
+// is truncated with a warning. A complete frame there whose checksum fails
+// (its trailer for the expected seq is intact) is damage to a record that may
+// have been acknowledged, not a torn write. It, and any other damage — a bad
+// record followed by a valid one, any bad record in a non-final segment, a
+// seq gap between segments — makes Open fail with a *CorruptError (wrapping
+// ErrCorrupt) that names the segment, the byte offset and the seq.
+// Acknowledged data is never silently dropped.
 //
 // # Testing
 //

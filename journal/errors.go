@@ -28,10 +28,16 @@ var (
 type CorruptError struct {
 	Segment string // segment file name (base name)
 	Offset  int64  // byte offset of the damaged record or header
-	Reason  string
+	// Seq is the seq the damaged record has (or must have, by seq
+	// continuity); 0 when unknown (a damaged segment header).
+	Seq    uint64
+	Reason string
 }
 
 func (e *CorruptError) Error() string {
+	if e.Seq != 0 {
+		return fmt.Sprintf("journal: corrupt segment %s at offset %d (record seq %d): %s", e.Segment, e.Offset, e.Seq, e.Reason)
+	}
 	return fmt.Sprintf("journal: corrupt segment %s at offset %d: %s", e.Segment, e.Offset, e.Reason)
 }
 

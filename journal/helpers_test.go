@@ -140,10 +140,7 @@ func copyDir(t testing.TB, src string, edit func([]byte) []byte) string {
 }
 
 // recordSize is the encoded size of rec(i).
-func recordSize(i int) int {
-	r := rec(i)
-	return journal.RecHeaderSize + len(r.Service) + len(r.Method) + len(r.Key) + len(r.Payload)
-}
+func recordSize(i int) int { return len(journal.EncodeRecord(nil, 1, rec(i))) }
 
 // recordOffset is the offset of the k-th record (0-based, rec(0..)) in a
 // single-segment journal written with rec(0..n-1).

@@ -173,8 +173,13 @@ func (j *Journal) recover(ctx context.Context) error {
 		next = files[len(files)-1].firstSeq
 	}
 	if t := rep.TornTail; t != nil {
-		j.log.Warn("journal: truncating torn tail (never acknowledged)",
-			"segment", t.Segment, "offset", t.Offset, "size", t.Size, "reason", t.Reason)
+		if t.fixTrailer != nil {
+			j.log.Warn("journal: rewriting the trailer of the last record (torn or damaged; content intact) and truncating torn tail after it",
+				"segment", t.Segment, "offset", t.Offset-int64(len(t.fixTrailer)), "size", t.Size, "reason", t.Reason)
+		} else {
+			j.log.Warn("journal: truncating torn tail (never acknowledged)",
+				"segment", t.Segment, "offset", t.Offset, "size", t.Size, "reason", t.Reason)
+		}
 		p := filepath.Join(dir, t.Segment)
 		if t.Header {
 			if err := j.fs.Remove(p); err != nil {
@@ -203,7 +208,12 @@ func (j *Journal) recover(ctx context.Context) error {
 	j.activeEnd = last.DataEnd
 	j.saltSum = saltCRC(last.Salt)
 	j.encSaltSum = j.saltSum
-	if last.DataEnd != last.Size {
+	if t := rep.TornTail; t != nil && t.fixTrailer != nil {
+		if _, err := f.WriteAt(t.fixTrailer, last.DataEnd-int64(len(t.fixTrailer))); err != nil {
+			return fmt.Errorf("journal: rewrite trailer: %w", err)
+		}
+	}
+	if last.DataEnd != last.Size || (rep.TornTail != nil && rep.TornTail.fixTrailer != nil) {
 		if err := f.Truncate(last.DataEnd); err != nil {
 			return fmt.Errorf("journal: truncate torn tail: %w", err)
 		}
@@ -212,6 +222,16 @@ func (j *Journal) recover(ctx context.Context) error {
 		}
 	}
 	j.st.segments.Store(int64(len(j.segs)))
+	if last.Version != formatVersion {
+		// An older format's segment is read, never appended to: new records
+		// go into a new segment of the current format. (An empty one is
+		// replaced by a new segment of the same name.)
+		j.active = nil
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("journal: close segment: %w", err)
+		}
+		return j.createSegment(last.LastSeq + 1)
+	}
 	return nil
 }
 
@@ -754,6 +774,7 @@ func (sc *scanner) replaySegment(fsys FS, dir string, s segMeta, active bool, li
 		return &CorruptError{Segment: s.name, Reason: err.Error()}
 	}
 	saltSum := saltCRC(h.salt)
+	trailer := trailerSize(h.version)
 	off := int64(segHeaderSize)
 	sc.r.reset(f, size, off)
 	var fr frame
@@ -769,7 +790,7 @@ func (sc *scanner) replaySegment(fsys FS, dir string, s segMeta, active bool, li
 				}
 			}
 		}
-		if err := decodeFrame(w, saltSum, &fr); err != nil {
+		if err := decodeFrame(w, saltSum, trailer, &fr); err != nil {
 			if allZeroFrom(w) {
 				break // zero tail
 			}

@@ -748,7 +748,7 @@ func TestTooLarge(t *testing.T) {
 		t.Fatalf("Append: %v", err)
 	}
 	// The largest record that fits goes into a segment of its own.
-	big := &journal.Record{Payload: make([]byte, 4096-journal.SegHeaderSize-journal.RecHeaderSize)}
+	big := &journal.Record{Payload: make([]byte, 4096-journal.SegHeaderSize-journal.RecHeaderSize-journal.RecTrailerSize)}
 	for i := 0; i < 3; i++ {
 		done := make(chan error, 1)
 		if _, err := j.Append(context.Background(), big, func(_ uint64, err error) { done <- err }); err != nil {

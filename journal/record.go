@@ -3,6 +3,7 @@ package journal
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"math"
 )
@@ -12,16 +13,16 @@ import (
 // Segment header, 32 bytes:
 //
 //	0  magic "RJNL"
-//	4  version uint32 (1)
+//	4  version uint32 (2; 1 is still read)
 //	8  salt uint64      random, chosen when the segment is created
 //	16 firstSeq uint64  seq of the first record in the segment
 //	24 crc uint32       CRC-32C of bytes 0..24
 //	28 reserved uint32  zero
 //
-// Record, 40-byte header + body:
+// Record (version 2), 40-byte header + body + 8-byte trailer:
 //
-//	0  crc uint32       CRC-32C of (salt as 8 bytes) ++ bytes 4..length
-//	4  length uint32    total record length including this header
+//	0  crc uint32       CRC-32C of (salt as 8 bytes) ++ bytes 4..length-8
+//	4  length uint32    total record length including header and trailer
 //	8  seq uint64
 //	16 time int64
 //	24 seed uint64
@@ -30,15 +31,29 @@ import (
 //	36 keyLen uint16
 //	38 flags uint16     0 = input record, 1 = skip record (see below)
 //	40 service, method, key, payload
+//	length-8 trailer:   length uint32 (again), tcrc uint32
+//
+// tcrc is CRC-32C of (salt as 8 bytes) ++ length ++ seq (12 bytes): the
+// trailer is checkable on its own, without trusting the header. It is the
+// last thing of the frame, so in a torn write (a prefix of the bytes, or a
+// prefix followed by zeros) it is missing whenever any byte of the frame is;
+// a frame whose trailer is valid (right length pointing back to the frame's
+// start, right seq and salt) was written completely, and a checksum failure
+// in it is damage to a complete record, not a torn write. See classifyTail.
+//
+// Version 1 records are the same without the trailer (crc over bytes
+// 4..length); recovery cannot tell a damaged complete v1 record from a torn
+// one, so it keeps the v1 rule for them (see docs/JOURNAL.md).
 //
 // A skip record (flags=1, no strings, 8-byte payload holding the last skipped
 // seq) marks seqs that Append handed out but whose batch failed (disk full),
 // so that seq continuity (+1 per record) can be checked by recovery.
 const (
-	segHeaderSize = 32
-	recHeaderSize = 40
-	formatVersion = 1
-	segMagic      = "RJNL"
+	segHeaderSize  = 32
+	recHeaderSize  = 40
+	recTrailerSize = 8
+	formatVersion  = 2
+	segMagic       = "RJNL"
 
 	flagSkip = 1
 
@@ -49,10 +64,11 @@ const (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 var (
-	errShort     = errors.New("truncated record")
-	errBadLength = errors.New("bad record length")
-	errBadCRC    = errors.New("checksum mismatch")
-	errBadFlags  = errors.New("unknown record flags")
+	errShort      = errors.New("truncated record")
+	errBadLength  = errors.New("bad record length")
+	errBadCRC     = errors.New("checksum mismatch")
+	errBadTrailer = errors.New("bad record trailer")
+	errBadFlags   = errors.New("unknown record flags")
 )
 
 func saltCRC(salt uint64) uint32 {
@@ -61,9 +77,25 @@ func saltCRC(salt uint64) uint32 {
 	return crc32.Checksum(b[:], castagnoli)
 }
 
+// trailerSize is the size of a record trailer in a segment of the given
+// format version.
+func trailerSize(version uint32) int {
+	if version == 1 {
+		return 0
+	}
+	return recTrailerSize
+}
+
+// trailerCRC is the trailer checksum, CRC-32C(salt ‖ length ‖ seq), from the
+// little-endian bytes of length (4) and seq (8). It takes slices (of the
+// record itself on the hot path) so that it does not allocate.
+func trailerCRC(saltSum uint32, lenLE, seqLE []byte) uint32 {
+	return crc32.Update(crc32.Update(saltSum, castagnoli, lenLE[:4]), castagnoli, seqLE[:8])
+}
+
 // encodedSize is the size of rec on disk.
 func encodedSize(rec *Record) int {
-	return recHeaderSize + len(rec.Service) + len(rec.Method) + len(rec.Key) + len(rec.Payload)
+	return recHeaderSize + len(rec.Service) + len(rec.Method) + len(rec.Key) + len(rec.Payload) + recTrailerSize
 }
 
 // appendRecord encodes rec (with its Seq) at the end of dst. saltSum is
@@ -100,8 +132,18 @@ func encodeRecord(dst []byte, saltSum uint32, rec *Record, seq uint64, flags uin
 	p += copy(b[p:], rec.Method)
 	p += copy(b[p:], rec.Key)
 	copy(b[p:], rec.Payload)
-	binary.LittleEndian.PutUint32(b[0:], crc32.Update(saltSum, castagnoli, b[4:]))
+	seal(b, saltSum)
 	return dst
+}
+
+// seal writes the checksum and the trailer of the encoded record b (exactly
+// one record, with its length and seq filled in) for the salt.
+func seal(b []byte, saltSum uint32) {
+	n := len(b)
+	body := n - recTrailerSize
+	binary.LittleEndian.PutUint32(b[body:], uint32(n))
+	binary.LittleEndian.PutUint32(b[body+4:], trailerCRC(saltSum, b[body:], b[8:]))
+	binary.LittleEndian.PutUint32(b[0:], crc32.Update(saltSum, castagnoli, b[4:body]))
 }
 
 // recrc recomputes, for a new segment salt, the checksums of the records
@@ -109,14 +151,13 @@ func encodeRecord(dst []byte, saltSum uint32, rec *Record, seq uint64, flags uin
 func recrc(buf []byte, es []entry, saltSum uint32) {
 	off := 0
 	for i := range es {
-		b := buf[off : off+es[i].n]
-		binary.LittleEndian.PutUint32(b, crc32.Update(saltSum, castagnoli, b[4:]))
+		seal(buf[off:off+es[i].n], saltSum)
 		off += es[i].n
 	}
 }
 
 // skipSize is the encoded size of a skip record.
-const skipSize = recHeaderSize + 8
+const skipSize = recHeaderSize + 8 + recTrailerSize
 
 // appendSkip encodes a skip record covering seqs from..to.
 func appendSkip(dst []byte, saltSum uint32, from, to uint64) []byte {
@@ -139,32 +180,36 @@ type frame struct {
 	skipTo  uint64 // for skip records: last skipped seq
 }
 
-// decodeFrame decodes the record at the start of b. It returns errShort when
-// b ends before the record does (the length field may be garbage).
-func decodeFrame(b []byte, saltSum uint32, f *frame) error {
+// decodeFrame decodes the record at the start of b, for a segment whose
+// records carry trailer bytes of trailer (0 for version 1). It returns
+// errShort when b ends before the record does (the length field may be
+// garbage), and errBadTrailer only for a record that is valid but for its
+// trailer (its checksum proves its content and length); f is filled in then.
+func decodeFrame(b []byte, saltSum uint32, trailer int, f *frame) error {
 	if len(b) < recHeaderSize {
 		return errShort
 	}
 	n := binary.LittleEndian.Uint32(b[4:])
-	if n < recHeaderSize {
+	if uint64(n) < uint64(recHeaderSize+trailer) {
 		return errBadLength
 	}
 	if uint64(n) > uint64(len(b)) {
 		return errShort
 	}
 	b = b[:n]
+	body := int(n) - trailer
 	sl := int(binary.LittleEndian.Uint16(b[32:]))
 	ml := int(binary.LittleEndian.Uint16(b[34:]))
 	kl := int(binary.LittleEndian.Uint16(b[36:]))
 	flags := binary.LittleEndian.Uint16(b[38:])
-	if recHeaderSize+sl+ml+kl > int(n) {
+	if recHeaderSize+sl+ml+kl > body {
 		return errBadLength
 	}
-	if crc32.Update(saltSum, castagnoli, b[4:]) != binary.LittleEndian.Uint32(b) {
+	if crc32.Update(saltSum, castagnoli, b[4:body]) != binary.LittleEndian.Uint32(b) {
 		return errBadCRC
 	}
-	f.n = int(n)
 	f.seq = binary.LittleEndian.Uint64(b[8:])
+	f.n = int(n)
 	f.time = int64(binary.LittleEndian.Uint64(b[16:]))
 	f.seed = binary.LittleEndian.Uint64(b[24:])
 	p := recHeaderSize
@@ -174,7 +219,7 @@ func decodeFrame(b []byte, saltSum uint32, f *frame) error {
 	p += ml
 	f.key = b[p : p+kl : p+kl]
 	p += kl
-	f.payload = b[p:n:n]
+	f.payload = b[p:body:body]
 	f.flags = flags
 	f.skipTo = 0
 	switch flags {
@@ -190,7 +235,27 @@ func decodeFrame(b []byte, saltSum uint32, f *frame) error {
 	default:
 		return errBadFlags
 	}
+	if trailer > 0 && (binary.LittleEndian.Uint32(b[body:]) != n ||
+		binary.LittleEndian.Uint32(b[body+4:]) != trailerCRC(saltSum, b[body:], b[8:])) {
+		return errBadTrailer // f is filled in
+	}
 	return nil
+}
+
+// findTrailer returns the end e of the first frame for seq that starts at b[0]
+// and whose trailer is valid (at b[e-8:e]: length e, checksum of salt, e and
+// seq), or -1. The header is not trusted: this finds a frame whose header is
+// damaged too. A torn write never leaves such a trailer behind, since the
+// trailer is the frame's last bytes.
+func findTrailer(b []byte, saltSum uint32, seq uint64) int {
+	seqLE := binary.LittleEndian.AppendUint64(nil, seq)
+	for e := recHeaderSize + recTrailerSize; e <= len(b); e++ {
+		t := b[e-recTrailerSize : e]
+		if binary.LittleEndian.Uint32(t) == uint32(e) && binary.LittleEndian.Uint32(t[4:]) == trailerCRC(saltSum, t, seqLE) {
+			return e
+		}
+	}
+	return -1
 }
 
 // lastSeq is the last seq the frame accounts for.
@@ -204,12 +269,17 @@ func (f *frame) lastSeq() uint64 {
 type segHeader struct {
 	salt     uint64
 	firstSeq uint64
+	version  uint32 // formatVersion when written; 1 or 2 when read
 }
 
 func appendSegHeader(dst []byte, h segHeader) []byte {
 	var b [segHeaderSize]byte
 	copy(b[:], segMagic)
-	binary.LittleEndian.PutUint32(b[4:], formatVersion)
+	v := h.version
+	if v == 0 {
+		v = formatVersion
+	}
+	binary.LittleEndian.PutUint32(b[4:], v)
 	binary.LittleEndian.PutUint64(b[8:], h.salt)
 	binary.LittleEndian.PutUint64(b[16:], h.firstSeq)
 	binary.LittleEndian.PutUint32(b[24:], crc32.Checksum(b[:24], castagnoli))
@@ -223,10 +293,11 @@ func decodeSegHeader(b []byte) (segHeader, error) {
 		crc32.Checksum(b[:24], castagnoli) != binary.LittleEndian.Uint32(b[24:]) {
 		return segHeader{}, errBadHeader
 	}
-	if v := binary.LittleEndian.Uint32(b[4:]); v != formatVersion {
-		return segHeader{}, errors.New("unsupported segment version")
+	v := binary.LittleEndian.Uint32(b[4:])
+	if v != 1 && v != formatVersion {
+		return segHeader{}, fmt.Errorf("unsupported segment format version %d (this build reads 1 and %d)", v, formatVersion)
 	}
-	h := segHeader{salt: binary.LittleEndian.Uint64(b[8:]), firstSeq: binary.LittleEndian.Uint64(b[16:])}
+	h := segHeader{salt: binary.LittleEndian.Uint64(b[8:]), firstSeq: binary.LittleEndian.Uint64(b[16:]), version: v}
 	if h.firstSeq == 0 {
 		return segHeader{}, errBadHeader
 	}

@@ -64,6 +64,7 @@ type SegmentInfo struct {
 	LastSeq  uint64 // last seq accounted for (FirstSeq-1 when empty)
 	Salt     uint64 // the segment's random epoch
 	Records  int    // input records (skip records not counted)
+	Version  uint32 // on-disk format version of the segment (1 or 2)
 }
 
 // TornTail describes the damaged end of the last segment that recovery
@@ -76,7 +77,16 @@ type TornTail struct {
 	// Header is true when the segment's own header is torn (the segment was
 	// being created); recovery removes the file.
 	Header bool
+
+	// fixTrailer, when set, is the trailer recovery writes at Offset-8: the
+	// last record is intact but for its trailer (torn or damaged).
+	fixTrailer []byte
 }
+
+// TrailerRewrite reports whether recovery keeps the last record, whose
+// checksum proves its content, and rewrites its torn or damaged trailer
+// (the 8 bytes before Offset) instead of dropping it.
+func (t *TornTail) TrailerRewrite() bool { return t.fixTrailer != nil }
 
 // Report is the result of Inspect.
 type Report struct {
@@ -158,6 +168,9 @@ func (sc *scanner) scanSegment(fsys FS, dir string, sf segFile, checkPrev bool, 
 	corrupt := func(off int64, format string, args ...any) error {
 		return &CorruptError{Segment: sf.name, Offset: off, Reason: fmt.Sprintf(format, args...)}
 	}
+	corruptSeq := func(off int64, seq uint64, reason string) error {
+		return &CorruptError{Segment: sf.name, Offset: off, Seq: seq, Reason: reason}
+	}
 
 	var hb [segHeaderSize]byte
 	n, err := f.ReadAt(hb[:], 0)
@@ -186,13 +199,15 @@ func (sc *scanner) scanSegment(fsys FS, dir string, sf segFile, checkPrev bool, 
 	if checkPrev && h.firstSeq != prevLast+1 {
 		return info, nil, corrupt(0, "first seq %d does not follow last seq %d of the previous segment (missing records)", h.firstSeq, prevLast)
 	}
-	info.FirstSeq, info.Salt = h.firstSeq, h.salt
+	info.FirstSeq, info.Salt, info.Version = h.firstSeq, h.salt, h.version
 	saltSum := saltCRC(h.salt)
+	trailer := trailerSize(h.version)
 	expect := h.firstSeq
 	off := int64(segHeaderSize)
 	sc.r.reset(f, info.Size, off)
 	var fr frame
 	var ferr error
+	var fix []byte // the trailer to rewrite before off, see below
 	for {
 		w, err := sc.r.peek(recHeaderSize)
 		if err != nil {
@@ -208,11 +223,30 @@ func (sc *scanner) scanSegment(fsys FS, dir string, sf segFile, checkPrev bool, 
 				}
 			}
 		}
-		if ferr = decodeFrame(w, saltSum, &fr); ferr != nil {
+		if ferr = decodeFrame(w, saltSum, trailer, &fr); ferr != nil && ferr != errBadTrailer {
 			break
 		}
 		if fr.seq != expect {
-			return info, nil, corrupt(off, "record seq %d out of sequence (expected %d)", fr.seq, expect)
+			return info, nil, corruptSeq(off, expect, fmt.Sprintf("record seq %d out of sequence (expected %d)", fr.seq, expect))
+		}
+		if ferr == errBadTrailer {
+			// The checksum proves the record's content: only its trailer is
+			// torn or damaged. At the end of the last segment it is kept and
+			// recovery rewrites the trailer (dropping a record whose data is
+			// intact could drop an acknowledged one); anywhere else it is
+			// damage like any other.
+			if !isLast {
+				return info, nil, corruptSeq(off, expect, "record with a valid checksum but a damaged trailer, in a non-final segment")
+			}
+			rest, err := readRange(f, off, info.Size)
+			if err != nil {
+				return info, nil, err
+			}
+			if p := findValidRecord(rest, saltSum, trailer, expect); p >= 0 {
+				return info, nil, corruptSeq(off, expect, fmt.Sprintf("record with a valid checksum but a damaged trailer, followed by a valid record at offset %d", off+int64(p)))
+			}
+			fix = binary.LittleEndian.AppendUint32(nil, uint32(fr.n))
+			fix = binary.LittleEndian.AppendUint32(fix, trailerCRC(saltSum, fix, binary.LittleEndian.AppendUint64(nil, fr.seq)))
 		}
 		if fr.flags == 0 {
 			info.Records++
@@ -226,9 +260,17 @@ func (sc *scanner) scanSegment(fsys FS, dir string, sf segFile, checkPrev bool, 
 		expect = fr.lastSeq() + 1
 		off += int64(fr.n)
 		sc.r.advance(fr.n)
+		if fix != nil {
+			ferr = errBadTrailer
+			break
+		}
 	}
 	info.DataEnd = off
 	info.LastSeq = expect - 1
+	if fix != nil {
+		return info, &TornTail{Segment: sf.name, Offset: off, Size: info.Size, fixTrailer: fix,
+			Reason: "the last record's trailer is torn or damaged; its checksum proves its content, so it is kept and its trailer rewritten"}, nil
+	}
 	if off == info.Size {
 		return info, nil, nil
 	}
@@ -246,28 +288,59 @@ func (sc *scanner) scanSegment(fsys FS, dir string, sf segFile, checkPrev bool, 
 	if !isLast {
 		return info, nil, corrupt(off, "%v in a non-final segment", ferr)
 	}
-	if p := findValidRecord(rest, saltSum, info.LastSeq); p >= 0 {
-		return info, nil, corrupt(off, "%v, followed by a valid record at offset %d", ferr, off+int64(p))
+	if p := findValidRecord(rest, saltSum, trailer, info.LastSeq); p >= 0 {
+		return info, nil, corruptSeq(off, expect, fmt.Sprintf("%v, followed by a valid record at offset %d", ferr, off+int64(p)))
 	}
-	return info, &TornTail{Segment: sf.name, Offset: off, Size: info.Size, Reason: ferr.Error()}, nil
+	if trailer > 0 {
+		if reason := damagedComplete(rest, saltSum, expect, ferr); reason != "" {
+			return info, nil, corruptSeq(off, expect, reason)
+		}
+	}
+	return info, &TornTail{Segment: sf.name, Offset: off, Size: info.Size, Reason: "torn write: " + ferr.Error()}, nil
+}
+
+// damagedComplete decides the invalid bytes b that end the last segment
+// (nothing valid follows them; they are not all zeros) for a segment with
+// record trailers. It returns why they are a damaged complete record, the
+// expected seq's frame, or "" when they can be a torn write. A torn write
+// (the batch's write did not finish before the crash) leaves a prefix of its
+// bytes, possibly followed by zeros where the file size reached the disk but
+// the data did not; it never leaves the frame's trailer, its last 8 bytes,
+// behind without the rest. So:
+//
+//	checksum  trailer for this seq ending a frame at b[0]  decision
+//	bad       found (anywhere up to EOF)                   corrupt: complete frame, bad checksum
+//	bad       none                                         torn (frame incomplete, or garbage)
+//
+// (A frame whose checksum is valid but whose trailer is not never gets here:
+// its content is proven, so the scan keeps it and has its trailer rewritten.)
+//
+// The trailer is searched for at every end, not only where the (untrusted)
+// length field points, so a damaged length or seq in the header is found too.
+func damagedComplete(b []byte, saltSum uint32, seq uint64, ferr error) string {
+	if e := findTrailer(b, saltSum, seq); e > 0 {
+		return fmt.Sprintf("corrupt, not torn: complete frame of %d bytes (its trailer is intact) fails its check: %v "+
+			"(damage to a record that may have been acknowledged; a torn write cannot leave the trailer without the rest)", e, ferr)
+	}
+	return ""
 }
 
 // findValidRecord returns the first position p > 0 in b where a valid record
 // (under this segment's salt, seq after lastSeq) starts, or -1.
-func findValidRecord(b []byte, saltSum uint32, lastSeq uint64) int {
+func findValidRecord(b []byte, saltSum uint32, trailer int, lastSeq uint64) int {
 	var fr frame
 	for p := 1; p+recHeaderSize <= len(b); p++ {
 		w := b[p:]
 		// Cheap filters before the CRC, so scanning random garbage is linear.
 		l := binary.LittleEndian.Uint32(w[4:])
-		if l < recHeaderSize || uint64(l) > uint64(len(w)) {
+		if l < uint32(recHeaderSize+trailer) || uint64(l) > uint64(len(w)) {
 			continue
 		}
 		seq := binary.LittleEndian.Uint64(w[8:])
 		if seq <= lastSeq || seq-lastSeq > 1<<32 {
 			continue
 		}
-		if decodeFrame(w, saltSum, &fr) == nil {
+		if decodeFrame(w, saltSum, trailer, &fr) == nil {
 			return p
 		}
 	}

@@ -2,6 +2,8 @@
 //
 //	reactor journal inspect DIR   segments, records per service and method, bytes
 //	reactor journal verify DIR    check every checksum; exit 0 "ok N records" or 1
+//	                              (1 also for a damaged complete last record:
+//	                              only a torn final write is "ok" with a note)
 //	reactor journal replay DATADIR replay a poker server's -data directory twice
 //	                              offline and compare the resulting states
 //
@@ -101,8 +103,14 @@ func journalVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return 1
 	}
 	if t := rep.TornTail; t != nil {
-		fmt.Fprintf(stdout, "note: torn tail in %s at offset %d (%d bytes, %s); never acknowledged, recovery truncates it\n",
-			t.Segment, t.Offset, t.Size-t.Offset, t.Reason)
+		if t.TrailerRewrite() {
+			fmt.Fprintf(stdout, "note: the last record of %s (ending at offset %d) is intact but its trailer is torn or damaged; recovery keeps it and rewrites the trailer\n",
+				t.Segment, t.Offset)
+		}
+		if t.Size > t.Offset {
+			fmt.Fprintf(stdout, "note: torn tail in %s at offset %d (%d bytes, %s); never acknowledged, recovery truncates it\n",
+				t.Segment, t.Offset, t.Size-t.Offset, t.Reason)
+		}
 	}
 	fmt.Fprintf(stdout, "ok %d records\n", rep.Records)
 	return 0
@@ -128,7 +136,12 @@ func journalInspect(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stdout, "%-26s %12d %12d %20d %20d %018x\n", s.Name, s.Size, s.Records, s.FirstSeq, s.LastSeq, s.Salt)
 	}
 	if t := rep.TornTail; t != nil {
-		fmt.Fprintf(stdout, "torn tail: %s at offset %d (%d bytes, %s)\n", t.Segment, t.Offset, t.Size-t.Offset, t.Reason)
+		if t.TrailerRewrite() {
+			fmt.Fprintf(stdout, "torn trailer: %s, last record ending at offset %d (recovery rewrites it)\n", t.Segment, t.Offset)
+		}
+		if t.Size > t.Offset {
+			fmt.Fprintf(stdout, "torn tail: %s at offset %d (%d bytes, %s)\n", t.Segment, t.Offset, t.Size-t.Offset, t.Reason)
+		}
 	}
 	fmt.Fprintf(stdout, "\nrecords %d, seq %d..%d, bytes %d\n", rep.Records, rep.FirstSeq, rep.LastSeq, rep.Bytes)
 	printCounts(stdout, "SERVICE", services)

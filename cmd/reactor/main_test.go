@@ -68,6 +68,42 @@ func TestVerifyAndInspect(t *testing.T) {
 	}
 }
 
+// A flipped byte in the final, complete record is corruption (exit 1), not a
+// torn tail that "ok" would hide (issue 8, item 10); a genuinely torn tail is
+// still ok with a note.
+func TestVerifyDamagedLastRecord(t *testing.T) {
+	dir := t.TempDir()
+	writeJournal(t, dir)
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.wal"))
+	last := segs[len(segs)-1]
+	orig, _ := os.ReadFile(last)
+
+	b := append([]byte(nil), orig...)
+	b[len(b)-12] ^= 0x20 // the payload of the last record
+	os.WriteFile(last, b, 0o644)
+	code, out := runCLI("journal", "verify", dir)
+	if code != 1 || !strings.Contains(out, filepath.Base(last)) || !strings.Contains(out, "seq 100") ||
+		!strings.Contains(out, "not torn") {
+		t.Fatalf("verify of a damaged last record: %d %q", code, out)
+	}
+	if code, out := runCLI("journal", "inspect", dir); code != 1 || !strings.Contains(out, "FAIL") {
+		t.Fatalf("inspect of a damaged last record: %d %q", code, out)
+	}
+
+	b = append([]byte(nil), orig...)
+	b[len(b)-2] ^= 0x20 // only the trailer: the record's checksum proves it
+	os.WriteFile(last, b, 0o644)
+	if code, out := runCLI("journal", "verify", dir); code != 0 || !strings.Contains(out, "rewrites the trailer") {
+		t.Fatalf("verify of a damaged trailer: %d %q", code, out)
+	}
+
+	os.WriteFile(last, append(append([]byte(nil), orig...), 1, 2, 3, 4, 5), 0o644)
+	code, out = runCLI("journal", "verify", dir)
+	if code != 0 || !strings.Contains(out, "torn tail") || !strings.HasSuffix(out, "ok 100 records\n") {
+		t.Fatalf("verify of a torn tail: %d %q", code, out)
+	}
+}
+
 func TestUsage(t *testing.T) {
 	if code, _ := runCLI(); code != 2 {
 		t.Fatal("no args")

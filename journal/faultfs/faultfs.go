@@ -7,7 +7,8 @@
 // Crash simulates a power loss: every file reverts to its synced image and
 // the namespace to its synced state, like SQLite's crash-test VFS.
 // CrashTorn additionally keeps a random prefix of each file's unsynced
-// appended bytes, as a disk that persisted part of a write would.
+// appended bytes, as a disk that persisted part of a write would; CrashZeroed
+// also keeps zeros after that prefix (the size persisted, the data did not).
 //
 // Faults: FailNth makes the nth future operation of a kind fail with a given
 // error (a failing write first writes half of its bytes, like a short write
@@ -145,13 +146,18 @@ func (f *FS) before(op Op, name string) error {
 
 // Crash simulates a power loss: unsynced data and directory changes are lost,
 // open handles become invalid and locks are released.
-func (f *FS) Crash() { f.crash(nil) }
+func (f *FS) Crash() { f.crash(nil, false) }
 
 // CrashTorn is Crash, except that each file keeps a random prefix of the
 // bytes written past its synced image (a partially persisted write).
-func (f *FS) CrashTorn(rng *rand.Rand) { f.crash(rng) }
+func (f *FS) CrashTorn(rng *rand.Rand) { f.crash(rng, false) }
 
-func (f *FS) crash(rng *rand.Rand) {
+// CrashZeroed is CrashTorn, except that after the kept prefix each file also
+// keeps a random number of zero bytes, up to the size it had: the new file
+// size reached the disk, the data past the prefix did not.
+func (f *FS) CrashZeroed(rng *rand.Rand) { f.crash(rng, true) }
+
+func (f *FS) crash(rng *rand.Rand, zeros bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	seen := map[*inode]bool{}
@@ -164,6 +170,9 @@ func (f *FS) crash(rng *rand.Rand) {
 			keep := ino.synced
 			if rng != nil && len(ino.data) > len(ino.synced) && string(ino.data[:len(ino.synced)]) == string(ino.synced) {
 				keep = ino.data[:len(ino.synced)+rng.IntN(len(ino.data)-len(ino.synced)+1)]
+				if zeros {
+					keep = append(slices.Clone(keep), make([]byte, rng.IntN(len(ino.data)-len(keep)+1))...)
+				}
 			}
 			ino.data = slices.Clone(keep)
 			ino.synced = slices.Clone(keep)
