@@ -469,8 +469,14 @@ func (j *Journal) write(buf []byte) error {
 	if _, err := j.active.WriteAt(buf, off); err != nil {
 		err = fmt.Errorf("journal: write %s: %w", j.activeName(), err)
 		if errors.Is(err, syscall.ENOSPC) {
+			// Part of the batch may be on disk: cut it off and make the cut
+			// durable, or a power cut could bring back records whose
+			// callers were told they failed.
 			if terr := j.active.Truncate(off); terr != nil {
 				return j.failStop(fmt.Errorf("%w (truncate after disk full: %v)", err, terr))
+			}
+			if serr := j.sync(); serr != nil {
+				return j.failStop(fmt.Errorf("%w (sync after truncate: %v)", err, serr))
 			}
 			return err
 		}
