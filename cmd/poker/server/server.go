@@ -1,6 +1,7 @@
-// Package server is the planning-poker HTTP server: the API of issue 4 over
-// the poker domain, the embedded web UI, Server-Sent Events, /healthz,
-// /metrics and a live /status page. cmd/poker wires it to flags and signals.
+// Package server is the planning-poker HTTP server: the JSON API described
+// in docs/POKER.md over the poker domain, the embedded web UI, Server-Sent
+// Events, /healthz, /metrics and a live /status page. cmd/poker wires it to
+// flags and signals.
 package server
 
 import (
