@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/reactorgo/reactor"
-	"github.com/reactorgo/reactor/gateway"
+	"github.com/reactorgo/reactor/eventlog"
 )
 
 // Session status values.
@@ -56,7 +56,7 @@ type Room struct {
 	LastEventID uint64 `json:"lastEventId"`
 
 	rooms    *Rooms
-	log      *gateway.EventLog
+	log      *eventlog.Log
 	timerGen uint64
 }
 
@@ -359,8 +359,8 @@ type stateQuery struct {
 type snapshot struct {
 	Member string
 	View   View
-	Event  gateway.Event
-	Log    *gateway.EventLog
+	Event  eventlog.Event
+	Log    *eventlog.Log
 }
 
 func (r *Room) snapshot(c *reactor.Ctx, q stateQuery) (snapshot, error) {
@@ -385,7 +385,7 @@ func (r *Room) snapshot(c *reactor.Ctx, q stateQuery) (snapshot, error) {
 	if err != nil {
 		return snapshot{}, fmt.Errorf("poker: encode snapshot: %w", err)
 	}
-	out.Event = gateway.Event{ID: r.LastEventID, Type: "snapshot", Data: data}
+	out.Event = eventlog.Event{ID: r.LastEventID, Type: "snapshot", Data: data}
 	return out, nil
 }
 
