@@ -23,6 +23,7 @@ import (
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/checkpoint"
 	"github.com/reactorgo/reactor/checkpoint/file"
+	"github.com/reactorgo/reactor/internal/testutil"
 	"github.com/reactorgo/reactor/journal"
 	"github.com/reactorgo/reactor/journal/faultfs"
 )
@@ -616,7 +617,7 @@ func TestDiskFullFailsTheBatchOnly(t *testing.T) {
 		}
 	}
 	// Let the sends to /total land first, so the next journal write is the call's.
-	waitFor(t, func() bool { n, _ := totalGet.Call(ctx, app.rt.Ref("/total"), struct{}{}); return n == 3 })
+	testutil.WaitFor(t, func() bool { n, _ := totalGet.Call(ctx, app.rt.Ref("/total"), struct{}{}); return n == 3 })
 	fsys.FailNth(faultfs.OpWrite, 1, syscall.ENOSPC)
 	if _, err := streamPut.Call(ctx, ref, 4); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("call over a full disk: %v", err)
