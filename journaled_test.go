@@ -126,30 +126,6 @@ func openDurable(t testing.TB, fsys journal.FS, dir string, cfg reactor.Config) 
 	return &durableApp{rt: rt, j: j}, nil
 }
 
-// openWith opens a journal, a file store and a runtime set up by register.
-func openWith(t testing.TB, dir string, register func(*reactor.Runtime) error) (*journal.Journal, *reactor.Runtime) {
-	ctx := context.Background()
-	j, err := journal.Open(ctx, journal.Options{Dir: filepath.Join(dir, "journal"), Logger: discardLogger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := file.Open(file.Options{Dir: filepath.Join(dir, "checkpoints")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := reactor.New(reactor.Config{Journal: j, Store: store, Logger: discardLogger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := register(rt); err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return j, rt
-}
-
 func (a *durableApp) close(t testing.TB) {
 	if err := a.rt.Close(context.Background()); err != nil {
 		t.Errorf("close runtime: %v", err)

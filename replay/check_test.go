@@ -3,53 +3,37 @@ package replay_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/reactorgo/reactor"
-	"github.com/reactorgo/reactor/checkpoint/file"
 	"github.com/reactorgo/reactor/internal/testutil"
-	"github.com/reactorgo/reactor/journal"
 	"github.com/reactorgo/reactor/replay"
 )
 
-var quiet = slog.New(slog.DiscardHandler)
-
-// Stream is a journaled child that records what it is given, with the
-// handler's clock and randomness, and tells /total.
-type Stream struct {
-	Seen  []int
-	Stamp []int64
-	Luck  []int
-	total reactor.Ref
+// Ledger is a journaled child that folds every entry, with the handler's
+// clock and randomness, into its state and reports it to /audit.
+type Ledger struct {
+	Sum   int
+	Trace []int64 // per entry: Ctx.Now ^ Ctx.Rand, which replay must see again
+	audit reactor.Ref
 }
 
-func (s *Stream) Put(c *reactor.Ctx, n int) (int, error) {
-	s.Seen = append(s.Seen, n)
-	s.Stamp = append(s.Stamp, c.Now().UnixNano())
-	s.Luck = append(s.Luck, c.Rand().IntN(1_000_000))
-	if err := totalNote.Send(c, s.total, fmt.Sprintf("%s.%d", c.Key(), n)); err != nil {
-		return 0, err
-	}
-	return len(s.Seen), nil
+func (l *Ledger) Post(c *reactor.Ctx, n int) (int, error) {
+	l.Sum += n
+	l.Trace = append(l.Trace, c.Now().UnixNano()^c.Rand().Int64())
+	return l.Sum, auditNote.Send(c, l.audit, n)
 }
 
-// Total is a journaled top-level service fed by the streams' sends.
-type Total struct {
-	N    int
-	Seen map[string]int
-}
+// Audit is a journaled top-level service fed by the ledgers' sends.
+type Audit struct{ Entries, Sum int }
 
-func (t *Total) Note(_ *reactor.Ctx, id string) (int, error) {
-	if t.Seen == nil {
-		t.Seen = map[string]int{}
-	}
-	t.Seen[id]++
-	t.N++
-	return t.N, nil
+func (a *Audit) Note(_ *reactor.Ctx, n int) (int, error) {
+	a.Entries++
+	a.Sum += n
+	return a.Entries, nil
 }
 
 // Flaky depends on a global counter: replaying it twice gives two states.
@@ -63,17 +47,17 @@ func (f *Flaky) Bump(*reactor.Ctx, struct{}) (int64, error) {
 }
 
 var (
-	streamPut = reactor.Method("replaytest.stream.put", (*Stream).Put)
-	totalNote = reactor.Method("replaytest.total.note", (*Total).Note)
-	flakyBump = reactor.Method("replaytest.flaky.bump", (*Flaky).Bump)
+	ledgerPost = reactor.Method("replaytest.ledger.post", (*Ledger).Post)
+	auditNote  = reactor.Method("replaytest.audit.note", (*Audit).Note)
+	flakyBump  = reactor.Method("replaytest.flaky.bump", (*Flaky).Bump)
 )
 
-func registerStreams(rt *reactor.Runtime) error {
-	total, err := reactor.Register(rt, "/total", &Total{}, reactor.Journaled())
+func registerLedgers(rt *reactor.Runtime) error {
+	audit, err := reactor.Register(rt, "/audit", &Audit{}, reactor.Journaled())
 	if err != nil {
 		return err
 	}
-	return reactor.RegisterChildren(rt, "/streams", func(string) *Stream { return &Stream{total: total} }, reactor.Journaled())
+	return reactor.RegisterChildren(rt, "/ledgers", func(string) *Ledger { return &Ledger{audit: audit} }, reactor.Journaled())
 }
 
 // serve opens a journal and checkpoints in dir, a runtime set up by
@@ -83,24 +67,7 @@ func registerStreams(rt *reactor.Runtime) error {
 func serve(t *testing.T, dir string, register func(*reactor.Runtime) error, crash bool, work func(*reactor.Runtime)) string {
 	t.Helper()
 	ctx := context.Background()
-	j, err := journal.Open(ctx, journal.Options{Dir: filepath.Join(dir, "journal"), Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := file.Open(file.Options{Dir: filepath.Join(dir, "checkpoints")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := reactor.New(reactor.Config{Journal: j, Store: store, Logger: quiet, CheckpointInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := register(rt); err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	rt, j := testutil.OpenDurable(t, dir, reactor.Config{CheckpointInterval: time.Hour}, register)
 	work(rt)
 	out := dir
 	if crash {
@@ -125,16 +92,16 @@ func TestCheck(t *testing.T) {
 	put := func(from, to int) func(*reactor.Runtime) {
 		return func(rt *reactor.Runtime) {
 			for i := from; i < to; i++ {
-				if _, err := streamPut.Call(ctx, rt.Ref("/streams/s"+string(rune('a'+i%4))), i); err != nil {
+				if _, err := ledgerPost.Call(ctx, rt.Ref(fmt.Sprintf("/ledgers/%d", i%4)), i); err != nil {
 					t.Fatal(err)
 				}
 			}
 		}
 	}
 	// A graceful stop (checkpoints), then a crash with a journal tail.
-	serve(t, dir, registerStreams, false, put(0, 20))
-	crashed := serve(t, dir, registerStreams, true, put(20, 50))
-	a, b, err := replay.Check(ctx, filepath.Join(crashed, "journal"), filepath.Join(crashed, "checkpoints"), registerStreams)
+	serve(t, dir, registerLedgers, false, put(0, 20))
+	crashed := serve(t, dir, registerLedgers, true, put(20, 50))
+	a, b, err := replay.Check(ctx, filepath.Join(crashed, "journal"), filepath.Join(crashed, "checkpoints"), registerLedgers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +109,7 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("deterministic services replayed to different states: %x vs %x", a, b)
 	}
 	// The originals are not modified: a second check gives the same digest.
-	if c, _, err := replay.Check(ctx, filepath.Join(crashed, "journal"), filepath.Join(crashed, "checkpoints"), registerStreams); err != nil || c != a {
+	if c, _, err := replay.Check(ctx, filepath.Join(crashed, "journal"), filepath.Join(crashed, "checkpoints"), registerLedgers); err != nil || c != a {
 		t.Fatalf("second check: %x, %v; first %x", c, err, a)
 	}
 }
@@ -171,7 +138,7 @@ func TestCheckCatchesNondeterminism(t *testing.T) {
 
 func TestCheckMissingJournal(t *testing.T) {
 	dir := t.TempDir()
-	_, _, err := replay.Check(context.Background(), filepath.Join(dir, "nope"), filepath.Join(dir, "checkpoints"), registerStreams)
+	_, _, err := replay.Check(context.Background(), filepath.Join(dir, "nope"), filepath.Join(dir, "checkpoints"), registerLedgers)
 	if err == nil {
 		t.Fatal("a missing journal directory was checked")
 	}

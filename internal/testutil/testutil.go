@@ -1,6 +1,6 @@
 // Package testutil holds the helpers the module's tests share, so that each
 // exists once instead of as a copy per test file: polling for a condition,
-// copying a data directory, writing a journal.
+// copying a data directory, writing a journal, opening a durable runtime.
 package testutil
 
 import (
@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/checkpoint/file"
 	"github.com/reactorgo/reactor/journal"
 )
 
@@ -91,4 +93,41 @@ func WriteJournal(t testing.TB, opts journal.Options, recs ...*journal.Record) {
 	if err := j.Close(); err != nil {
 		t.Fatalf("write journal: close: %v", err)
 	}
+}
+
+// OpenDurable opens a journal in dir/journal and a file checkpoint store in
+// dir/checkpoints, a runtime on them configured by cfg (its Journal and
+// Store are set; Logger defaults to a discarding one), calls register and
+// starts the runtime. It fails t on any error. Closing is left to the
+// caller, who may instead drop the journal as a crash would.
+func OpenDurable(t testing.TB, dir string, cfg reactor.Config, register func(*reactor.Runtime) error) (*reactor.Runtime, *journal.Journal) {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx := context.Background()
+	j, err := journal.Open(ctx, journal.Options{Dir: filepath.Join(dir, "journal"), Logger: cfg.Logger})
+	if err != nil {
+		t.Fatalf("open durable: %v", err)
+	}
+	store, err := file.Open(file.Options{Dir: filepath.Join(dir, "checkpoints")})
+	if err != nil {
+		j.Close()
+		t.Fatalf("open durable: %v", err)
+	}
+	cfg.Journal, cfg.Store = j, store
+	rt, err := reactor.New(cfg)
+	if err != nil {
+		j.Close()
+		t.Fatalf("open durable: %v", err)
+	}
+	if err := register(rt); err != nil {
+		j.Close()
+		t.Fatalf("open durable: register: %v", err)
+	}
+	if err := rt.Start(ctx); err != nil {
+		j.Close()
+		t.Fatalf("open durable: start: %v", err)
+	}
+	return rt, j
 }
