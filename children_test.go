@@ -12,6 +12,7 @@ import (
 
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/checkpoint"
+	"github.com/reactorgo/reactor/internal/testutil"
 )
 
 // Room is a keyed child: /rooms/{key}.
@@ -63,7 +64,7 @@ func TestChildrenCreatedOnDemandEvictedAndReloaded(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, func() bool {
+	testutil.WaitFor(t, func() bool {
 		st := stat(rt, "/rooms")
 		return st.Resident <= 10
 	})
@@ -91,7 +92,7 @@ func TestChildMemoryBound(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, func() bool { return stat(rt, "/rooms").Resident < 200 })
+	testutil.WaitFor(t, func() bool { return stat(rt, "/rooms").Resident < 200 })
 }
 
 func TestIdleChildrenExpire(t *testing.T) {
@@ -101,7 +102,7 @@ func TestIdleChildrenExpire(t *testing.T) {
 	for i := range 5 {
 		join.Call(ctx, rt.Ref("/rooms/s"+strconv.Itoa(i)), "x")
 	}
-	waitFor(t, func() bool { return stat(rt, "/rooms").Resident == 0 })
+	testutil.WaitFor(t, func() bool { return stat(rt, "/rooms").Resident == 0 })
 	keys, _ := store.Keys(ctx)
 	if len(keys) != 5 {
 		t.Fatalf("checkpoints %v", keys)
@@ -162,17 +163,6 @@ func stat(rt *reactor.Runtime, addr string) reactor.ServiceStats {
 		}
 	}
 	return reactor.ServiceStats{}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // Desk defers replies and forwards work to a Room.
@@ -243,7 +233,7 @@ func TestDeferredRepliesForwardAndThen(t *testing.T) {
 			results <- v
 		}()
 	}
-	waitFor(t, func() bool { return stat(rt, "/desk").Handled >= 3 })
+	testutil.WaitFor(t, func() bool { return stat(rt, "/desk").Handled >= 3 })
 	if n, err := deskRelease.Call(ctx, ref, 7); err != nil || n != 3 {
 		t.Fatalf("release: %d %v", n, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/checkpoint/file"
+	"github.com/reactorgo/reactor/internal/testutil"
 	"github.com/reactorgo/reactor/journal"
 	"github.com/reactorgo/reactor/journal/faultfs"
 )
@@ -132,7 +133,7 @@ func TestDerivedContextKeepsExactlyOnce(t *testing.T) {
 	for _, how := range styles {
 		want[how] = n
 	}
-	waitFor(t, func() bool {
+	testutil.WaitFor(t, func() bool {
 		got, _ := tallyCounts.Call(ctx, rt.Ref("/b"), struct{}{})
 		return fmt.Sprint(got) == fmt.Sprint(want)
 	})

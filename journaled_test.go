@@ -23,6 +23,7 @@ import (
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/checkpoint"
 	"github.com/reactorgo/reactor/checkpoint/file"
+	"github.com/reactorgo/reactor/internal/testutil"
 	"github.com/reactorgo/reactor/journal"
 	"github.com/reactorgo/reactor/journal/faultfs"
 )
@@ -123,30 +124,6 @@ func openDurable(t testing.TB, fsys journal.FS, dir string, cfg reactor.Config) 
 		return nil, err
 	}
 	return &durableApp{rt: rt, j: j}, nil
-}
-
-// openWith opens a journal, a file store and a runtime set up by register.
-func openWith(t testing.TB, dir string, register func(*reactor.Runtime) error) (*journal.Journal, *reactor.Runtime) {
-	ctx := context.Background()
-	j, err := journal.Open(ctx, journal.Options{Dir: filepath.Join(dir, "journal"), Logger: discardLogger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := file.Open(file.Options{Dir: filepath.Join(dir, "checkpoints")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := reactor.New(reactor.Config{Journal: j, Store: store, Logger: discardLogger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := register(rt); err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return j, rt
 }
 
 func (a *durableApp) close(t testing.TB) {
@@ -616,7 +593,7 @@ func TestDiskFullFailsTheBatchOnly(t *testing.T) {
 		}
 	}
 	// Let the sends to /total land first, so the next journal write is the call's.
-	waitFor(t, func() bool { n, _ := totalGet.Call(ctx, app.rt.Ref("/total"), struct{}{}); return n == 3 })
+	testutil.WaitFor(t, func() bool { n, _ := totalGet.Call(ctx, app.rt.Ref("/total"), struct{}{}); return n == 3 })
 	fsys.FailNth(faultfs.OpWrite, 1, syscall.ENOSPC)
 	if _, err := streamPut.Call(ctx, ref, 4); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("call over a full disk: %v", err)

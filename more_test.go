@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/internal/testutil"
 )
 
 // Fetcher is a Workers service: handlers may overlap.
@@ -88,7 +89,7 @@ func TestTimers(t *testing.T) {
 	start(t, rt)
 	ctx := context.Background()
 	arm.Call(ctx, ref, 5*time.Millisecond)
-	waitFor(t, func() bool { n, _ := ticks.Call(ctx, ref, struct{}{}); return n == 1 })
+	testutil.WaitFor(t, func() bool { n, _ := ticks.Call(ctx, ref, struct{}{}); return n == 1 })
 	arm.Call(ctx, ref, time.Hour)
 	if stopped, _ := disarm.Call(ctx, ref, struct{}{}); !stopped {
 		t.Fatal("Stop of a pending timer reported false")

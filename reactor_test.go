@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/internal/testutil"
 )
 
 // Counter is the test service: it checks that no two of its handlers overlap.
@@ -336,17 +337,7 @@ func TestAsyncContinuationRunsInCallersTurn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n, _ := pingCount.Call(ctx, ref, struct{}{})
-		if n == 500 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d continuations ran", n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, func() bool { n, _ := pingCount.Call(ctx, ref, struct{}{}); return n == 500 })
 	if p.Wrong != 0 || p.Pending != 0 {
 		t.Fatalf("continuations outside the caller's turn: %d, pending %d", p.Wrong, p.Pending)
 	}

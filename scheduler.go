@@ -6,11 +6,12 @@ import (
 )
 
 // scheduler hands ready services to a fixed set of worker goroutines. A
-// service is in the ready queue at most once per activation (see
-// service.scheduled), so the queue is bounded by the number of services with
-// mail. Workers take services in FIFO order; a service drains at most one
-// batch per turn and goes to the back of the queue if mail remains, so a flood
-// to one service cannot starve the others.
+// service is in the ready queue at most once per turn it has been granted
+// (service.active: at most 1, or n for a Workers(n) service; enqueue grants
+// a turn only when one is due), so the queue is bounded by the number of
+// services with mail. Workers take services in FIFO order; a service drains
+// at most one batch per turn and goes to the back of the queue if mail
+// remains, so a flood to one service cannot starve the others.
 type scheduler struct {
 	mu      sync.Mutex
 	queue   ring[*service]
@@ -37,7 +38,7 @@ func (s *scheduler) start(n int) {
 	}
 }
 
-// push makes svc runnable. The caller has set svc.scheduled.
+// push makes svc runnable. The caller has counted the turn in svc.active.
 func (s *scheduler) push(svc *service) {
 	s.mu.Lock()
 	s.queue.push(svc)

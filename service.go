@@ -577,5 +577,6 @@ func ceilPow2(n int) int {
 	return p
 }
 
-// coarse time for idle tracking: one clock read per second is plenty.
+// coarseNow is the wall clock in whole seconds, the resolution idle tracking
+// (service.lastUsed) needs. It reads the clock on every call.
 func (rt *Runtime) coarseNow() int64 { return time.Now().Unix() }

@@ -11,6 +11,7 @@
 package checkpoint
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -18,6 +19,8 @@ import (
 
 // ErrNotFound is returned by Load when no checkpoint exists under a key.
 var ErrNotFound = errors.New("checkpoint: not found")
+
+var errEmptyKey = errors.New("checkpoint: empty key")
 
 // ErrCorrupt is returned (wrapped) by Load when a stored checkpoint fails its
 // checksum or cannot be decoded. It is never silently ignored.
@@ -35,6 +38,13 @@ type Checkpoint struct {
 // Store saves and loads checkpoints by key (the service address, e.g.
 // "/rooms/42"). Implementations must make Save atomic: after a crash at any
 // point, Load returns either the previous checkpoint or the new one, whole.
+//
+// The contract, checked for every store by package checkpointtest: any
+// non-empty key is stored apart from every other and listed unchanged by
+// Keys (Save with "" fails); Save does not keep cp.Data after it returns,
+// and the Data Load returns belongs to the caller; methods are safe for
+// concurrent use; a method called with a context already done returns the
+// context's error and changes nothing.
 type Store interface {
 	Save(ctx context.Context, key string, cp Checkpoint) error
 	// Load returns ErrNotFound when the key has no checkpoint.
@@ -57,8 +67,14 @@ type MemStore struct {
 func NewMemStore() *MemStore { return &MemStore{} }
 
 // Save stores a copy of cp under key.
-func (s *MemStore) Save(_ context.Context, key string, cp Checkpoint) error {
-	cp.Data = append([]byte(nil), cp.Data...)
+func (s *MemStore) Save(ctx context.Context, key string, cp Checkpoint) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if key == "" {
+		return errEmptyKey
+	}
+	cp.Data = bytes.Clone(cp.Data)
 	s.mu.Lock()
 	if s.m == nil {
 		s.m = make(map[string]Checkpoint)
@@ -68,19 +84,26 @@ func (s *MemStore) Save(_ context.Context, key string, cp Checkpoint) error {
 	return nil
 }
 
-// Load returns the checkpoint under key, or ErrNotFound.
-func (s *MemStore) Load(_ context.Context, key string) (Checkpoint, error) {
+// Load returns a copy of the checkpoint under key, or ErrNotFound.
+func (s *MemStore) Load(ctx context.Context, key string) (Checkpoint, error) {
+	if err := ctx.Err(); err != nil {
+		return Checkpoint{}, err
+	}
 	s.mu.Lock()
 	cp, ok := s.m[key]
 	s.mu.Unlock()
 	if !ok {
 		return Checkpoint{}, ErrNotFound
 	}
+	cp.Data = bytes.Clone(cp.Data)
 	return cp, nil
 }
 
 // Delete removes the checkpoint under key; deleting a missing key is not an error.
-func (s *MemStore) Delete(_ context.Context, key string) error {
+func (s *MemStore) Delete(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	delete(s.m, key)
 	s.mu.Unlock()
@@ -88,7 +111,10 @@ func (s *MemStore) Delete(_ context.Context, key string) error {
 }
 
 // Keys lists the stored keys.
-func (s *MemStore) Keys(_ context.Context) ([]string, error) {
+func (s *MemStore) Keys(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	keys := make([]string, 0, len(s.m))

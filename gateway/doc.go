@@ -1,11 +1,11 @@
 // Package gateway holds the HTTP pieces used to expose reactor services:
 // strict JSON request decoding, JSON error bodies, the mapping of runtime
 // errors to status codes (back pressure becomes 503 with Retry-After),
-// Server-Sent Events streams, a bounded per-topic event log with fan-out to
-// bounded subscribers, and security headers for UI pages.
+// Server-Sent Events streams (of an [eventlog.Log]), and security headers
+// for UI pages.
 //
-// Everything here is a plain net/http handler or helper built on the
-// standard library only, so it mounts on any router.
+// Everything here is a plain net/http handler or helper (no framework), so
+// it mounts on any router.
 //
 // # Errors
 //
@@ -23,19 +23,14 @@
 //
 // # Events
 //
-// An [EventLog] is owned by one publisher (typically the service that owns
-// the topic, publishing from inside its turn) and read by any number of HTTP
-// goroutines. It keeps the last N events so a reconnecting client resumes
-// from its Last-Event-ID; a client too far behind is told to take a fresh
-// snapshot instead. Subscribers have bounded buffers: one that falls behind
-// is dropped (its stream ends and the browser reconnects and resumes), so a
-// slow client never blocks the publisher nor grows an unbounded queue.
-// [ServeEvents] ties an EventLog to a [Stream] for one HTTP request.
+// [ServeEvents] serves an [eventlog.Log] (package eventlog: a bounded
+// per-topic log with resume and bounded subscribers) to one HTTP client as
+// Server-Sent Events: the events after the client's Last-Event-ID when the
+// log can bridge the gap, a fresh snapshot otherwise, then live events. A
+// [Stream] writes SSE on any http.ResponseWriter that flushes.
 //
-// For many long-lived streams, [EventLog.FollowSince] makes a subscriber
-// that reads the log's own ring ([Subscription.Next], signalled by
-// [Subscription.Ready]) instead of holding a buffered channel, and
-// [DetachStream] takes the connection over from net/http so the handler
-// can return and the stream be served from one small goroutine, without
-// net/http's per-connection goroutines and buffers.
+// For many long-lived streams, [DetachStream] takes the connection over
+// from net/http so the handler can return and the stream be served from
+// one small goroutine (reading an [eventlog.Log.FollowSince] subscriber),
+// without net/http's per-connection goroutines and buffers.
 package gateway

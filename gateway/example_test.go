@@ -38,21 +38,3 @@ func Example() {
 	// 400  {"error":"invalid_body","message":"unknown field \"nom\""}
 	// 503 1 {"error":"busy","message":"server is busy, retry later"}
 }
-
-func ExampleEventLog() {
-	log := gateway.NewEventLog(100)
-	ann := log.Subscribe("ann", 8)
-	log.Append("vote_cast", []byte(`{"member":"bob"}`))
-	log.AppendTo("ann", "rejected", []byte(`{"error":"not_voting"}`))
-	log.AppendTo("bob", "rejected", []byte(`{"error":"room_full"}`))
-	ann.Close()
-	for e := range ann.Events() {
-		fmt.Println(e.ID, e.Type, string(e.Data))
-	}
-	events, ok := log.Since(0)
-	fmt.Println(len(events), ok)
-	// Output:
-	// 1 vote_cast {"member":"bob"}
-	// 2 rejected {"error":"not_voting"}
-	// 1 true
-}

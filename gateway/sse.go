@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/reactorgo/reactor/eventlog"
 )
 
 // DefaultHeartbeat is the interval of keep-alive comments on a [Stream].
@@ -198,7 +200,7 @@ func (s *Stream) Context() context.Context { return s.ctx }
 // Send writes one event and flushes it. A zero ID writes no id field (the
 // client keeps its previous last event id); an empty Type means the
 // default "message" event. e.To is not looked at.
-func (s *Stream) Send(e Event) error {
+func (s *Stream) Send(e eventlog.Event) error {
 	id := ""
 	if e.ID != 0 {
 		id = strconv.FormatUint(e.ID, 10)
@@ -216,7 +218,7 @@ func (s *Stream) SendRaw(id, event string, data []byte) error {
 
 // SendAll writes events (as [Stream.Send] does, skipping none) with one
 // write and one flush.
-func (s *Stream) SendAll(events []Event) error {
+func (s *Stream) SendAll(events []eventlog.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -268,7 +270,7 @@ func (s *Stream) Retry(d time.Duration) error {
 // client goes away (returns the context error) or a write fails. Between
 // events it writes a heartbeat comment every heartbeat (0 means
 // [DefaultHeartbeat], negative disables).
-func (s *Stream) Run(ch <-chan Event, heartbeat time.Duration) error {
+func (s *Stream) Run(ch <-chan eventlog.Event, heartbeat time.Duration) error {
 	if heartbeat == 0 {
 		heartbeat = DefaultHeartbeat
 	}
@@ -358,7 +360,7 @@ func writeField(b *bytes.Buffer, name string, v []byte) {
 
 // StreamOptions configures [ServeEvents].
 type StreamOptions struct {
-	// Key selects the targeted events this client may see (Event.To).
+	// Key selects the targeted events this client may see ([eventlog.Event].To).
 	Key string
 	// Buffer bounds the events queued for this client (0: 64). A client
 	// that falls further behind is dropped and reconnects.
@@ -368,10 +370,10 @@ type StreamOptions struct {
 	// Retry, when positive, is sent as the client's reconnection delay.
 	Retry time.Duration
 	// Snapshot returns the full current state as one event whose ID is
-	// the log position it reflects (EventLog.LastID taken in the same
+	// the log position it reflects ([eventlog.Log.LastID] taken in the same
 	// turn as the state), typically {Type: "snapshot"}. It is sent first
 	// when the client has no usable Last-Event-ID. Required.
-	Snapshot func(ctx context.Context) (Event, error)
+	Snapshot func(ctx context.Context) (eventlog.Event, error)
 }
 
 // ServeEvents streams log to one client: if the client's Last-Event-ID
@@ -379,16 +381,16 @@ type StreamOptions struct {
 // snapshot; then live events until it goes away, falls behind or the log
 // closes. Errors before the stream starts (from Snapshot) are written with
 // [WriteError]; the returned error is informative only.
-func ServeEvents(w http.ResponseWriter, r *http.Request, log *EventLog, opt StreamOptions) error {
+func ServeEvents(w http.ResponseWriter, r *http.Request, log *eventlog.Log, opt StreamOptions) error {
 	var (
-		backlog []Event
-		sub     *Subscription
+		backlog []eventlog.Event
+		sub     *eventlog.Subscription
 		resumed bool
 	)
 	if id, err := strconv.ParseUint(LastEventID(r), 10, 64); err == nil && id > 0 {
 		backlog, sub, resumed = log.SubscribeSince(opt.Key, id, opt.Buffer)
 	}
-	var snap Event
+	var snap eventlog.Event
 	if !resumed {
 		// Retry a few times in case the log moved past the snapshot's
 		// position beyond its window between the two calls.

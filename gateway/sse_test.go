@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reactorgo/reactor/eventlog"
 	"github.com/reactorgo/reactor/gateway"
+	"github.com/reactorgo/reactor/internal/testutil"
 )
 
 func TestStreamFormat(t *testing.T) {
@@ -25,8 +27,8 @@ func TestStreamFormat(t *testing.T) {
 	if st.LastEventID() != "7" {
 		t.Errorf("LastEventID = %q", st.LastEventID())
 	}
-	st.Send(gateway.Event{ID: 8, Type: "vote_cast", Data: []byte(`{"member":"m1"}`)})
-	st.Send(gateway.Event{Type: "x\ny", Data: []byte("a\nb\r\nc\rd\n")})
+	st.Send(eventlog.Event{ID: 8, Type: "vote_cast", Data: []byte(`{"member":"m1"}`)})
+	st.Send(eventlog.Event{Type: "x\ny", Data: []byte("a\nb\r\nc\rd\n")})
 	st.Comment("ping")
 	st.Retry(1500 * time.Millisecond)
 	want := "id: 8\nevent: vote_cast\ndata: {\"member\":\"m1\"}\n\n" +
@@ -86,7 +88,7 @@ func readEvents(t *testing.T, sc *bufio.Scanner, n int) []sseEvent {
 }
 
 func TestServeEvents(t *testing.T) {
-	l := gateway.NewEventLog(8)
+	l := eventlog.New(8)
 	state := 0 // "owned" by the publisher; the test serialises access
 	done := make(chan error, 10)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -94,8 +96,8 @@ func TestServeEvents(t *testing.T) {
 			Key:       r.URL.Query().Get("member"),
 			Heartbeat: 10 * time.Millisecond,
 			Retry:     time.Second,
-			Snapshot: func(ctx context.Context) (gateway.Event, error) {
-				return gateway.Event{ID: l.LastID(), Type: "snapshot", Data: []byte(fmt.Sprint(state))}, nil
+			Snapshot: func(ctx context.Context) (eventlog.Event, error) {
+				return eventlog.Event{ID: l.LastID(), Type: "snapshot", Data: []byte(fmt.Sprint(state))}, nil
 			},
 		})
 	}))
@@ -164,16 +166,16 @@ func TestServeEvents(t *testing.T) {
 	for sc.Scan() {
 	}
 	stop()
-	if err := <-done; !errors.Is(err, gateway.ErrLogClosed) {
+	if err := <-done; !errors.Is(err, eventlog.ErrClosed) {
 		t.Errorf("after Close: %v", err)
 	}
 }
 
 func TestServeEventsSnapshotError(t *testing.T) {
-	l := gateway.NewEventLog(8)
+	l := eventlog.New(8)
 	rec := httptest.NewRecorder()
 	err := gateway.ServeEvents(rec, httptest.NewRequest("GET", "/", nil), l, gateway.StreamOptions{
-		Snapshot: func(context.Context) (gateway.Event, error) { return gateway.Event{}, context.DeadlineExceeded },
+		Snapshot: func(context.Context) (eventlog.Event, error) { return eventlog.Event{}, context.DeadlineExceeded },
 	})
 	if err == nil || rec.Code != 504 {
 		t.Errorf("err %v, status %d", err, rec.Code)
@@ -238,7 +240,7 @@ func TestDetachStream(t *testing.T) {
 		t.Fatalf("headers %v", res.Header)
 	}
 	st := <-detached // the handler has returned
-	if err := st.SendAll([]gateway.Event{{ID: 8, Type: "a", Data: []byte("1")}, {ID: 9, Type: "b", Data: []byte("x\ny")}}); err != nil {
+	if err := st.SendAll([]eventlog.Event{{ID: 8, Type: "a", Data: []byte("1")}, {ID: 9, Type: "b", Data: []byte("x\ny")}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Comment("ping"); err != nil {
@@ -281,13 +283,8 @@ func TestDetachStreamClientGone(t *testing.T) {
 	st := <-detached
 	defer st.Close()
 	res.Body.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for st.Comment("ping") == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("writes to a closed client keep succeeding")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// Writes to the closed client must start failing.
+	testutil.WaitFor(t, func() bool { return st.Comment("ping") != nil })
 	if st.Context().Err() == nil {
 		t.Error("context not done after a failed write")
 	}

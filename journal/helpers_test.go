@@ -5,14 +5,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
+	"github.com/reactorgo/reactor/internal/testutil"
 	"github.com/reactorgo/reactor/journal"
 )
 
@@ -118,24 +117,19 @@ func segments(t testing.TB, dir string) []string {
 	return m
 }
 
-// copyDir copies the segment files of src into a new temp dir, the last
-// segment transformed by edit.
+// copyDir copies the journal in src into a new temp dir, the last segment
+// transformed by edit.
 func copyDir(t testing.TB, src string, edit func([]byte) []byte) string {
 	t.Helper()
-	dst := t.TempDir()
 	segs := segments(t, src)
-	for i, s := range segs {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			t.Fatal(err)
+	last := filepath.Base(segs[len(segs)-1])
+	dst := t.TempDir()
+	testutil.CopyDir(t, src, dst, func(name string, b []byte) []byte {
+		if name == last && edit != nil {
+			return edit(b)
 		}
-		if i == len(segs)-1 && edit != nil {
-			b = edit(append([]byte(nil), b...))
-		}
-		if err := os.WriteFile(filepath.Join(dst, filepath.Base(s)), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+		return b
+	})
 	return dst
 }
 
@@ -150,17 +144,6 @@ func recordOffset(k int) int64 {
 		off += int64(recordSize(i))
 	}
 	return off
-}
-
-func waitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 var _ = strings.Contains

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reactorgo/reactor/internal/testutil"
 	"github.com/reactorgo/reactor/journal"
 	"github.com/reactorgo/reactor/journal/faultfs"
 )
@@ -78,7 +79,7 @@ func TestRoundTripConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	waitFor(t, func() bool { return calls.Load() == producers*per })
+	testutil.WaitFor(t, func() bool { return calls.Load() == producers*per })
 	for k, s := range doneSeq {
 		if s != uint64(k+1) {
 			t.Fatalf("done #%d has seq %d: not in seq order", k, s)
@@ -171,7 +172,7 @@ func TestInterval(t *testing.T) {
 	defer j.Close()
 	syncs := fsys.Count(faultfs.OpSync)
 	appendWait(t, j, 0, 10) // acknowledged without waiting for fsync
-	waitFor(t, func() bool { return fsys.Count(faultfs.OpSync) > syncs })
+	testutil.WaitFor(t, func() bool { return fsys.Count(faultfs.OpSync) > syncs })
 }
 
 func TestNoneAcksWithoutFsync(t *testing.T) {
@@ -327,15 +328,11 @@ func TestPowerLoss(t *testing.T) {
 // writeJournal writes rec(0..n-1) in dir and closes it.
 func writeJournal(t testing.TB, dir string, n int) {
 	t.Helper()
-	j := open(t, journal.Options{Dir: dir})
-	for _, err := range appendWait(t, j, 0, n) {
-		if err != nil {
-			t.Fatal(err)
-		}
+	recs := make([]*journal.Record, n)
+	for i := range recs {
+		recs[i] = rec(i)
 	}
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
-	}
+	testutil.WriteJournal(t, journal.Options{Dir: dir}, recs...)
 }
 
 // reopenAndCheck opens dir, expects records rec(0..want-1), appends one more,

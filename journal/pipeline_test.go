@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reactorgo/reactor/internal/testutil"
 	"github.com/reactorgo/reactor/journal"
 	"github.com/reactorgo/reactor/journal/faultfs"
 )
@@ -60,7 +61,7 @@ func TestCallbacksPipelinedFailStop(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return j.Stats().Fsyncs > fsyncs })
+	testutil.WaitFor(t, func() bool { return j.Stats().Fsyncs > fsyncs })
 	// Batch N+2's fsync fails with EIO: fail-stop while N's callback runs.
 	fsys.FailNth(faultfs.OpSync, 1, syscall.EIO)
 	if _, err := j.Append(ctx, rec(2), func(seq uint64, err error) {
@@ -70,7 +71,7 @@ func TestCallbacksPipelinedFailStop(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return j.Stats().Err != nil })
+	testutil.WaitFor(t, func() bool { return j.Stats().Err != nil })
 	if _, err := j.Append(ctx, rec(3), nil); !errors.Is(err, journal.ErrFailed) {
 		t.Fatalf("Append after fail-stop: %v", err)
 	}
@@ -94,7 +95,7 @@ func TestCallbacksPipelinedFailStop(t *testing.T) {
 	if !errors.Is(errs[3], journal.ErrFailed) || !errors.Is(errs[3], syscall.EIO) {
 		t.Fatalf("seq 3: %v, want ErrFailed wrapping EIO", errs[3])
 	}
-	waitFor(t, func() bool { return j.Stats().Pending == 0 })
+	testutil.WaitFor(t, func() bool { return j.Stats().Pending == 0 })
 	if st := j.Stats(); st.Acked != 2 || st.Failed != 1 {
 		t.Fatalf("stats %+v", st)
 	}

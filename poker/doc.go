@@ -7,7 +7,7 @@
 // names, room capacity, votes during an open session — hold without locks.
 // Every command a room accepts publishes events (member_joined, member_left,
 // leader_changed, session_started, vote_cast, session_finished, rejected,
-// room_closed) to the room's gateway.EventLog, from which each member's
+// room_closed) to the room's [eventlog.Log], from which each member's
 // Server-Sent-Events stream reads. A "rejected" event goes only to the
 // member whose command was refused.
 //

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/reactorgo/reactor"
-	"github.com/reactorgo/reactor/gateway"
+	"github.com/reactorgo/reactor/eventlog"
 )
 
 // Session status values.
@@ -58,7 +58,7 @@ type Room struct {
 	LastEventID uint64 `json:"lastEventId"`
 
 	rooms    *Rooms
-	log      *gateway.EventLog
+	log      *eventlog.Log
 	timerGen uint64
 }
 
@@ -381,8 +381,8 @@ type stateQuery struct {
 type snapshot struct {
 	Member string
 	View   View
-	Event  gateway.Event
-	Log    *gateway.EventLog
+	Event  eventlog.Event
+	Log    *eventlog.Log
 }
 
 func (r *Room) snapshot(c *reactor.Ctx, q stateQuery) (snapshot, error) {
@@ -407,7 +407,7 @@ func (r *Room) snapshot(c *reactor.Ctx, q stateQuery) (snapshot, error) {
 	if err != nil {
 		return snapshot{}, fmt.Errorf("poker: encode snapshot: %w", err)
 	}
-	out.Event = gateway.Event{ID: r.LastEventID, Type: "snapshot", Data: data}
+	out.Event = eventlog.Event{ID: r.LastEventID, Type: "snapshot", Data: data}
 	return out, nil
 }
 

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/reactorgo/reactor"
-	"github.com/reactorgo/reactor/gateway"
+	"github.com/reactorgo/reactor/eventlog"
 )
 
 // Address is the parent address of the room children: room id X lives at
@@ -49,7 +49,7 @@ type Rooms struct {
 	log *slog.Logger
 
 	mu   sync.Mutex
-	logs map[string]*gateway.EventLog
+	logs map[string]*eventlog.Log
 
 	streamsClosed bool // guarded by mu
 
@@ -76,7 +76,7 @@ func Register(rt *reactor.Runtime, opt Options) (*Rooms, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	p := &Rooms{rt: rt, opt: opt, log: opt.Logger, logs: make(map[string]*gateway.EventLog), done: make(chan struct{})}
+	p := &Rooms{rt: rt, opt: opt, log: opt.Logger, logs: make(map[string]*eventlog.Log), done: make(chan struct{})}
 	idle := min(opt.TTL, 15*time.Minute)
 	opts := append([]reactor.Option{
 		reactor.InboxSize(opt.InboxSize), reactor.MaxChildren(opt.MaxResident), reactor.IdleTimeout(idle),
@@ -94,7 +94,7 @@ func Register(rt *reactor.Runtime, opt Options) (*Rooms, error) {
 func (p *Rooms) CloseStreams() {
 	p.mu.Lock()
 	logs := p.logs
-	p.logs = map[string]*gateway.EventLog{}
+	p.logs = map[string]*eventlog.Log{}
 	p.streamsClosed = true
 	p.mu.Unlock()
 	for _, l := range logs {
@@ -113,12 +113,12 @@ func (p *Rooms) Close() {
 
 // logFor returns the event log of a room, creating it so that its next
 // event id is last+1.
-func (p *Rooms) logFor(id string, last uint64) *gateway.EventLog {
+func (p *Rooms) logFor(id string, last uint64) *eventlog.Log {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	l := p.logs[id]
 	if l == nil {
-		l = gateway.NewEventLogFrom(p.opt.EventHistory, last)
+		l = eventlog.NewFrom(p.opt.EventHistory, last)
 		if p.streamsClosed {
 			l.Close()
 		} else {
@@ -144,7 +144,7 @@ type Counters struct {
 // Counters returns the domain's counters.
 func (p *Rooms) Counters() Counters {
 	p.mu.Lock()
-	logs := make([]*gateway.EventLog, 0, len(p.logs))
+	logs := make([]*eventlog.Log, 0, len(p.logs))
 	for _, l := range p.logs {
 		logs = append(logs, l)
 	}
@@ -287,12 +287,12 @@ func (p *Rooms) State(ctx context.Context, room, token string) (View, error) {
 // Subscription is an open event stream of one member.
 type Subscription struct {
 	Member   string
-	Snapshot *gateway.Event // nil when the stream resumes from lastEventID
+	Snapshot *eventlog.Event // nil when the stream resumes from lastEventID
 	// Sub delivers the events after the snapshot (or after lastEventID)
 	// with Next, signalled by Ready: it reads the room's event log itself,
-	// so it holds no queue, and it ends with gateway.ErrSubscriberTooSlow
+	// so it holds no queue, and it ends with eventlog.ErrSubscriberTooSlow
 	// only when the log evicted an event it had not read yet.
-	Sub *gateway.Subscription
+	Sub *eventlog.Subscription
 }
 
 // Subscribe authenticates token and opens the member's event stream of

@@ -277,6 +277,9 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 
 // Keys lists every key with a checkpoint.
 func (s *Store) Keys(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	ents, err := s.fs.ReadDir(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint/file: list: %w", err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/reactorgo/reactor/checkpoint"
+	"github.com/reactorgo/reactor/checkpoint/checkpointtest"
 	"github.com/reactorgo/reactor/checkpoint/file"
 	"github.com/reactorgo/reactor/journal/faultfs"
 )
@@ -27,55 +28,16 @@ func mustOpen(t *testing.T, o file.Options) *file.Store {
 	return s
 }
 
-// storeContract is run against MemStore and the file store.
-func storeContract(t *testing.T, s checkpoint.Store) {
-	if _, err := s.Load(ctx, "/rooms/42"); !errors.Is(err, checkpoint.ErrNotFound) {
-		t.Fatalf("Load missing: %v", err)
-	}
-	keys := []string{"/rooms/42", "/rooms", "a b%c", "ünïcode/ключ", ".", "..", "x#tmp-1", strings.Repeat("/long", 100)}
-	for i, k := range keys {
-		if err := s.Save(ctx, k, checkpoint.Checkpoint{Seq: uint64(i + 1), Data: []byte("state " + k)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Save(ctx, "/rooms/42", checkpoint.Checkpoint{Seq: 100, Data: []byte("newer")}); err != nil {
-		t.Fatal(err)
-	}
-	for i, k := range keys {
-		cp, err := s.Load(ctx, k)
-		want := checkpoint.Checkpoint{Seq: uint64(i + 1), Data: []byte("state " + k)}
-		if k == "/rooms/42" {
-			want = checkpoint.Checkpoint{Seq: 100, Data: []byte("newer")}
-		}
-		if err != nil || cp.Seq != want.Seq || !bytes.Equal(cp.Data, want.Data) {
-			t.Fatalf("Load(%q) = %+v, %v", k, cp, err)
-		}
-	}
-	got, err := s.Keys(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(got)
-	want := slices.Clone(keys)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("Keys = %q, want %q", got, want)
-	}
-	if err := s.Delete(ctx, "/rooms"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Delete(ctx, "/never"); err != nil {
-		t.Fatalf("Delete missing: %v", err)
-	}
-	if _, err := s.Load(ctx, "/rooms"); !errors.Is(err, checkpoint.ErrNotFound) {
-		t.Fatalf("Load deleted: %v", err)
-	}
+func TestContract(t *testing.T) {
+	checkpointtest.RunStoreTests(t, func(t *testing.T) checkpoint.Store {
+		return mustOpen(t, file.Options{Dir: t.TempDir()})
+	})
 }
 
-func TestContractMem(t *testing.T)  { storeContract(t, checkpoint.NewMemStore()) }
-func TestContractFile(t *testing.T) { storeContract(t, mustOpen(t, file.Options{Dir: t.TempDir()})) }
 func TestContractFaultFS(t *testing.T) {
-	storeContract(t, mustOpen(t, file.Options{Dir: "/cp", FS: faultfs.New()}))
+	checkpointtest.RunStoreTests(t, func(t *testing.T) checkpoint.Store {
+		return mustOpen(t, file.Options{Dir: "/cp", FS: faultfs.New()})
+	})
 }
 
 func TestFileNames(t *testing.T) {

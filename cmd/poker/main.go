@@ -4,10 +4,18 @@
 //
 //	go run ./cmd/poker                  # http://localhost:8080
 //	go run ./cmd/poker -addr 127.0.0.1:9000 -data /var/lib/poker -room-ttl 8h
+//	go run ./cmd/poker journal replay -data /var/lib/poker -room-ttl 8h
 //
 // A 201 or 202 answer means the command is in the fsynced journal: after a
 // crash (kill -9) and a restart on the same -data directory, every room,
 // member, token, session and vote that was answered is there.
+//
+// "poker journal replay" is the determinism check of package replay on a
+// (stopped or copied) -data directory: it replays the checkpoints and
+// journal twice offline, on copies, with the server's own registration
+// (server.Register, the same -room-ttl) and compares the states. The
+// service-independent journal commands (inspect, verify) are in
+// cmd/reactor.
 package main
 
 import (
@@ -35,17 +43,28 @@ func main() {
 	}
 }
 
+// roomFlags defines the flags that decide where the data lives and how the
+// rooms are registered. The server and "poker journal replay" both use
+// them, so a replay runs with the options the server ran with.
+func roomFlags(fs *flag.FlagSet) (data *string, ttl *time.Duration) {
+	data = fs.String("data", "./data", "`directory` for durable state: the journal in DIR/journal, checkpoints in DIR/checkpoints")
+	ttl = fs.Duration("room-ttl", 24*time.Hour, "close and remove a room after this `duration` without activity (e.g. 30m, 8h)")
+	return data, ttl
+}
+
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "journal" {
+		return runJournal(context.Background(), args[1:], os.Stdout, os.Stderr)
+	}
 	fs := flag.NewFlagSet("poker", flag.ContinueOnError)
 	addr := fs.String("addr", ":8080", "`address` to listen on (host:port; port 0 picks a free one, printed in the log)")
-	data := fs.String("data", "./data", "`directory` for durable state: the journal in DIR/journal, checkpoints in DIR/checkpoints")
-	ttl := fs.Duration("room-ttl", 24*time.Hour, "close and remove a room after this `duration` without activity (e.g. 30m, 8h)")
+	data, ttl := roomFlags(fs)
 	cpEvery := fs.Duration("checkpoint-interval", 30*time.Second, "how often modified rooms are checkpointed and the journal trimmed")
 	verbose := fs.Bool("v", false, "log every HTTP request (never tokens)")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this `address` (e.g. 127.0.0.1:6060; off by default, never on the public listener)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this `file`")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: poker [flags]\n\nServes the planning-poker web UI and API. Rooms survive crashes: every\ncommand answered 201/202 is in the fsynced journal under -data.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: poker [flags]\n       poker journal replay [-data DIR] [-room-ttl D]\n\nServes the planning-poker web UI and API. Rooms survive crashes: every\ncommand answered 201/202 is in the fsynced journal under -data.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -4,32 +4,27 @@
 //	reactor journal verify DIR    check every checksum; exit 0 "ok N records" or 1
 //	                              (1 also for a damaged complete last record:
 //	                              only a torn final write is "ok" with a note)
-//	reactor journal replay DATADIR replay a poker server's -data directory twice
-//	                              offline and compare the resulting states
-//
-// Replay works on copies and never modifies DATADIR. For journals of your
-// own services, call reactor.ReplayCheck from your binary with the same
-// registrations.
 //
 // Verify and inspect read the journal without taking its lock and without
 // modifying it; run them on a stopped server (on a live one the final write
 // may show up as a torn tail, which recovery would truncate).
+//
+// These commands need nothing but the journal. Replaying a journal needs the
+// services that wrote it, registered with the same options, the way go test
+// needs the package under test: it is a command of the application's own
+// binary, which passes its registration function to replay.Check (the
+// planning-poker server: "poker journal replay -data DIR").
 package main
 
 import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
-	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/journal"
-	"github.com/reactorgo/reactor/poker"
 )
 
 // command is one subcommand; groups nest (reactor journal verify).
@@ -45,7 +40,7 @@ var commands = &command{name: "reactor", sub: []*command{
 	{name: "journal", usage: "inspect and verify journals", sub: []*command{
 		{name: "inspect", usage: "DIR  list segments, records per service and method, total bytes", run: journalInspect},
 		{name: "verify", usage: "DIR  check every checksum; exit 0 when the journal is sound", run: journalVerify},
-		{name: "replay", usage: "DATADIR  replay a poker server's journal twice offline and compare the states (determinism check)", run: journalReplay},
+		{name: "replay", usage: "(not here) needs the application's services: run its own replay command (poker journal replay -data DIR)", run: journalReplay},
 	}},
 }}
 
@@ -166,26 +161,11 @@ func printCounts(w io.Writer, title string, m map[string]int) {
 	}
 }
 
-func journalReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	dir, ok := oneDir(args, stderr, "replay")
-	if !ok {
-		return 2
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	register := func(rt *reactor.Runtime) error {
-		_, err := poker.Register(rt, poker.Options{Logger: quiet, Extra: []reactor.Option{reactor.Journaled()}})
-		return err
-	}
-	began := time.Now()
-	a, b, err := reactor.ReplayCheck(ctx, filepath.Join(dir, "journal"), filepath.Join(dir, "checkpoints"), register)
-	if err != nil {
-		fmt.Fprintf(stdout, "FAIL %v\n", err)
-		return 1
-	}
-	if a != b {
-		fmt.Fprintf(stdout, "FAIL replay is not deterministic: state %x then %x\n", a[:8], b[:8])
-		return 1
-	}
-	fmt.Fprintf(stdout, "ok deterministic: two replays gave state %x (%v)\n", a[:8], time.Since(began).Round(time.Millisecond))
-	return 0
+// journalReplay explains where replay went: it needs the application's
+// registrations, which this tool does not have.
+func journalReplay(_ context.Context, _ []string, _, stderr io.Writer) int {
+	fmt.Fprintln(stderr, "reactor journal replay: replay needs the services that wrote the journal, registered as the server")
+	fmt.Fprintln(stderr, "registers them; run the application's own replay command (poker journal replay -data DIR), or")
+	fmt.Fprintln(stderr, "call replay.Check from your binary with your registration function")
+	return 2
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/cmd/poker/web"
+	"github.com/reactorgo/reactor/eventlog"
 	"github.com/reactorgo/reactor/gateway"
 	"github.com/reactorgo/reactor/poker"
 )
@@ -269,7 +270,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 
 // eventBufs recycles the slices events are read into between wake-ups, so
 // an idle stream holds none.
-var eventBufs = sync.Pool{New: func() any { return new([]gateway.Event) }}
+var eventBufs = sync.Pool{New: func() any { return new([]eventlog.Event) }}
 
 // serveStream writes a member's stream until the client goes away, the
 // member is removed, the room closes, the server stops or the client falls
@@ -292,7 +293,7 @@ func (s *Server) serveStream(st *gateway.Stream, sub *poker.Subscription) {
 	phase := s.beat.phase()
 	lastWrite := time.Now()
 	for {
-		bp := eventBufs.Get().(*[]gateway.Event)
+		bp := eventBufs.Get().(*[]eventlog.Event)
 		evs, end := sub.Sub.Next((*bp)[:0])
 		for i, e := range evs {
 			if removes(e, sub.Member) {
@@ -328,7 +329,7 @@ func (s *Server) serveStream(st *gateway.Stream, sub *poker.Subscription) {
 var errRemoved = errors.New("member removed")
 
 // removes reports whether e removes member from the room.
-func removes(e gateway.Event, member string) bool {
+func removes(e eventlog.Event, member string) bool {
 	if e.Type != "member_left" {
 		return false
 	}

@@ -1,6 +1,7 @@
-// Package server is the planning-poker HTTP server: the API of issue 4 over
-// the poker domain, the embedded web UI, Server-Sent Events, /healthz,
-// /metrics and a live /status page. cmd/poker wires it to flags and signals.
+// Package server is the planning-poker HTTP server: the JSON API described
+// in docs/POKER.md over the poker domain, the embedded web UI, Server-Sent
+// Events, /healthz, /metrics and a live /status page. cmd/poker wires it to
+// flags and signals.
 package server
 
 import (
@@ -71,15 +72,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("server: Config.DataDir is required")
 	}
-	if cfg.RoomTTL <= 0 {
-		cfg.RoomTTL = 24 * time.Hour
-	}
-	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = gateway.DefaultHeartbeat
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg = cfg.withDefaults()
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("server: create data dir: %w", err)
 	}
@@ -99,9 +92,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.journal.Close()
 		return nil, fmt.Errorf("server: runtime: %w", err)
 	}
-	s.rooms, err = poker.Register(s.rt, poker.Options{
-		TTL: cfg.RoomTTL, Logger: cfg.Logger, Extra: []reactor.Option{reactor.Journaled()},
-	})
+	s.rooms, err = Register(s.rt, cfg)
 	if err != nil {
 		s.journal.Close()
 		return nil, err
@@ -121,6 +112,32 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.beat = newHeartbeat(cfg.Heartbeat)
 	s.routes()
 	return s, nil
+}
+
+// withDefaults fills in the documented defaults of the zero fields.
+func (cfg Config) withDefaults() Config {
+	if cfg.RoomTTL <= 0 {
+		cfg.RoomTTL = 24 * time.Hour
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = gateway.DefaultHeartbeat
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return cfg
+}
+
+// Register registers the poker rooms on rt (before rt.Start) exactly as
+// the server does: journaled, with cfg.RoomTTL and every other room option
+// the server uses (cfg.DataDir is not looked at). New calls it, and so
+// does the offline replay (poker journal replay), so a journal is always
+// replayed by the registrations that wrote it.
+func Register(rt *reactor.Runtime, cfg Config) (*poker.Rooms, error) {
+	cfg = cfg.withDefaults()
+	return poker.Register(rt, poker.Options{
+		TTL: cfg.RoomTTL, Logger: cfg.Logger, Extra: []reactor.Option{reactor.Journaled()},
+	})
 }
 
 // Handler returns the server's HTTP handler.

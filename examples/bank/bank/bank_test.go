@@ -18,6 +18,7 @@ import (
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/examples/bank/bank"
 	"github.com/reactorgo/reactor/internal/testenv"
+	"github.com/reactorgo/reactor/internal/testutil"
 	"github.com/reactorgo/reactor/sqlreactor"
 	"github.com/reactorgo/reactor/sqlreactor/postgres"
 	"github.com/reactorgo/reactor/sqlreactor/sqlite"
@@ -223,18 +224,14 @@ func TestBadInputInOneBatch(t *testing.T) {
 
 func waitQueued(t *testing.T, ref reactor.Ref, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.WaitFor(t, func() bool {
 		for _, s := range refRuntime(ref).Stats() {
 			if s.Addr == ref.Addr() && s.InboxDepth >= n {
-				return
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d requests never queued", n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return false
+	})
 }
 
 var runtimes sync.Map // address → *reactor.Runtime of the running test, set by start

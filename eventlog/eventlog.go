@@ -1,49 +1,53 @@
-package gateway
+// Package eventlog keeps, per topic (a room, a stream), the last N events
+// in a ring and fans them out to subscribers, so that a reconnecting client
+// resumes from the last id it saw and one too far behind is told to take a
+// fresh snapshot instead.
+//
+// A [Log] is owned by one publisher (typically the service that owns the
+// topic, publishing from inside its turn) and read by any number of
+// goroutines. Subscribers have bounded buffers: one that falls behind is
+// dropped ([ErrSubscriberTooSlow]) and resumes later, so a slow reader never
+// blocks the publisher nor grows an unbounded queue. For many long-lived
+// readers, [Log.FollowSince] makes a subscriber that reads the log's own
+// ring ([Subscription.Next], signalled by [Subscription.Ready]) instead of
+// holding a buffered channel.
+//
+// Nothing here is HTTP: package gateway serves a Log as Server-Sent Events
+// (gateway.ServeEvents), and a domain package such as poker publishes to it
+// without depending on gateway.
+package eventlog
 
-import (
-	"errors"
-	"sync"
-)
+import "sync"
 
-// Event is one entry of an [EventLog], sent to clients as one SSE event.
+// Event is one entry of a [Log] (served to HTTP clients as one SSE event
+// by package gateway).
 type Event struct {
 	ID   uint64 // assigned by the log, strictly increasing from 1
 	Type string // SSE "event:" field, e.g. "vote_cast"
 	Data []byte // SSE "data:" payload, usually JSON
 	// To, when not empty, restricts the event to subscribers whose key
 	// equals To (e.g. a "rejected" event for one member). Others never see
-	// it, neither live nor in [EventLog.Since].
+	// it, neither live nor in [Log.Since].
 	To string
 }
 
 // visibleTo reports whether a subscriber with key may see e.
 func (e *Event) visibleTo(key string) bool { return e.To == "" || e.To == key }
 
-var (
-	// ErrSubscriberTooSlow ends a subscription whose buffer overflowed.
-	// The client should reconnect and resume from its last event id.
-	ErrSubscriberTooSlow = errors.New("gateway: subscriber fell behind")
-	// ErrLogClosed ends every subscription when the log is closed.
-	ErrLogClosed = errors.New("gateway: event log closed")
-	// ErrUnsubscribed is returned by [Subscription.Next] after
-	// [Subscription.Close].
-	ErrUnsubscribed = errors.New("gateway: subscription closed")
-)
-
 // DefaultSubscriberBuffer is the buffer of a subscription created with 0.
 const DefaultSubscriberBuffer = 64
 
-// EventLog keeps the last Capacity events of one topic and fans them out to
+// Log keeps the last Capacity events of one topic and fans them out to
 // subscribers.
 //
 // It is built for one publisher (the service that owns the topic calls
-// [EventLog.Append] from its turn) and many readers (HTTP goroutines call
+// [Log.Append] from its turn) and many readers (HTTP goroutines call
 // Since and Subscribe); all methods are safe for concurrent use. Append
 // never blocks on a subscriber: each has a bounded buffer and is dropped
 // (its channel closed, Err() = [ErrSubscriberTooSlow]) when it is full.
 // A single mutex guards the ring and subscriber set and is held only for
 // copying and non-blocking channel sends.
-type EventLog struct {
+type Log struct {
 	mu     sync.Mutex
 	ring   []Event // grows to capacity, then circular
 	cap    int     // capacity
@@ -54,35 +58,35 @@ type EventLog struct {
 	closed bool
 }
 
-// NewEventLog returns a log that retains the last capacity events
+// New returns a log that retains the last capacity events
 // (minimum 1).
-func NewEventLog(capacity int) *EventLog {
+func New(capacity int) *Log {
 	if capacity < 1 {
 		capacity = 1
 	}
 	// The ring grows on demand: most topics never fill it.
-	return &EventLog{cap: capacity, subs: make(map[*Subscription]struct{})}
+	return &Log{cap: capacity, subs: make(map[*Subscription]struct{})}
 }
 
-// NewEventLogFrom returns a log like [NewEventLog] whose next event gets id
+// NewFrom returns a log like [New] whose next event gets id
 // lastID+1. A publisher whose state is restored after a restart (from a
 // checkpoint that recorded the last id it issued) uses it so that ids keep
 // increasing across restarts: a client resuming from an id the new log
 // cannot bridge is told to take a fresh snapshot instead of being sent
 // events under reused ids.
-func NewEventLogFrom(capacity int, lastID uint64) *EventLog {
-	l := NewEventLog(capacity)
+func NewFrom(capacity int, lastID uint64) *Log {
+	l := New(capacity)
 	l.last = lastID
 	return l
 }
 
 // Append publishes a broadcast event and returns its id.
-func (l *EventLog) Append(typ string, data []byte) uint64 { return l.AppendTo("", typ, data) }
+func (l *Log) Append(typ string, data []byte) uint64 { return l.AppendTo("", typ, data) }
 
 // AppendTo publishes an event visible only to subscribers with key to
 // (everyone when to is ""), and returns its id. data must not be modified
 // afterwards. Appending to a closed log returns 0 and does nothing.
-func (l *EventLog) AppendTo(to, typ string, data []byte) uint64 {
+func (l *Log) AppendTo(to, typ string, data []byte) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -128,29 +132,29 @@ func (l *EventLog) AppendTo(to, typ string, data []byte) uint64 {
 // LastID returns the id of the newest event, 0 if none. A snapshot of the
 // topic's state taken in the publisher's turn should carry this id, so that
 // a subscriber resumes exactly after it.
-func (l *EventLog) LastID() uint64 {
+func (l *Log) LastID() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.last
 }
 
 // Since returns the broadcast events after id (targeted events are left
-// out; see [EventLog.SinceFor]). ok is false when the log cannot bridge the
+// out; see [Log.SinceFor]). ok is false when the log cannot bridge the
 // gap — events after id were already evicted, or id is newer than any
 // event this log has issued (e.g. the server restarted) — and the client
 // must start again from a fresh snapshot.
-func (l *EventLog) Since(id uint64) (events []Event, ok bool) { return l.SinceFor("", id) }
+func (l *Log) Since(id uint64) (events []Event, ok bool) { return l.SinceFor("", id) }
 
-// SinceFor is like [EventLog.Since] for the subscriber key: it returns the
+// SinceFor is like [Log.Since] for the subscriber key: it returns the
 // broadcast events after id and those targeted at key, in id order. The
 // gap check counts all events, targeted or not.
-func (l *EventLog) SinceFor(key string, id uint64) (events []Event, ok bool) {
+func (l *Log) SinceFor(key string, id uint64) (events []Event, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.sinceLocked(key, id)
 }
 
-func (l *EventLog) sinceLocked(key string, id uint64) ([]Event, bool) {
+func (l *Log) sinceLocked(key string, id uint64) ([]Event, bool) {
 	if id > l.last {
 		return nil, false
 	}
@@ -163,7 +167,7 @@ func (l *EventLog) sinceLocked(key string, id uint64) ([]Event, bool) {
 
 // appendSinceLocked appends the retained events after id visible to key;
 // oldest is the id of the oldest retained event, at most id+1.
-func (l *EventLog) appendSinceLocked(out []Event, key string, id, oldest uint64) []Event {
+func (l *Log) appendSinceLocked(out []Event, key string, id, oldest uint64) []Event {
 	c := len(l.ring)
 	for i := int(id + 1 - oldest); i < l.n; i++ {
 		e := l.ring[(l.start+i)%c]
@@ -180,8 +184,8 @@ func (l *EventLog) appendSinceLocked(out []Event, key string, id, oldest uint64)
 // costs a few dozen bytes however many events it is behind, and it is
 // dropped ([ErrSubscriberTooSlow]) only when the ring evicts an event
 // published after the last one it read. [Subscription.Ready] signals new events. ok is false
-// when the gap after id cannot be bridged (see [EventLog.Since]).
-func (l *EventLog) FollowSince(key string, id uint64) (sub *Subscription, ok bool) {
+// when the gap after id cannot be bridged (see [Log.Since]).
+func (l *Log) FollowSince(key string, id uint64) (sub *Subscription, ok bool) {
 	s := &Subscription{log: l, key: key, cursor: id, ready: make(chan struct{}, 1)}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -189,7 +193,7 @@ func (l *EventLog) FollowSince(key string, id uint64) (sub *Subscription, ok boo
 		return nil, false
 	}
 	if l.closed {
-		s.err = ErrLogClosed
+		s.err = ErrClosed
 		s.done = true
 		close(s.ready)
 		return s, true
@@ -204,7 +208,7 @@ func (l *EventLog) FollowSince(key string, id uint64) (sub *Subscription, ok boo
 // Subscribe registers a subscriber with key that receives the events
 // appended from now on (broadcasts and those targeted at key), buffering
 // at most buffer of them (0 means [DefaultSubscriberBuffer]).
-func (l *EventLog) Subscribe(key string, buffer int) *Subscription {
+func (l *Log) Subscribe(key string, buffer int) *Subscription {
 	_, s, _ := l.subscribe(key, buffer, 0, false)
 	return s
 }
@@ -212,12 +216,12 @@ func (l *EventLog) Subscribe(key string, buffer int) *Subscription {
 // SubscribeSince atomically returns the events after id visible to key and
 // subscribes to the following ones, so nothing is missed or repeated in
 // between. When ok is false the gap cannot be bridged (see
-// [EventLog.Since]) and sub is nil.
-func (l *EventLog) SubscribeSince(key string, id uint64, buffer int) (backlog []Event, sub *Subscription, ok bool) {
+// [Log.Since]) and sub is nil.
+func (l *Log) SubscribeSince(key string, id uint64, buffer int) (backlog []Event, sub *Subscription, ok bool) {
 	return l.subscribe(key, buffer, id, true)
 }
 
-func (l *EventLog) subscribe(key string, buffer int, id uint64, since bool) ([]Event, *Subscription, bool) {
+func (l *Log) subscribe(key string, buffer int, id uint64, since bool) ([]Event, *Subscription, bool) {
 	if buffer <= 0 {
 		buffer = DefaultSubscriberBuffer
 	}
@@ -232,7 +236,7 @@ func (l *EventLog) subscribe(key string, buffer int, id uint64, since bool) ([]E
 		}
 	}
 	if l.closed {
-		s.err = ErrLogClosed
+		s.err = ErrClosed
 		close(s.ch)
 		return backlog, s, true
 	}
@@ -240,7 +244,7 @@ func (l *EventLog) subscribe(key string, buffer int, id uint64, since bool) ([]E
 	return backlog, s, true
 }
 
-func (l *EventLog) dropLocked(s *Subscription, err error) {
+func (l *Log) dropLocked(s *Subscription, err error) {
 	if _, ok := l.subs[s]; !ok {
 		return
 	}
@@ -255,16 +259,16 @@ func (l *EventLog) dropLocked(s *Subscription, err error) {
 }
 
 // Subscribers returns the number of live subscriptions.
-func (l *EventLog) Subscribers() int {
+func (l *Log) Subscribers() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.subs)
 }
 
-// Close ends every subscription with [ErrLogClosed]; later appends are
+// Close ends every subscription with [ErrClosed]; later appends are
 // ignored. Retained events can still be read with Since. Close is
 // idempotent.
-func (l *EventLog) Close() {
+func (l *Log) Close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -272,15 +276,15 @@ func (l *EventLog) Close() {
 	}
 	l.closed = true
 	for s := range l.subs {
-		l.dropLocked(s, ErrLogClosed)
+		l.dropLocked(s, ErrClosed)
 	}
 }
 
-// Subscription receives the events of an [EventLog]. Its channel is closed
+// Subscription receives the events of a [Log]. Its channel is closed
 // when the subscriber is dropped (too slow), unsubscribed, or the log is
 // closed; Err then tells which.
 type Subscription struct {
-	log *EventLog
+	log *Log
 	key string
 	ch  chan Event // Subscribe, SubscribeSince
 	err error      // guarded by log.mu
@@ -292,24 +296,24 @@ type Subscription struct {
 }
 
 // Events returns the channel delivering events in id order (nil for a
-// subscription made by [EventLog.FollowSince], which reads with
+// subscription made by [Log.FollowSince], which reads with
 // [Subscription.Next]).
 func (s *Subscription) Events() <-chan Event { return s.ch }
 
-// Ready returns, for a subscription made by [EventLog.FollowSince], a
+// Ready returns, for a subscription made by [Log.FollowSince], a
 // channel that receives when events may be waiting for [Subscription.Next]
 // and is closed when the subscription has ended. Nil otherwise.
 func (s *Subscription) Ready() <-chan struct{} { return s.ready }
 
-// Next appends to buf the events a [EventLog.FollowSince] subscriber has
+// Next appends to buf the events a [Log.FollowSince] subscriber has
 // not read yet, in id order, and marks them read. A non-nil error means
 // the subscription has ended after the returned events:
 // [ErrSubscriberTooSlow] (events it had not read were evicted: none are
-// returned), [ErrLogClosed] or [ErrUnsubscribed]. It panics for other
+// returned), [ErrClosed] or [ErrUnsubscribed]. It panics for other
 // subscriptions.
 func (s *Subscription) Next(buf []Event) ([]Event, error) {
 	if s.ready == nil {
-		panic("gateway: Next on a channel subscription")
+		panic("eventlog: Next on a channel subscription")
 	}
 	l := s.log
 	l.mu.Lock()
@@ -342,7 +346,7 @@ func (s *Subscription) Next(buf []Event) ([]Event, error) {
 func (s *Subscription) Key() string { return s.key }
 
 // Err returns nil while the subscription is live, then why it ended:
-// [ErrSubscriberTooSlow], [ErrLogClosed] or nil after Close.
+// [ErrSubscriberTooSlow], [ErrClosed] or nil after Close.
 func (s *Subscription) Err() error {
 	s.log.mu.Lock()
 	defer s.log.mu.Unlock()

@@ -1,4 +1,15 @@
-package reactor
+// Package replay checks that a journal replays deterministically: the same
+// checkpoints and journal, replayed twice offline by the application's own
+// service registrations, must give the same states.
+//
+// Replay needs the code that wrote the journal — the services, their
+// methods and the options they were registered with — the way go test
+// needs the package under test. So the check is a library function an
+// application calls from its own binary (poker: `poker journal replay`),
+// passing the same registration function its server uses; the
+// service-independent commands (journal inspect and verify) are in
+// cmd/reactor.
+package replay
 
 import (
 	"context"
@@ -11,13 +22,15 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/checkpoint/file"
 	"github.com/reactorgo/reactor/journal"
 )
 
-// ReplayCheck is a determinism check a user can run on a production
+// Check is a determinism check a user can run on a production
 // journal: it copies journalDir and checkpointDir (which may be missing)
 // into temporary directories twice, and each time starts a runtime set up by
 // register (which registers the same services, with the same options, as the
@@ -29,19 +42,20 @@ import (
 //
 // The originals are never modified. Both runs use one goroutine, a fixed
 // seed and a fixed clock, so that messages the replay sends on are handled
-// alike too.
-func ReplayCheck(ctx context.Context, journalDir, checkpointDir string, register func(*Runtime) error) (first, second [32]byte, err error) {
+// alike too. The runtime's own bookkeeping keys (under "/.reactor/") are
+// left out of the digests.
+func Check(ctx context.Context, journalDir, checkpointDir string, register func(*reactor.Runtime) error) (first, second [32]byte, err error) {
 	var digests [2][32]byte
 	for run := range digests {
 		digests[run], err = replayOnce(ctx, journalDir, checkpointDir, register)
 		if err != nil {
-			return first, second, fmt.Errorf("reactor: replay check, run %d: %w", run+1, err)
+			return first, second, fmt.Errorf("replay: check, run %d: %w", run+1, err)
 		}
 	}
 	return digests[0], digests[1], nil
 }
 
-func replayOnce(ctx context.Context, journalDir, checkpointDir string, register func(*Runtime) error) ([32]byte, error) {
+func replayOnce(ctx context.Context, journalDir, checkpointDir string, register func(*reactor.Runtime) error) ([32]byte, error) {
 	var digest [32]byte
 	tmp, err := os.MkdirTemp("", "reactor-replay-check")
 	if err != nil {
@@ -66,7 +80,7 @@ func replayOnce(ctx context.Context, journalDir, checkpointDir string, register 
 		return digest, err
 	}
 	epoch := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-	rt, err := New(Config{
+	rt, err := reactor.New(reactor.Config{
 		Journal: j, Store: store, SingleGoroutine: true, Seed: 1, Logger: quiet,
 		Clock: func() time.Time { return epoch }, CheckpointInterval: time.Hour,
 	})
@@ -89,8 +103,8 @@ func replayOnce(ctx context.Context, journalDir, checkpointDir string, register 
 	sort.Strings(keys)
 	h := sha256.New()
 	for _, k := range keys {
-		if k == floorKey {
-			continue
+		if strings.HasPrefix(k, runtimeKeys) {
+			continue // the runtime's bookkeeping (the journal floor), not a service's state
 		}
 		cp, err := store.Load(ctx, k)
 		if err != nil {
@@ -102,6 +116,10 @@ func replayOnce(ctx context.Context, journalDir, checkpointDir string, register 
 	copy(digest[:], h.Sum(nil))
 	return digest, nil
 }
+
+// runtimeKeys prefixes the checkpoint keys the runtime keeps for itself
+// (e.g. "/.reactor/journal-floor"); they are not service state.
+const runtimeKeys = "/.reactor/"
 
 // copyDir copies the regular files of src (one level) into dst.
 func copyDir(src, dst string) error {

@@ -1,4 +1,4 @@
-package gateway_test
+package eventlog_test
 
 import (
 	"errors"
@@ -8,10 +8,10 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/reactorgo/reactor/gateway"
+	"github.com/reactorgo/reactor/eventlog"
 )
 
-func ids(es []gateway.Event) []uint64 {
+func ids(es []eventlog.Event) []uint64 {
 	out := []uint64{}
 	for _, e := range es {
 		out = append(out, e.ID)
@@ -19,8 +19,8 @@ func ids(es []gateway.Event) []uint64 {
 	return out
 }
 
-func TestEventLogSince(t *testing.T) {
-	l := gateway.NewEventLog(4)
+func TestLogSince(t *testing.T) {
+	l := eventlog.New(4)
 	if es, ok := l.Since(0); !ok || len(es) != 0 {
 		t.Fatalf("empty log Since(0) = %v, %v", es, ok)
 	}
@@ -49,8 +49,8 @@ func TestEventLogSince(t *testing.T) {
 	}
 }
 
-func TestEventLogTargeted(t *testing.T) {
-	l := gateway.NewEventLog(10)
+func TestLogTargeted(t *testing.T) {
+	l := eventlog.New(10)
 	ann := l.Subscribe("ann", 10)
 	bob := l.Subscribe("bob", 10)
 	l.Append("vote_cast", nil)                 // 1
@@ -65,7 +65,7 @@ func TestEventLogTargeted(t *testing.T) {
 	if es, _ := l.SinceFor("bob", 1); fmt.Sprint(ids(es)) != "[3]" {
 		t.Errorf("SinceFor(bob, 1) = %v", ids(es))
 	}
-	recv := func(s *gateway.Subscription) []uint64 {
+	recv := func(s *eventlog.Subscription) []uint64 {
 		var out []uint64
 		for len(s.Events()) > 0 {
 			out = append(out, (<-s.Events()).ID)
@@ -80,8 +80,8 @@ func TestEventLogTargeted(t *testing.T) {
 	}
 }
 
-func TestEventLogSlowSubscriberDropped(t *testing.T) {
-	l := gateway.NewEventLog(100)
+func TestLogSlowSubscriberDropped(t *testing.T) {
+	l := eventlog.New(100)
 	slow := l.Subscribe("slow", 2)
 	fast := l.Subscribe("fast", 100)
 	for i := 0; i < 5; i++ {
@@ -94,7 +94,7 @@ func TestEventLogSlowSubscriberDropped(t *testing.T) {
 	if fmt.Sprint(got) != "[1 2]" {
 		t.Errorf("slow got %v", got)
 	}
-	if !errors.Is(slow.Err(), gateway.ErrSubscriberTooSlow) {
+	if !errors.Is(slow.Err(), eventlog.ErrSubscriberTooSlow) {
 		t.Errorf("slow.Err = %v", slow.Err())
 	}
 	if len(fast.Events()) != 5 || fast.Err() != nil {
@@ -115,28 +115,28 @@ func TestEventLogSlowSubscriberDropped(t *testing.T) {
 	}
 }
 
-func TestEventLogClose(t *testing.T) {
-	l := gateway.NewEventLog(2)
+func TestLogClose(t *testing.T) {
+	l := eventlog.New(2)
 	s := l.Subscribe("", 1)
 	l.Close()
 	l.Close()
-	if _, open := <-s.Events(); open || !errors.Is(s.Err(), gateway.ErrLogClosed) {
+	if _, open := <-s.Events(); open || !errors.Is(s.Err(), eventlog.ErrClosed) {
 		t.Errorf("open=%v err=%v", open, s.Err())
 	}
 	if id := l.Append("e", nil); id != 0 {
 		t.Errorf("Append after Close = %d", id)
 	}
 	_, s2, ok := l.SubscribeSince("", 0, 1)
-	if _, open := <-s2.Events(); !ok || open || !errors.Is(s2.Err(), gateway.ErrLogClosed) {
+	if _, open := <-s2.Events(); !ok || open || !errors.Is(s2.Err(), eventlog.ErrClosed) {
 		t.Errorf("subscribe after close: ok=%v open=%v err=%v", ok, open, s2.Err())
 	}
 }
 
 // One publisher, many readers resuming and subscribing: every reader sees
 // a gapless, ordered sequence (run with -race).
-func TestEventLogConcurrent(t *testing.T) {
+func TestLogConcurrent(t *testing.T) {
 	const n = 2000
-	l := gateway.NewEventLog(64)
+	l := eventlog.New(64)
 	var wg sync.WaitGroup
 	for r := 0; r < 8; r++ {
 		wg.Add(1)
@@ -149,7 +149,7 @@ func TestEventLogConcurrent(t *testing.T) {
 					last = l.LastID() // "fresh snapshot"
 					continue
 				}
-				check := func(e gateway.Event) {
+				check := func(e eventlog.Event) {
 					if e.ID != last+1 {
 						t.Errorf("reader got %d after %d", e.ID, last)
 					}
@@ -177,8 +177,8 @@ func TestEventLogConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-func TestEventLogFromContinuesIDs(t *testing.T) {
-	l := gateway.NewEventLogFrom(4, 41)
+func TestLogFromContinuesIDs(t *testing.T) {
+	l := eventlog.NewFrom(4, 41)
 	if got := l.LastID(); got != 41 {
 		t.Fatalf("LastID = %d, want 41", got)
 	}
@@ -197,7 +197,7 @@ func TestEventLogFromContinuesIDs(t *testing.T) {
 }
 
 func TestFollowSince(t *testing.T) {
-	l := gateway.NewEventLog(4)
+	l := eventlog.New(4)
 	l.Append("e", nil)                 // 1
 	l.AppendTo("bob", "rejected", nil) // 2
 	s, ok := l.FollowSince("ann", 1)
@@ -247,21 +247,21 @@ func TestFollowSince(t *testing.T) {
 	}
 	for range s.Ready() { // a pending signal, then closed
 	}
-	if es, err := s.Next(nil); !errors.Is(err, gateway.ErrSubscriberTooSlow) || len(es) != 0 {
+	if es, err := s.Next(nil); !errors.Is(err, eventlog.ErrSubscriberTooSlow) || len(es) != 0 {
 		t.Fatalf("Next after drop = %v, %v", ids(es), err)
 	}
-	if !errors.Is(s.Err(), gateway.ErrSubscriberTooSlow) {
+	if !errors.Is(s.Err(), eventlog.ErrSubscriberTooSlow) {
 		t.Errorf("Err = %v", s.Err())
 	}
 }
 
 func TestFollowSinceCloseAndUnsubscribe(t *testing.T) {
-	l := gateway.NewEventLog(8)
+	l := eventlog.New(8)
 	a, _ := l.FollowSince("", 0)
 	b, _ := l.FollowSince("", 0)
 	l.Append("e", nil)
 	b.Close()
-	if es, err := b.Next(nil); !errors.Is(err, gateway.ErrUnsubscribed) || fmt.Sprint(ids(es)) != "[1]" {
+	if es, err := b.Next(nil); !errors.Is(err, eventlog.ErrUnsubscribed) || fmt.Sprint(ids(es)) != "[1]" {
 		t.Errorf("Next after Close = %v, %v", ids(es), err)
 	}
 	if b.Err() != nil {
@@ -270,12 +270,12 @@ func TestFollowSinceCloseAndUnsubscribe(t *testing.T) {
 	l.Append("e", nil)
 	l.Close()
 	// Events published before the log closed are still delivered.
-	if es, err := a.Next(nil); !errors.Is(err, gateway.ErrLogClosed) || fmt.Sprint(ids(es)) != "[1 2]" {
+	if es, err := a.Next(nil); !errors.Is(err, eventlog.ErrClosed) || fmt.Sprint(ids(es)) != "[1 2]" {
 		t.Errorf("Next after log Close = %v, %v", ids(es), err)
 	}
 	if c, ok := l.FollowSince("", 2); !ok {
 		t.Error("FollowSince on a closed log not ok")
-	} else if _, err := c.Next(nil); !errors.Is(err, gateway.ErrLogClosed) {
+	} else if _, err := c.Next(nil); !errors.Is(err, eventlog.ErrClosed) {
 		t.Errorf("Next on closed log = %v", err)
 	}
 }
@@ -283,7 +283,7 @@ func TestFollowSinceCloseAndUnsubscribe(t *testing.T) {
 // TestFollowConcurrent: a follower reading while a publisher appends sees
 // every event exactly once, in order (run with -race).
 func TestFollowConcurrent(t *testing.T) {
-	l := gateway.NewEventLog(1024)
+	l := eventlog.New(1024)
 	s, _ := l.FollowSince("", 0)
 	const n = 5000
 	var got []uint64
@@ -291,7 +291,7 @@ func TestFollowConcurrent(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		var buf []gateway.Event
+		var buf []eventlog.Event
 		for range s.Ready() {
 			var err error
 			buf, err = s.Next(buf[:0])
