@@ -259,7 +259,7 @@ func openBenchLedger(b *testing.B, services int) (*reactor.Runtime, []reactor.Re
 		b.Fatal(err)
 	}
 	rt := newRuntime(b, reactor.Config{Journal: j, Store: store, Logger: discardLogger})
-	if err := reactor.RegisterChildren(rt, "/ledgers", func(string) *Ledger { return &Ledger{} }, reactor.Journaled()); err != nil {
+	if _, err := reactor.RegisterChildren(rt, "/ledgers", func(string) *Ledger { return &Ledger{} }, reactor.Journaled()); err != nil {
 		b.Fatal(err)
 	}
 	start(b, rt)

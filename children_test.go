@@ -42,7 +42,7 @@ var (
 func rooms(t *testing.T, store checkpoint.Store, opts ...reactor.Option) (*reactor.Runtime, *atomic.Int32) {
 	rt := newRuntime(t, reactor.Config{Store: store})
 	loads, actives := &atomic.Int32{}, &atomic.Int32{}
-	err := reactor.RegisterChildren(rt, "/rooms", func(key string) *Room {
+	_, err := reactor.RegisterChildren(rt, "/rooms", func(key string) *Room {
 		return &Room{ID: key, loads: loads, actives: actives}
 	}, opts...)
 	if err != nil {

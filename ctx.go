@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"runtime/debug"
 	"time"
 )
@@ -149,9 +150,29 @@ func (c *Ctx) MarkModified() { c.svc.dirty.Store(true) }
 // (its return values are ignored) and completes the reply later, from a
 // continuation, a timer, or another service it hands the Reply to. Completing
 // is safe from any goroutine; only the first completion counts.
-type Reply[Resp any] struct {
+//
+// A Reply that is never completed does not hang its caller forever: when
+// the runtime closes, and when the garbage collector finds the Reply
+// dropped (for example with the state of an evicted child), the caller gets
+// ErrNoReply.
+type Reply[Resp any] struct{ p *pendingReply[Resp] }
+
+// pendingReply is the part of a Reply the runtime keeps: it must not point
+// back at the Reply, so that a dropped Reply can be collected and noticed.
+type pendingReply[Resp any] struct {
 	to   completer[Resp]
 	done once
+	rt   *Runtime
+}
+
+// outstanding is a deferred reply not completed yet.
+type outstanding interface{ abandon(err error) }
+
+func (p *pendingReply[Resp]) abandon(err error) {
+	if p.done.do() {
+		var zero Resp
+		p.to.complete(zero, err)
+	}
 }
 
 // Defer takes over the current message's reply. Resp must be the method's
@@ -163,16 +184,24 @@ func Defer[Resp any](c *Ctx) *Reply[Resp] {
 	if c.replied {
 		panic("reactor: Defer called twice, or after the reply was sent")
 	}
-	var to completer[Resp]
+	p := &pendingReply[Resp]{rt: c.rt}
 	if c.env.r != nil {
 		var ok bool
-		to, ok = c.env.r.(completer[Resp])
+		p.to, ok = c.env.r.(completer[Resp])
 		if !ok {
 			panic(fmt.Sprintf("reactor: Defer[%T] in method %s, which replies with another type", *new(Resp), c.env.m.methodName()))
 		}
 	}
 	c.replied = true
-	return &Reply[Resp]{to: to}
+	r := &Reply[Resp]{p: p}
+	if p.to != nil {
+		c.rt.deferred.Store(p, nil)
+		runtime.AddCleanup(r, func(p *pendingReply[Resp]) {
+			p.rt.deferred.Delete(p)
+			p.abandon(fmt.Errorf("reactor: deferred reply dropped without being completed: %w", ErrNoReply))
+		}, p)
+	}
+	return r
 }
 
 // OK completes the reply with a value.
@@ -183,10 +212,11 @@ func (r *Reply[Resp]) Fail(err error) { var zero Resp; r.Complete(zero, err) }
 
 // Complete completes the reply; later completions are ignored.
 func (r *Reply[Resp]) Complete(v Resp, err error) {
-	if r == nil || !r.done.do() || r.to == nil {
+	if r == nil || r.p.to == nil || !r.p.done.do() {
 		return
 	}
-	r.to.complete(v, err)
+	r.p.rt.deferred.Delete(r.p)
+	r.p.to.complete(v, err)
 }
 
 // complete lets a *Reply be the target of Forward.

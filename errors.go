@@ -20,7 +20,9 @@ var (
 	// ErrPanic: the handler panicked; the error carries the panic value and
 	// stack. The service itself lives on.
 	ErrPanic = errors.New("reactor: handler panicked")
-	// ErrNoReply: a deferred reply was dropped without being completed.
+	// ErrNoReply: a deferred reply (Defer) was dropped without being
+	// completed: found unreachable by the garbage collector, or still open
+	// when the runtime closed.
 	ErrNoReply = errors.New("reactor: reply never completed")
 	// ErrExists: a service is already registered at the address.
 	ErrExists = errors.New("reactor: address already registered")

@@ -114,7 +114,7 @@ func openDurable(t testing.TB, fsys journal.FS, dir string, cfg reactor.Config) 
 	if err != nil {
 		return nil, err
 	}
-	err = reactor.RegisterChildren(rt, "/streams", func(string) *Stream { return &Stream{total: total} },
+	_, err = reactor.RegisterChildren(rt, "/streams", func(string) *Stream { return &Stream{total: total} },
 		reactor.Journaled(), reactor.MaxChildren(3))
 	if err != nil {
 		return nil, err

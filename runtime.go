@@ -45,6 +45,10 @@ type Runtime struct {
 	resends   []func()
 	outcomes  []*journal.Record // panicked inputs found by replay, journaled after it
 
+	// deferred holds the deferred replies not completed yet (keys are
+	// outstanding), failed with ErrNoReply at Close.
+	deferred sync.Map
+
 	// inlineWorkers holds the scratch space of calls that run a turn on
 	// the caller's goroutine (per runtime: a Ctx keeps its runtime).
 	inlineWorkers sync.Pool
@@ -149,16 +153,17 @@ func Register[S any](rt *Runtime, addr string, state *S, opts ...Option) (Ref, e
 // RegisterChildren makes addr a parent of keyed children: the first message
 // to addr/key creates the child with newChild(key) (then restores its
 // checkpoint, if one exists). newChild may return nil to refuse a key:
-// messages to it fail with ErrNoService. Children are kept in an LRU bounded by
+// messages to it fail with ErrNoService. It returns a reference to the
+// parent address: ref.Child(key) addresses one child. Children are kept in an LRU bounded by
 // MaxChildren and MaxChildMemory and saved (if modified) when evicted. A
 // service registered at addr itself, if any, is independent of its children.
-func RegisterChildren[S any](rt *Runtime, addr string, newChild func(key string) *S, opts ...Option) error {
+func RegisterChildren[S any](rt *Runtime, addr string, newChild func(key string) *S, opts ...Option) (Ref, error) {
 	if newChild == nil {
-		return fmt.Errorf("reactor: children of %s: nil factory: %w", addr, ErrNilRequest)
+		return Ref{}, fmt.Errorf("reactor: children of %s: nil factory: %w", addr, ErrNilRequest)
 	}
 	k, err := rt.newKind(addr, reflect.TypeFor[S](), opts)
 	if err != nil {
-		return err
+		return Ref{}, err
 	}
 	k.newChild = func(key string) any {
 		if s := newChild(key); s != nil {
@@ -170,10 +175,10 @@ func RegisterChildren[S any](rt *Runtime, addr string, newChild func(key string)
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if _, dup := rt.families[addr]; dup {
-		return fmt.Errorf("reactor: children of %s: %w", addr, ErrExists)
+		return Ref{}, fmt.Errorf("reactor: children of %s: %w", addr, ErrExists)
 	}
 	rt.families[addr] = k.family
-	return nil
+	return Ref{rt: rt, addr: addr}, nil
 }
 
 // Start restores top-level services from their checkpoints (calling OnLoad
@@ -311,6 +316,13 @@ func (rt *Runtime) Close(ctx context.Context) error {
 	// not save a service whose turn may still be running.
 	rt.sched.stop(!drained, drained)
 	rt.cancel()
+	// No turn runs any more: a deferred reply still open would never be
+	// completed.
+	rt.deferred.Range(func(p, _ any) bool {
+		rt.deferred.Delete(p)
+		p.(outstanding).abandon(fmt.Errorf("reactor: deferred reply still open at close: %w: %w", ErrNoReply, ErrClosed))
+		return true
+	})
 	for _, s := range rt.all() {
 		s.failQueued(ErrClosed)
 		s.mu.Lock()

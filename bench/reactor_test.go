@@ -225,7 +225,7 @@ func reactorIdleChildren(b *testing.B, n int) (any, func()) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := reactor.RegisterChildren(rt, "/cells", func(string) *cell { return &cell{} }, reactor.MaxChildren(n+1)); err != nil {
+	if _, err := reactor.RegisterChildren(rt, "/cells", func(string) *cell { return &cell{} }, reactor.MaxChildren(n+1)); err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()

@@ -81,7 +81,7 @@ func Register(rt *reactor.Runtime, opt Options) (*Rooms, error) {
 	opts := append([]reactor.Option{
 		reactor.InboxSize(opt.InboxSize), reactor.MaxChildren(opt.MaxResident), reactor.IdleTimeout(idle),
 	}, opt.Extra...)
-	err := reactor.RegisterChildren(rt, Address, func(key string) *Room { return &Room{ID: key, rooms: p} }, opts...)
+	_, err := reactor.RegisterChildren(rt, Address, func(key string) *Room { return &Room{ID: key, rooms: p} }, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("poker: register rooms: %w", err)
 	}

@@ -57,7 +57,8 @@ func registerLedgers(rt *reactor.Runtime) error {
 	if err != nil {
 		return err
 	}
-	return reactor.RegisterChildren(rt, "/ledgers", func(string) *Ledger { return &Ledger{audit: audit} }, reactor.Journaled())
+	_, err = reactor.RegisterChildren(rt, "/ledgers", func(string) *Ledger { return &Ledger{audit: audit} }, reactor.Journaled())
+	return err
 }
 
 // serve opens a journal and checkpoints in dir, a runtime set up by
