@@ -35,7 +35,7 @@ func (f *Fetcher) Fetch(_ *reactor.Ctx, d time.Duration) (int32, error) {
 var fetch = reactor.Method("test.fetcher.fetch", (*Fetcher).Fetch)
 
 func TestWorkersRunConcurrently(t *testing.T) {
-	rt := newRuntime(t, reactor.Config{Workers: 8})
+	rt := newRuntime(t, reactor.Config{Goroutines: 8})
 	f := &Fetcher{}
 	ref, _ := reactor.Register(rt, "/fetch", f, reactor.Workers(4))
 	start(t, rt)
@@ -209,7 +209,7 @@ func (p *Probe) Look(*reactor.Ctx, struct{}) (struct{}, error) {
 var probeLook = reactor.Method("test.probe.look", (*Probe).Look)
 
 func TestFloodDoesNotStarveOthers(t *testing.T) {
-	rt := newRuntime(t, reactor.Config{Workers: 1, BatchSize: 16, InboxSize: 1 << 16})
+	rt := newRuntime(t, reactor.Config{Goroutines: 1, BatchSize: 16, InboxSize: 1 << 16})
 	fref, _ := reactor.Register(rt, "/flood", newCounter())
 	probe := &Probe{rt: rt, seen: make(chan uint64, 1)}
 	pref, _ := reactor.Register(rt, "/quiet", probe)
@@ -268,5 +268,14 @@ func TestRefusedChildKey(t *testing.T) {
 	}
 	if n, err := join.Call(context.Background(), rt.Ref("/rooms/good"), "x"); err != nil || n != 1 {
 		t.Fatalf("good key: %d %v", n, err)
+	}
+}
+
+func TestConfigVocabulary(t *testing.T) {
+	if _, err := reactor.New(reactor.Config{Seed: 7}); err == nil {
+		t.Fatal("Seed without SingleGoroutine was accepted (and would be ignored)")
+	}
+	if _, err := reactor.New(reactor.Config{SingleGoroutine: true, Goroutines: 2}); err == nil {
+		t.Fatal("SingleGoroutine with Goroutines=2 was accepted")
 	}
 }

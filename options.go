@@ -18,15 +18,17 @@ type Config struct {
 	// BatchSize is the default number of messages a service handles per turn
 	// before it yields its goroutine to other ready services (default 256).
 	BatchSize int
-	// Workers is the number of goroutines that run service turns
-	// (default GOMAXPROCS). Idle services own no goroutine.
-	Workers int
+	// Goroutines is the number of goroutines that run service turns
+	// (default GOMAXPROCS). Idle services own no goroutine. (Not to be
+	// confused with the Workers option, which lets one service run several
+	// turns at once.)
+	Goroutines int
 	// SingleGoroutine runs every service on one goroutine (the (Re)Actor
 	// "all reactors on one thread" deployment). Service code does not change.
 	SingleGoroutine bool
-	// Seed, when SingleGoroutine is set and Seed is non-zero, picks the next
-	// ready service with a PRNG seeded by Seed, and seeds Ctx.Rand from it,
-	// so that a run with the same inputs in the same order is reproducible.
+	// Seed, with SingleGoroutine (required), picks the next ready service
+	// with a PRNG seeded by Seed, and seeds Ctx.Rand from it, so that a run
+	// with the same inputs in the same order is reproducible. 0: no seed.
 	Seed uint64
 	// Store keeps checkpoints of evicted children and, at Close, of every
 	// modified service (default: a new checkpoint.MemStore).
@@ -58,12 +60,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("reactor: Config.InboxSize %d is negative", c.InboxSize)
 	case c.BatchSize < 0:
 		return fmt.Errorf("reactor: Config.BatchSize %d is negative", c.BatchSize)
-	case c.Workers < 0:
-		return fmt.Errorf("reactor: Config.Workers %d is negative", c.Workers)
+	case c.Goroutines < 0:
+		return fmt.Errorf("reactor: Config.Goroutines %d is negative", c.Goroutines)
 	case c.CheckpointInterval < 0 || c.IdempotencyWindow < 0:
 		return fmt.Errorf("reactor: negative Config.CheckpointInterval or IdempotencyWindow")
-	case c.SingleGoroutine && c.Workers > 1:
-		return fmt.Errorf("reactor: Config.SingleGoroutine conflicts with Workers=%d", c.Workers)
+	case c.SingleGoroutine && c.Goroutines > 1:
+		return fmt.Errorf("reactor: Config.SingleGoroutine conflicts with Goroutines=%d", c.Goroutines)
+	case c.Seed != 0 && !c.SingleGoroutine:
+		return fmt.Errorf("reactor: Config.Seed needs SingleGoroutine: with several goroutines the order of turns cannot be reproduced")
 	}
 	return nil
 }
@@ -76,10 +80,10 @@ func (c *Config) setDefaults() {
 		c.BatchSize = 256
 	}
 	if c.SingleGoroutine {
-		c.Workers = 1
+		c.Goroutines = 1
 	}
-	if c.Workers == 0 {
-		c.Workers = runtime.GOMAXPROCS(0)
+	if c.Goroutines == 0 {
+		c.Goroutines = runtime.GOMAXPROCS(0)
 	}
 	if c.Store == nil {
 		c.Store = checkpoint.NewMemStore()

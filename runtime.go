@@ -217,7 +217,7 @@ func (rt *Runtime) Start(ctx context.Context) error {
 			c.end()
 		}
 	}
-	rt.sched.start(rt.cfg.Workers)
+	rt.sched.start(rt.cfg.Goroutines)
 	rt.inline.Store(!rt.cfg.SingleGoroutine)
 	rt.janitor.Add(1)
 	go rt.sweep()

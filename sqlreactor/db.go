@@ -39,13 +39,6 @@ type Config struct {
 	// NoPipeline turns pipelining off on a backend whose Dialect is a
 	// Pipeliner: every statement is then a round trip (for comparison).
 	NoPipeline bool
-	// Journaled makes the DB record, in each batch transaction, the
-	// highest journal sequence number (reactor.Ctx.Seq) of the batch's
-	// requests, in the table sqlreactor_applied, and skip a request whose
-	// sequence number is not above the recorded one: register the DB with
-	// reactor.Journaled() and the requests that were committed before a
-	// crash are not applied twice when the runtime replays its journal.
-	Journaled bool
 }
 
 // Validate reports a configuration that cannot work.
@@ -180,10 +173,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if p, ok := cfg.Dialect.(Pipeliner); ok && !cfg.NoPipeline {
 		db.pipe = p
 	}
-	if cfg.Journaled {
-		cfg.Schema = append(cfg.Schema[:len(cfg.Schema):len(cfg.Schema)], appliedSchema...)
-		db.cfg.Schema = cfg.Schema
-	}
+	// Every DB keeps the applied journal sequence: a DB registered with
+	// reactor.Journaled() gets journaled requests (Ctx.Seq != 0) and uses it.
+	cfg.Schema = append(cfg.Schema[:len(cfg.Schema):len(cfg.Schema)], appliedSchema...)
+	db.cfg.Schema = cfg.Schema
 	db.ctx, db.cancel = context.WithCancel(context.Background())
 	if len(cfg.Schema) > 0 {
 		if err := db.migrate(ctx); err != nil {
@@ -191,11 +184,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			return nil, err
 		}
 	}
-	if cfg.Journaled {
-		if err := db.conn.QueryRowContext(ctx, `SELECT seq FROM sqlreactor_applied WHERE id = 1`).Scan(&db.applied); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("sqlreactor: read applied sequence: %w", err)
-		}
+	if err := db.conn.QueryRowContext(ctx, `SELECT seq FROM sqlreactor_applied WHERE id = 1`).Scan(&db.applied); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("sqlreactor: read applied sequence: %w", err)
 	}
 	return db, nil
 }
@@ -328,7 +319,7 @@ func (db *DB) commitDirect() {
 	if db.batchErr != nil {
 		return
 	}
-	if db.cfg.Journaled && db.batchSeq > db.applied {
+	if db.batchSeq > db.applied {
 		if _, err := db.conn.ExecContext(db.ctx, db.rb.rebind(appliedUpdate), int64(db.batchSeq)); err != nil {
 			db.commitErr = err
 			return
@@ -357,7 +348,7 @@ func (db *DB) commitPipelined(c *reactor.Ctx) {
 			}
 			continue
 		}
-		if db.cfg.Journaled && db.batchSeq > db.applied {
+		if db.batchSeq > db.applied {
 			db.queue(op{kind: opApplied, sql: db.rb.rebind(appliedUpdate), args: []any{int64(db.batchSeq)}})
 		}
 		db.queue(opsCommit)

@@ -17,7 +17,7 @@ var (
 	// may return it wrapped; Get returns it when load reports no row).
 	ErrNotFound = errors.New("sqlreactor: not found")
 	// ErrApplied: a journaled request replayed after a crash was already
-	// committed (Config.Journaled); it is skipped.
+	// committed (a DB registered with reactor.Journaled()); it is skipped.
 	ErrApplied = errors.New("sqlreactor: request already applied")
 	// ErrConfig: the configuration cannot work.
 	ErrConfig = errors.New("sqlreactor: invalid configuration")

@@ -80,7 +80,7 @@ func (r *Request[Req, Resp]) handle(db *DB, c *reactor.Ctx, req Req) (Resp, erro
 		return zero, nil
 	}
 	seq := c.Seq()
-	if db.cfg.Journaled && seq != 0 && seq <= db.applied {
+	if seq != 0 && seq <= db.applied {
 		// Committed before a crash: the journal replays it, the database
 		// already has it.
 		db.stats.skipped.Add(1)

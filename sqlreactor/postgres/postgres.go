@@ -32,13 +32,12 @@ type Options struct {
 	// SearchPath, when set, is the schema search_path of every connection
 	// (to keep several reactors, or test runs, apart in one database).
 	SearchPath string
-	// CacheSize, Schema, Logger, NoPipeline and Journaled are passed to
+	// CacheSize, Schema, Logger and NoPipeline are passed to
 	// sqlreactor.Config.
 	CacheSize  int
 	Schema     []string
 	Logger     *slog.Logger
 	NoPipeline bool
-	Journaled  bool
 }
 
 // Validate reports options that cannot work.
@@ -160,8 +159,8 @@ func Open(ctx context.Context, o Options) (*sqlreactor.DB, error) {
 	db, err := sqlreactor.Open(ctx, sqlreactor.Config{
 		Writer: w, Reader: r, Dialect: Dialect{},
 		CacheSize: o.CacheSize, Schema: o.Schema, Logger: o.Logger,
-		NoPipeline: o.NoPipeline, Journaled: o.Journaled,
-		Close: func() error { return errors.Join(r.Close(), w.Close()) },
+		NoPipeline: o.NoPipeline,
+		Close:      func() error { return errors.Join(r.Close(), w.Close()) },
 	})
 	if err != nil {
 		r.Close()

@@ -46,7 +46,7 @@ func TestJournaledReplaySkipsApplied(t *testing.T) {
 	defer cancel()
 	boot := func() (*reactor.Runtime, *journal.Journal, *sqlreactor.DB, reactor.Ref) {
 		t.Helper()
-		db, err := sqlite.Open(ctx, sqlite.Options{Path: path, Schema: counterSchema, Journaled: true})
+		db, err := sqlite.Open(ctx, sqlite.Options{Path: path, Schema: counterSchema})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -38,12 +38,11 @@ type Options struct {
 	ReadConns int
 	// BusyTimeout is how long a connection waits for a lock (default 5s).
 	BusyTimeout time.Duration
-	// CacheSize, Schema, Logger and Journaled are passed to
+	// CacheSize, Schema and Logger are passed to
 	// sqlreactor.Config.
 	CacheSize int
 	Schema    []string
 	Logger    *slog.Logger
-	Journaled bool
 }
 
 // Validate reports options that cannot work.
@@ -143,7 +142,7 @@ func Open(ctx context.Context, o Options) (*sqlreactor.DB, error) {
 	r.SetMaxIdleConns(o.ReadConns)
 	db, err := sqlreactor.Open(ctx, sqlreactor.Config{
 		Writer: w, Reader: r, Dialect: Dialect{},
-		CacheSize: o.CacheSize, Schema: o.Schema, Logger: o.Logger, Journaled: o.Journaled,
+		CacheSize: o.CacheSize, Schema: o.Schema, Logger: o.Logger,
 		Close: func() error { return errors.Join(r.Close(), w.Close()) },
 	})
 	if err != nil {

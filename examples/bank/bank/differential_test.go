@@ -38,7 +38,7 @@ func TestBankDifferential(t *testing.T) {
 	d := &reactortest.Differential[*bankRun]{
 		New: func(_ testing.TB, dir string) *bankRun { return &bankRun{path: filepath.Join(dir, "bank.db")} },
 		Open: func(t testing.TB, rt *reactor.Runtime, b *bankRun) {
-			db, err := sqlite.Open(context.Background(), sqlite.Options{Path: b.path, Schema: bank.Schema, Journaled: true})
+			db, err := sqlite.Open(context.Background(), sqlite.Options{Path: b.path, Schema: bank.Schema})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -72,7 +72,7 @@ func TestTransfersDifferential(t *testing.T) {
 		Open: func(t testing.TB, rt *reactor.Runtime, r *splitRun) {
 			ctx := context.Background()
 			open := func(name string) *sqlreactor.DB {
-				db, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(r.dir, name), Schema: split.Schema, Journaled: true, Logger: quiet})
+				db, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(r.dir, name), Schema: split.Schema, Logger: quiet})
 				if err != nil {
 					t.Fatal(err)
 				}
