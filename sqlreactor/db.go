@@ -56,7 +56,7 @@ func (c Config) Validate() error {
 
 // DB is the DB server reactor: the state of a reactor service that owns the
 // only writing connection to a database. Register it with reactor.Register
-// and send it requests defined with Define:
+// and send it requests defined with Method:
 //
 //	db, _ := sqlite.Open(ctx, sqlite.Options{Path: "bank.db"})
 //	ref, _ := reactor.Register(rt, "/db", db)

@@ -2,7 +2,7 @@
 // the only writing connection to a SQL database and serves business-level
 // requests ("move money from X to Y"), never SQL from its callers.
 //
-// Requests are Go functions over a *Tx, defined once by name with Define
+// Requests are Go functions over a *Tx, defined once by name with Method
 // (closure transactions, in the style of bbolt's Update/Batch). The service
 // handles its inbox in batches: one database transaction per batch, one
 // savepoint per request. A request that returns an error or panics is rolled

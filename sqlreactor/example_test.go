@@ -21,7 +21,7 @@ type Deposit struct {
 
 var errNegative = errors.New("amount must be positive")
 
-var deposit = sqlreactor.Define("example.deposit", func(tx *sqlreactor.Tx, d Deposit) (int64, error) {
+var deposit = sqlreactor.Method("example.deposit", func(tx *sqlreactor.Tx, d Deposit) (int64, error) {
 	if d.Amount <= 0 {
 		return 0, errNegative // this request's savepoint is rolled back; the batch goes on
 	}

@@ -1,7 +1,6 @@
 package sqlreactor
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -10,55 +9,30 @@ import (
 	"github.com/reactorgo/reactor"
 )
 
-// Request is a business-level request to a DB reactor, defined once by name
-// with Define: "move money from X to Y", never SQL from callers.
-type Request[Req, Resp any] struct {
+// request is a business-level request to a DB reactor, defined once by
+// name with Method: "move money from X to Y", never SQL from callers.
+type request[Req, Resp any] struct {
 	name string
 	fn   func(*Tx, Req) (Resp, error)
-	m    *reactor.MethodOf[DB, Req, Resp]
 }
 
-// Define defines a request: fn runs on the DB reactor's turn, inside its own
-// savepoint of the batch's transaction. If fn returns an error or panics, its
-// SQL changes and its cache changes are rolled back and its caller gets the
-// error (a panic as an error wrapping ErrPanic); the batch's other requests
-// are unaffected. Callers are answered after the batch commits. The name is
-// the method name the runtime (and its journal) carries: keep it stable.
-// Define panics if the name is taken, like reactor.Method.
-func Define[Req, Resp any](name string, fn func(tx *Tx, req Req) (Resp, error)) *Request[Req, Resp] {
-	r := &Request[Req, Resp]{name: name, fn: fn}
-	r.m = reactor.Method(name, r.handle)
-	return r
+// Method defines a request to DB reactors: fn runs on the DB reactor's turn,
+// inside its own savepoint of the batch's transaction. If fn returns an
+// error or panics, its SQL changes and its cache changes are rolled back and
+// its caller gets the error (a panic as an error wrapping ErrPanic); the
+// batch's other requests are unaffected. Callers are answered after the
+// batch commits.
+//
+// The result is a reactor method of the DB service like any other (same
+// family as reactor.Method: Call, TryCall, Send, SendWait, Async, Forward).
+// The name is what the runtime (and its journal) carries: keep it stable.
+// Method panics if the name is taken, like reactor.Method.
+func Method[Req, Resp any](name string, fn func(tx *Tx, req Req) (Resp, error)) *reactor.MethodOf[DB, Req, Resp] {
+	r := &request[Req, Resp]{name: name, fn: fn}
+	return reactor.Method(name, r.handle)
 }
 
-// Name returns the request's name.
-func (r *Request[Req, Resp]) Name() string { return r.name }
-
-// Method returns the underlying reactor method (for Forward and the like).
-func (r *Request[Req, Resp]) Method() *reactor.MethodOf[DB, Req, Resp] { return r.m }
-
-// Call sends req to the DB reactor at to and waits for the committed answer.
-func (r *Request[Req, Resp]) Call(ctx context.Context, to reactor.Ref, req Req) (Resp, error) {
-	return r.m.Call(ctx, to, req)
-}
-
-// Send sends req without waiting (ErrBusy at once when the inbox is full).
-func (r *Request[Req, Resp]) Send(ctx context.Context, to reactor.Ref, req Req) error {
-	return r.m.Send(ctx, to, req)
-}
-
-// SendWait sends req, waiting for inbox space until ctx ends.
-func (r *Request[Req, Resp]) SendWait(ctx context.Context, to reactor.Ref, req Req) error {
-	return r.m.SendWait(ctx, to, req)
-}
-
-// Async sends req from another service's handler; then runs on the caller's
-// turn with the committed answer.
-func (r *Request[Req, Resp]) Async(c *reactor.Ctx, to reactor.Ref, req Req, then func(c *reactor.Ctx, resp Resp, err error)) {
-	r.m.Async(c, to, req, then)
-}
-
-func (r *Request[Req, Resp]) run(tx *Tx, req Req) (resp Resp, err error) {
+func (r *request[Req, Resp]) run(tx *Tx, req Req) (resp Resp, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			tx.db.stats.panics.Add(1)
@@ -71,7 +45,7 @@ func (r *Request[Req, Resp]) run(tx *Tx, req Req) (resp Resp, err error) {
 
 // handle is the reactor method: it runs fn in a savepoint and defers the
 // reply until AfterBatch has committed.
-func (r *Request[Req, Resp]) handle(db *DB, c *reactor.Ctx, req Req) (Resp, error) {
+func (r *request[Req, Resp]) handle(db *DB, c *reactor.Ctx, req Req) (Resp, error) {
 	var zero Resp
 	db.stats.requests.Add(1)
 	reply := reactor.Defer[Resp](c)

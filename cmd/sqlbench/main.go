@@ -210,7 +210,7 @@ func pick(rng *rand.Rand, n int) (string, string, int64) {
 
 func acct(i int) string { return fmt.Sprintf("acct%05d", i) }
 
-var seed = sqlreactor.Define("sqlbench.seed", func(tx *sqlreactor.Tx, n int) (int, error) {
+var seed = sqlreactor.Method("sqlbench.seed", func(tx *sqlreactor.Tx, n int) (int, error) {
 	for i := range n {
 		if _, err := tx.Exec(`INSERT INTO accounts (id, balance) VALUES (?, ?)`, acct(i), initial); err != nil {
 			return i, err

@@ -20,7 +20,7 @@ var counterSchema = []string{
 }
 
 // add is deliberately not idempotent: applied twice, it counts twice.
-var add = sqlreactor.Define("sqlitetest.add", func(tx *sqlreactor.Tx, n int64) (int64, error) {
+var add = sqlreactor.Method("sqlitetest.add", func(tx *sqlreactor.Tx, n int64) (int64, error) {
 	return n, tx.Write(`UPDATE counter SET n = n + ? WHERE id = 1`, n)
 })
 

@@ -59,7 +59,7 @@ func loadKV(k string) func(tx *sqlreactor.Tx) (int64, error) {
 
 var (
 	// Set writes k=v through the cache, then fails or panics if asked.
-	Set = sqlreactor.Define("sqlreactortest.set", func(tx *sqlreactor.Tx, r KV) (int64, error) {
+	Set = sqlreactor.Method("sqlreactortest.set", func(tx *sqlreactor.Tx, r KV) (int64, error) {
 		old, err := sqlreactor.Cached(tx, "kv:"+r.K, loadKV(r.K))
 		if err != nil {
 			return 0, err
@@ -78,7 +78,7 @@ var (
 	})
 	// Put is Set with tx.Write: on a pipelining backend the write is
 	// queued and runs with the batch's other statements.
-	Put = sqlreactor.Define("sqlreactortest.put", func(tx *sqlreactor.Tx, r KV) (int64, error) {
+	Put = sqlreactor.Method("sqlreactortest.put", func(tx *sqlreactor.Tx, r KV) (int64, error) {
 		old, err := sqlreactor.Cached(tx, "kv:"+r.K, loadKV(r.K))
 		if err != nil {
 			return 0, err
@@ -97,11 +97,11 @@ var (
 		return old, nil
 	})
 	// Get reads k through the cache.
-	Get = sqlreactor.Define("sqlreactortest.get", func(tx *sqlreactor.Tx, k string) (int64, error) {
+	Get = sqlreactor.Method("sqlreactortest.get", func(tx *sqlreactor.Tx, k string) (int64, error) {
 		return sqlreactor.Cached(tx, "kv:"+k, loadKV(k))
 	})
 	// Cached reports whether k is in the cache and its cached value.
-	Peek = sqlreactor.Define("sqlreactortest.peek", func(tx *sqlreactor.Tx, k string) (int64, error) {
+	Peek = sqlreactor.Method("sqlreactortest.peek", func(tx *sqlreactor.Tx, k string) (int64, error) {
 		v, ok := tx.Get("kv:" + k)
 		if !ok {
 			return -1, nil
@@ -110,13 +110,13 @@ var (
 	})
 	// Orphan inserts a child whose parent does not exist: the request
 	// succeeds, the deferred foreign key fails the commit.
-	Orphan = sqlreactor.Define("sqlreactortest.orphan", func(tx *sqlreactor.Tx, id int64) (bool, error) {
+	Orphan = sqlreactor.Method("sqlreactortest.orphan", func(tx *sqlreactor.Tx, id int64) (bool, error) {
 		_, err := tx.Exec(`INSERT INTO child (id, parent) VALUES (?, ?)`, id, id+1_000_000)
 		return err == nil, err
 	})
 	// Hold blocks the turn until the channel it is given is closed, after
 	// writing hold=1 (so the batch transaction is open and has written).
-	Hold = sqlreactor.Define("sqlreactortest.hold", func(tx *sqlreactor.Tx, h HoldReq) (bool, error) {
+	Hold = sqlreactor.Method("sqlreactortest.hold", func(tx *sqlreactor.Tx, h HoldReq) (bool, error) {
 		if _, err := tx.Exec(`INSERT INTO kv (k, v) VALUES ('hold', 1) ON CONFLICT (k) DO UPDATE SET v = kv.v + 1`); err != nil {
 			return false, err
 		}

@@ -146,7 +146,7 @@ func recordNew(tx *sqlreactor.Tx, r Receipt, id string, old, delta int64) error 
 // The bank's requests. Send them to the sqlreactor.DB registered with
 // Register.
 var (
-	Open = sqlreactor.Define("bank.open", func(tx *sqlreactor.Tx, r OpenAccount) (Account, error) {
+	Open = sqlreactor.Method("bank.open", func(tx *sqlreactor.Tx, r OpenAccount) (Account, error) {
 		if r.ID == "" || len(r.ID) > 64 {
 			return Account{}, fmt.Errorf("%w: account id must be 1 to 64 bytes", ErrBadRequest)
 		}
@@ -161,7 +161,7 @@ var (
 		return Account{ID: r.ID}, nil
 	})
 
-	DepositMoney = sqlreactor.Define("bank.deposit", func(tx *sqlreactor.Tx, d Deposit) (Receipt, error) {
+	DepositMoney = sqlreactor.Method("bank.deposit", func(tx *sqlreactor.Tx, d Deposit) (Receipt, error) {
 		if d.Amount <= 0 {
 			return Receipt{}, fmt.Errorf("%w: %d", ErrBadAmount, d.Amount)
 		}
@@ -183,7 +183,7 @@ var (
 		return rc, addBalance(tx, d.Account, bal, d.Amount)
 	})
 
-	TransferMoney = sqlreactor.Define("bank.transfer", func(tx *sqlreactor.Tx, t Transfer) (Receipt, error) {
+	TransferMoney = sqlreactor.Method("bank.transfer", func(tx *sqlreactor.Tx, t Transfer) (Receipt, error) {
 		switch {
 		case t.Amount <= 0:
 			return Receipt{}, fmt.Errorf("%w: %d", ErrBadAmount, t.Amount)
@@ -225,7 +225,7 @@ var (
 	})
 
 	// Balance answers from the coherent cache (loading the row once).
-	Balance = sqlreactor.Define("bank.balance", func(tx *sqlreactor.Tx, id string) (Account, error) {
+	Balance = sqlreactor.Method("bank.balance", func(tx *sqlreactor.Tx, id string) (Account, error) {
 		b, err := balance(tx, id)
 		return Account{ID: id, Balance: b}, err
 	})

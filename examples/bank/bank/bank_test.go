@@ -28,14 +28,14 @@ import (
 // handled as one batch.
 type holdReq struct{ started, gate chan struct{} }
 
-var hold = sqlreactor.Define("banktest.hold", func(tx *sqlreactor.Tx, h holdReq) (bool, error) {
+var hold = sqlreactor.Method("banktest.hold", func(tx *sqlreactor.Tx, h holdReq) (bool, error) {
 	close(h.started)
 	<-h.gate
 	return true, nil
 })
 
 // boom is a request function with a bug.
-var boom = sqlreactor.Define("banktest.boom", func(tx *sqlreactor.Tx, id string) (int, error) {
+var boom = sqlreactor.Method("banktest.boom", func(tx *sqlreactor.Tx, id string) (int, error) {
 	if _, err := tx.Exec(`UPDATE accounts SET balance = balance + 1000000 WHERE id = ?`, id); err != nil {
 		return 0, err
 	}

@@ -21,7 +21,7 @@ type bankRun struct {
 	ref  reactor.Ref
 }
 
-func bankStep[Req, Resp any](name string, r *sqlreactor.Request[Req, Resp], req Req) reactortest.Step[*bankRun] {
+func bankStep[Req, Resp any](name string, r *reactor.MethodOf[sqlreactor.DB, Req, Resp], req Req) reactortest.Step[*bankRun] {
 	return reactortest.Step[*bankRun]{Name: name, Do: func(ctx context.Context, b *bankRun) (any, error) {
 		return r.Call(ctx, b.ref, req)
 	}}

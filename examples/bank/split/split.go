@@ -83,7 +83,7 @@ func credit(tx *sqlreactor.Tx, id string, old, delta int64) error {
 // The requests both DB reactors serve.
 var (
 	// Fund adds money to a local wallet (test and setup money).
-	Fund = sqlreactor.Define("split.fund", func(tx *sqlreactor.Tx, t Transfer) (int64, error) {
+	Fund = sqlreactor.Method("split.fund", func(tx *sqlreactor.Tx, t Transfer) (int64, error) {
 		if t.Amount <= 0 {
 			return 0, ErrBadAmount
 		}
@@ -96,7 +96,7 @@ var (
 
 	// Send debits the local wallet and queues the transfer in the outbox, in
 	// one transaction. Sending the same transfer again is a no-op.
-	Send = sqlreactor.Define("split.send", func(tx *sqlreactor.Tx, t Transfer) (bool, error) {
+	Send = sqlreactor.Method("split.send", func(tx *sqlreactor.Tx, t Transfer) (bool, error) {
 		switch {
 		case t.Xid == "":
 			return false, ErrNoTransfer
@@ -129,7 +129,7 @@ var (
 
 	// Receive credits the local wallet once per transfer id; a redelivery
 	// is only acknowledged.
-	Receive = sqlreactor.Define("split.receive", func(tx *sqlreactor.Tx, t Transfer) (bool, error) {
+	Receive = sqlreactor.Method("split.receive", func(tx *sqlreactor.Tx, t Transfer) (bool, error) {
 		res, err := tx.Exec(`INSERT INTO received (xid, dst, amount) VALUES (?, ?, ?) ON CONFLICT (xid) DO NOTHING`, t.Xid, t.Dst, t.Amount)
 		if err != nil {
 			return false, fmt.Errorf("split: receive %q: %w", t.Xid, err)
@@ -145,7 +145,7 @@ var (
 	})
 
 	// Done marks outbox rows acknowledged by the receiver.
-	Done = sqlreactor.Define("split.done", func(tx *sqlreactor.Tx, xids []string) (int, error) {
+	Done = sqlreactor.Method("split.done", func(tx *sqlreactor.Tx, xids []string) (int, error) {
 		for _, x := range xids {
 			if _, err := tx.Exec(`UPDATE outbox SET done = 1 WHERE xid = ?`, x); err != nil {
 				return 0, err
@@ -155,7 +155,7 @@ var (
 	})
 
 	// Balance returns a wallet's balance (coherent, through the reactor).
-	Balance = sqlreactor.Define("split.balance", func(tx *sqlreactor.Tx, id string) (int64, error) {
+	Balance = sqlreactor.Method("split.balance", func(tx *sqlreactor.Tx, id string) (int64, error) {
 		return wallet(tx, id)
 	})
 )
