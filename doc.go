@@ -33,11 +33,52 @@
 //   - A panicking handler fails its own call with a *PanicError carrying the
 //     stack; the service lives on.
 //
-// Call styles: Call (blocking, with a context), Send (fire-and-forget, never
-// blocks), SendWait (fire-and-forget with back pressure), Async (from a
-// handler, continuation on the caller's turn), Forward and Defer (a reply
-// completed later, or by another service), After (a timer message to self).
-// Extract runs read-only work over the frozen state in parallel inside a turn.
+// Call styles: Call (blocking, with a context), TryCall (Call that fails at
+// once with ErrBusy on a full inbox instead of waiting for space), Send
+// (fire-and-forget, never blocks), SendWait (fire-and-forget with back
+// pressure), Async (from a handler, continuation on the caller's turn),
+// Forward and Defer (a reply completed later, or by another service; a
+// deferred reply dropped uncompleted fails its caller with ErrNoReply),
+// After (a timer message to self). Extract runs read-only work over the
+// frozen state in parallel inside a turn.
+//
+// Inside a handler, pass its *Ctx — or any context derived from it
+// (context.WithTimeout(c, …), WithValue, WithCancel) — to the calls it
+// makes: the runtime finds the handler through it.
+//
+// # Journaled services
+//
+// A service registered with Journaled gets its modifying messages through
+// the journal (Config.Journal): a message is appended, and enqueued only
+// once the journal reports it durable. So:
+//
+//   - Accepted means durable: Call and Send return without error only after
+//     the fsync that covers the message (one fsync covers a whole batch).
+//   - Output commit: a handler runs only on durable inputs, so its replies,
+//     sends and published events never get ahead of the journal.
+//   - Recovery is exact: Start loads each service's checkpoint, replays the
+//     journal after it in the original order with the recorded Ctx.Now and
+//     Ctx.Rand, then calls OnActive. Side effects other than sends belong in
+//     OnActive or behind Ctx.Replaying.
+//   - Exactly once between services: messages a journaled handler sends to
+//     journaled services carry an origin key; replay sends them again and
+//     the receiver drops the duplicates. Async replies to a journaled caller
+//     are journaled as its inputs, so continuations replay in place.
+//   - Idempotency keys (WithIdempotencyKey): a retry within
+//     Config.IdempotencyWindow gets the first answer, also after a restart;
+//     a key reused for another request fails with ErrKeyReused.
+//   - A handler that panics on a journaled input fails that input for good:
+//     the outcome is journaled, and replay answers with it instead of
+//     running the handler again.
+//
+// # Errors
+//
+// Errors answered from the idempotency table or replayed from the journal
+// keep their identity: define sentinels with NewError (or register existing
+// ones with RegisterError, error types with RegisterErrorType) and
+// errors.Is, errors.As and CodeOf hold on a retry after a restart as they
+// did on the first answer. Unregistered errors keep their text under
+// CodeUnknown.
 //
 // Handlers get time and randomness from their Ctx (Ctx.Now, Ctx.Rand), so
 // that a run can be replayed: with Config.SingleGoroutine and a Seed the

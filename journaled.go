@@ -12,24 +12,10 @@ import (
 	"github.com/reactorgo/reactor/journal"
 )
 
-// A journaled service (option Journaled) gets its inputs through the
-// journal: a modifying message is encoded, appended, and enqueued only once
-// the journal reports it durable, so
-//
-//   - accepted means durable: Call and Send return without error only after
-//     the fsync that covers the message;
-//   - output commit: a handler runs only on durable inputs, so its replies,
-//     sends and published events never get ahead of the journal;
-//   - recovery is exact: Start loads each service's checkpoint, replays the
-//     records after it in journal order with the recorded Ctx.Now and
-//     Ctx.Rand, then calls OnActive.
-//
-// Messages that journaled handlers send to journaled services carry an
-// origin key (the input's sequence number and the send's ordinal). During
-// replay those sends are made again and the receiver drops the duplicates by
-// key, so a message lost in the crash window is delivered once and a message
-// that made it is not applied twice. Async replies to a journaled caller are
-// journaled as its inputs too, so its continuations replay in place.
+// The journaled-service contract is documented in doc.go ("Journaled
+// services"). Implementation notes: a message a journaled handler sends to
+// a journaled service is keyed by originKey(input seq, send ordinal), so
+// replay can send it again and the receiver drop the duplicate.
 
 // jmeta is what the journal recorded about one message.
 type jmeta struct {
