@@ -166,7 +166,9 @@ func (r *Room) close(c *reactor.Ctx, reason string) {
 		r.log = nil
 	}
 	r.rooms.dropLog(r.ID)
-	r.rooms.closedRooms.Add(1)
+	if !c.Replaying() { // counted when it happened, not again on recovery
+		r.rooms.closedRooms.Add(1)
+	}
 }
 
 // member finds the member whose token hash matches, comparing every
@@ -205,7 +207,9 @@ func (r *Room) create(c *reactor.Ctx, req createCmd) (struct{}, error) {
 	r.log = r.rooms.logFor(r.ID, r.LastEventID)
 	r.emit("", "member_joined", memberEvent{Member: req.Member, Name: req.Leader})
 	r.armTimer(c)
-	r.rooms.createdRooms.Add(1)
+	if !c.Replaying() {
+		r.rooms.createdRooms.Add(1)
+	}
 	return struct{}{}, nil
 }
 
