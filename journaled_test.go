@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -15,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -497,84 +495,12 @@ func TestCorruptCheckpointRefusesToStart(t *testing.T) {
 
 var _ io.Writer = (*strings.Builder)(nil)
 
-// procFS is one process's view of a shared faultfs: once killed, every
-// operation fails, as a dead process writes nothing more. Crash tests kill
-// the view, then crash the disk, then open a new view.
-type procFS struct {
-	journal.FS
-	dead *atomic.Bool
-}
+// procFS is one process's view of a shared faultfs (faultfs.Process).
+type procFS struct{ *faultfs.Process }
 
-var errDead = errors.New("process is dead")
+func newProcFS(fsys journal.FS) procFS { return procFS{faultfs.NewProcess(fsys)} }
 
-func newProcFS(fsys journal.FS) procFS { return procFS{FS: fsys, dead: new(atomic.Bool)} }
-
-func (p procFS) kill() { p.dead.Store(true) }
-
-func (p procFS) OpenFile(name string, flag int, perm fs.FileMode) (journal.File, error) {
-	if p.dead.Load() {
-		return nil, errDead
-	}
-	f, err := p.FS.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	return procFile{File: f, dead: p.dead}, nil
-}
-
-func (p procFS) Rename(a, b string) error {
-	if p.dead.Load() {
-		return errDead
-	}
-	return p.FS.Rename(a, b)
-}
-
-func (p procFS) Remove(name string) error {
-	if p.dead.Load() {
-		return errDead
-	}
-	return p.FS.Remove(name)
-}
-
-func (p procFS) SyncDir(dir string) error {
-	if p.dead.Load() {
-		return errDead
-	}
-	return p.FS.SyncDir(dir)
-}
-
-type procFile struct {
-	journal.File
-	dead *atomic.Bool
-}
-
-func (f procFile) Write(b []byte) (int, error) {
-	if f.dead.Load() {
-		return 0, errDead
-	}
-	return f.File.Write(b)
-}
-
-func (f procFile) WriteAt(b []byte, off int64) (int, error) {
-	if f.dead.Load() {
-		return 0, errDead
-	}
-	return f.File.WriteAt(b, off)
-}
-
-func (f procFile) Sync() error {
-	if f.dead.Load() {
-		return errDead
-	}
-	return f.File.Sync()
-}
-
-func (f procFile) Truncate(n int64) error {
-	if f.dead.Load() {
-		return errDead
-	}
-	return f.File.Truncate(n)
-}
+func (p procFS) kill() { p.Kill() }
 
 // TestDiskFullFailsTheBatchOnly: ENOSPC on the journal write fails the calls
 // of that batch, applies nothing of them, keeps what was acknowledged before,

@@ -16,13 +16,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"maps"
 	"slices"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -179,7 +177,7 @@ func sortedKeys(a, b map[string]string) []string {
 
 // process is one runtime of a run, on its own view of the simulated disk.
 type process struct {
-	view procFS
+	view *faultfs.Process
 	j    *journal.Journal
 	rt   *reactor.Runtime
 }
@@ -187,7 +185,7 @@ type process struct {
 func (d *Differential[S]) open(t testing.TB, disk *faultfs.FS, s S) *process {
 	t.Helper()
 	ctx := context.Background()
-	view := procFS{FS: disk, dead: new(atomic.Bool)}
+	view := faultfs.NewProcess(disk)
 	j, err := journal.Open(ctx, journal.Options{Dir: "/d/journal", FS: view, Logger: discard})
 	if err != nil {
 		t.Fatalf("reactortest: open journal: %v", err)
@@ -244,7 +242,7 @@ func (d *Differential[S]) shutdown(t testing.TB, p *process, s S) {
 // synced, and its goroutines are stopped without saving anything.
 func (d *Differential[S]) crash(t testing.TB, p *process, disk *faultfs.FS, s S) {
 	t.Helper()
-	p.view.dead.Store(true)
+	p.view.Kill()
 	disk.Crash()
 	// Stop the dead runtime's goroutines: a turn still running finishes
 	// (like a process killed just after it), nothing it writes from now
@@ -427,76 +425,3 @@ func Replacer(names map[string]string) func(string) string {
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// procFS is one process's view of the shared simulated disk: once dead,
-// every write fails, as a dead process writes nothing more.
-type procFS struct {
-	journal.FS
-	dead *atomic.Bool
-}
-
-var errDead = errors.New("reactortest: the process crashed")
-
-func (p procFS) OpenFile(name string, flag int, perm fs.FileMode) (journal.File, error) {
-	if p.dead.Load() {
-		return nil, errDead
-	}
-	f, err := p.FS.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	return procFile{File: f, dead: p.dead}, nil
-}
-
-func (p procFS) Rename(a, b string) error {
-	if p.dead.Load() {
-		return errDead
-	}
-	return p.FS.Rename(a, b)
-}
-
-func (p procFS) Remove(name string) error {
-	if p.dead.Load() {
-		return errDead
-	}
-	return p.FS.Remove(name)
-}
-
-func (p procFS) SyncDir(dir string) error {
-	if p.dead.Load() {
-		return errDead
-	}
-	return p.FS.SyncDir(dir)
-}
-
-type procFile struct {
-	journal.File
-	dead *atomic.Bool
-}
-
-func (f procFile) Write(b []byte) (int, error) {
-	if f.dead.Load() {
-		return 0, errDead
-	}
-	return f.File.Write(b)
-}
-
-func (f procFile) WriteAt(b []byte, off int64) (int, error) {
-	if f.dead.Load() {
-		return 0, errDead
-	}
-	return f.File.WriteAt(b, off)
-}
-
-func (f procFile) Sync() error {
-	if f.dead.Load() {
-		return errDead
-	}
-	return f.File.Sync()
-}
-
-func (f procFile) Truncate(n int64) error {
-	if f.dead.Load() {
-		return errDead
-	}
-	return f.File.Truncate(n)
-}
