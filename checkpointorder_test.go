@@ -188,11 +188,18 @@ func evicted(rt *reactor.Runtime) uint64 {
 // service in flight and order the eviction's write after it.
 func TestCheckpointOrderEvictionPowerLoss(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3, 42} {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { checkpointOrderEvictionPowerLoss(t, seed) })
+		// inFlight: the eviction comes while A's write is surely under way
+		// (one more parked turn between them); otherwise A may still be
+		// queued when the eviction saves (then it is superseded).
+		for _, inFlight := range []bool{true, false} {
+			t.Run(fmt.Sprintf("seed%d/inFlight=%v", seed, inFlight), func(t *testing.T) {
+				checkpointOrderEvictionPowerLoss(t, seed, inFlight)
+			})
+		}
 	}
 }
 
-func checkpointOrderEvictionPowerLoss(t *testing.T, seed uint64) {
+func checkpointOrderEvictionPowerLoss(t *testing.T, seed uint64, inFlight bool) {
 	ctx := context.Background()
 	holds = holdSet{}
 	fsys := faultfs.New()
@@ -225,18 +232,32 @@ func checkpointOrderEvictionPowerLoss(t *testing.T, seed uint64) {
 	slow := app.store.block("/cells/x", 3)
 	close(hy.release)
 	<-hx.entered
+	if inFlight {
+		hx2 := holds.get("x2")
+		if err := slotHold.Send(ctx, x, "x2"); err != nil {
+			t.Fatal(err)
+		}
+		close(hx.release)
+		<-hx2.entered
+		<-slow.started
+		hx = hx2
+	}
 	// Input 4 is durable and queued behind the parked turn when Send returns.
 	if err := slotPut.Send(ctx, x, 4); err != nil {
 		t.Fatal(err)
 	}
 	close(hx.release)
-	<-slow.started // checkpoint A (inputs 1-3) is being written, slowly
+	// Checkpoint A (inputs 1-3) is being written, slowly; or the eviction
+	// superseded it before a writer took it (then A is never written).
+	waitFor(t, func() bool { return closed(slow.started) || evicted(rt) >= 1 })
 	// Give a wrong design every chance to evict x (writing B) while A is slow.
 	for deadline := time.Now().Add(200 * time.Millisecond); evicted(rt) == 0 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
 	close(slow.open)
-	<-slow.done
+	if closed(slow.started) {
+		<-slow.done
+	}
 	waitFor(t, func() bool { return evicted(rt) >= 1 })
 	got, err := slotDump.Call(ctx, x, struct{}{})
 	if err != nil {
@@ -269,5 +290,14 @@ func checkpointOrderEvictionPowerLoss(t *testing.T, seed uint64) {
 	}
 	if fmt.Sprint(got) != "[1 2 3 4]" {
 		t.Errorf("after a power cut x holds %v, want [1 2 3 4] (every call was acknowledged)", got)
+	}
+}
+
+func closed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
