@@ -168,8 +168,8 @@ func (s *service) saveNow(ctx context.Context) error {
 
 // seqWaiter tracks the journal's completions for the runtime: durable is the
 // highest sequence acknowledged durable, settled the highest whose outcome
-// (durable or failed) is known. The journal calls back in sequence order, on
-// one goroutine, so both only grow. Goroutines wait for a sequence without
+// (durable or failed) is known; both only grow (the journal calls back in
+// sequence order, on one goroutine). Goroutines wait for a sequence without
 // polling.
 type seqWaiter struct {
 	durable atomic.Uint64
@@ -191,12 +191,10 @@ func (w *seqWaiter) Load() uint64 { return w.durable.Load() }
 
 // advance records the outcome of the journal record seq (ok: durable).
 func (w *seqWaiter) advance(seq uint64, ok bool) {
-	if ok && seq > w.durable.Load() {
-		w.durable.Store(seq)
+	if ok {
+		raise(&w.durable, seq)
 	}
-	if seq > w.settled.Load() {
-		w.settled.Store(seq)
-	}
+	raise(&w.settled, seq)
 	if w.waiting.Load() == 0 {
 		return
 	}
@@ -213,6 +211,17 @@ func (w *seqWaiter) advance(seq uint64, ok bool) {
 	clear(w.waits[len(keep):])
 	w.waits = keep
 	w.mu.Unlock()
+}
+
+// raise sets v to max(v, x). Start's replay and the journal callbacks of
+// messages sent before Start may both advance the waiter.
+func raise(v *atomic.Uint64, x uint64) {
+	for {
+		old := v.Load()
+		if x <= old || v.CompareAndSwap(old, x) {
+			return
+		}
+	}
 }
 
 // wait returns once seq is durable, errNotDurable if it failed, or ctx's
