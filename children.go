@@ -132,7 +132,7 @@ func (f *family) expire(now int64) {
 func (f *family) ask(s *service) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.evict || s.dead || s.active != 0 || s.inbox.n != 0 || s.pins != 0 || s.reserved != 0 {
+	if s.evict || s.dead || s.active != 0 || s.inbox.n != 0 || s.pins != 0 || s.reserved != 0 || s.writingCheckpoint() {
 		return false
 	}
 	s.evict = true
@@ -146,7 +146,7 @@ func (f *family) ask(s *service) bool {
 // whether s is gone.
 func (f *family) evict(s *service) bool {
 	rt := f.kind.rt
-	err := s.save(context.WithoutCancel(rt.ctx))
+	err := s.saveNow(context.WithoutCancel(rt.ctx)) // after a checkpoint write in flight
 	if err != nil {
 		rt.log.Error("reactor: evict: save failed; child stays resident", "service", s.addr(), "err", err)
 		f.pausedUntil.Store(time.Now().Add(time.Second).UnixNano())
@@ -228,3 +228,7 @@ func (f *family) unlink(s *service) {
 	}
 	s.prev, s.next = nil, nil
 }
+
+// writingCheckpoint reports a checkpoint write of s in flight: its eviction
+// would wait for it on a worker, so the family asks again later. s.mu is held.
+func (s *service) writingCheckpoint() bool { return s.js != nil && s.js.writing }

@@ -49,6 +49,12 @@ type jstate struct {
 	outSeq       uint64 // last record this service's handlers appended (turn-owned)
 	replies      *replyTable
 	checkpoint   bool // asked to checkpoint on its next turn (mu)
+	// Checkpoint writes (mu; see ckpt.go): the newest snapshot waiting for
+	// a writer, whether a write is in flight, and a channel closed when it
+	// ends (nil while nobody waits).
+	pending *saveJob
+	writing bool
+	idle    chan struct{}
 }
 
 // noteInput records a journaled input that the state does not yet cover
@@ -129,6 +135,7 @@ func (m *MethodOf[S, Req, Resp]) postJournaled(ctx context.Context, to Ref, svc 
 	rec := journal.Record{Time: meta.time, Seed: meta.seed, Service: svc.addr(), Method: m.name, Key: key, Payload: payload}
 	seq, err := rt.cfg.Journal.Append(ctx, &rec, func(seq uint64, err error) {
 		if err != nil {
+			rt.durable.advance(seq, false)
 			svc.unreserve()
 			m.fail(&e, fmt.Errorf("reactor: %s to %s not journaled: %w", m.name, to.addr, err))
 			if ack != nil {
@@ -140,7 +147,7 @@ func (m *MethodOf[S, Req, Resp]) postJournaled(ctx context.Context, to Ref, svc 
 		if qerr := svc.enqueue(e, admitReserved); qerr != nil {
 			rt.log.Error("reactor: durable message not enqueued", "service", svc.addr(), "seq", seq, "err", qerr)
 		}
-		rt.durable.Store(seq)
+		rt.durable.advance(seq, true)
 		if ack != nil {
 			ack <- nil
 		}
@@ -267,11 +274,10 @@ func (s *service) recordOutcome(c *Ctx, e *envelope, err error) {
 
 func (rt *Runtime) appendOutcome(rec *journal.Record) {
 	_, err := rt.cfg.Journal.Append(rt.ctx, rec, func(seq uint64, err error) {
+		rt.durable.advance(seq, err == nil)
 		if err != nil {
 			rt.log.Error("reactor: outcome record not journaled", "service", rec.Service, "input", rec.Key, "err", err)
-			return
 		}
-		rt.durable.Store(seq)
 	})
 	if err != nil {
 		rt.log.Error("reactor: outcome record not journaled", "service", rec.Service, "input", rec.Key, "err", err)
@@ -409,17 +415,14 @@ func (s *service) decodeCheckpoint(cp checkpoint.Checkpoint) ([]byte, error) {
 // handlers appended is durable: a checkpoint that covers an input must not
 // outrun the messages that input sent.
 func (s *service) waitOutbound(ctx context.Context, outSeq uint64) error {
-	rt := s.kind.rt
-	for rt.durable.Load() < outSeq {
-		if err := ctx.Err(); err != nil {
-			return err
+	err := s.kind.rt.durable.wait(ctx, outSeq)
+	if errors.Is(err, errNotDurable) {
+		err = fmt.Errorf("reactor: checkpoint of %s: a message it sent was not journaled: %w", s.addr(), err)
+		if jerr := s.kind.rt.cfg.Journal.Stats().Err; jerr != nil {
+			err = fmt.Errorf("%w (journal failed: %w)", err, jerr)
 		}
-		if rt.cfg.Journal.Stats().Err != nil {
-			return fmt.Errorf("reactor: checkpoint of %s: journal failed: %w", s.addr(), rt.cfg.Journal.Stats().Err)
-		}
-		time.Sleep(100 * time.Microsecond)
 	}
-	return nil
+	return err
 }
 
 // replay applies the journal after the recorded floor.
@@ -503,7 +506,7 @@ func (rt *Runtime) replay(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rt.durable.Store(j.LastSeq())
+	rt.durable.advance(j.LastSeq(), true) // what recovery read is durable
 	if n > 0 {
 		rt.log.Info("reactor: journal replayed", "records", n, "after", floor, "took", time.Since(began))
 	}
@@ -525,15 +528,14 @@ func (rt *Runtime) replay(ctx context.Context) error {
 
 	// Start returns once the resent messages are durable: the senders'
 	// next checkpoints cover inputs whose sends only these records carry.
-	last := j.LastSeq()
-	for rt.durable.Load() < last {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("reactor: wait for resent messages: %w", err)
+	switch err := rt.durable.wait(ctx, j.LastSeq()); {
+	case errors.Is(err, errNotDurable):
+		if jerr := j.Stats().Err; jerr != nil {
+			err = jerr
 		}
-		if err := j.Stats().Err; err != nil {
-			return fmt.Errorf("reactor: resend after replay: %w", err)
-		}
-		time.Sleep(100 * time.Microsecond)
+		return fmt.Errorf("reactor: resend after replay: %w", err)
+	case err != nil:
+		return fmt.Errorf("reactor: wait for resent messages: %w", err)
 	}
 	return nil
 }
@@ -616,11 +618,9 @@ func (rt *Runtime) checkpointRound() {
 }
 
 // checkpointTurn runs at the end of a turn of a service asked to
-// checkpoint, and writes the checkpoint on that turn. Services with async
+// checkpoint: it encodes the state and hands it to the checkpoint writers
+// (ckpt.go), so the turn never waits for the store. Services with async
 // calls in flight wait for a later round: a continuation cannot be saved.
-// (Writing from background goroutines instead lost coverage under repeated
-// power cuts in TestPowerLossCycles; the write stays on the turn until that
-// is understood.)
 func (s *service) checkpointTurn() {
 	s.mu.Lock()
 	want := s.js != nil && s.js.checkpoint && s.pins == 0
@@ -631,8 +631,13 @@ func (s *service) checkpointTurn() {
 	if !want {
 		return
 	}
-	if err := s.save(context.WithoutCancel(s.kind.rt.ctx)); err != nil {
+	job, err := s.snapshot()
+	if err != nil {
 		s.kind.rt.log.Error("reactor: checkpoint failed", "service", s.addr(), "err", err)
+		return
+	}
+	if job != nil {
+		s.submit(job)
 	}
 }
 
@@ -648,6 +653,7 @@ func (a *asyncCall[Resp]) journalReply() error {
 	rec := journal.Record{Time: meta.time, Seed: meta.seed, Service: a.caller.addr(), Method: replyMethod, Key: a.key, Payload: payload}
 	_, err = rt.cfg.Journal.Append(rt.ctx, &rec, func(seq uint64, err error) {
 		if err != nil {
+			rt.durable.advance(seq, false)
 			rt.log.Error("reactor: async reply not journaled; continuation dropped", "service", a.caller.addr(), "err", err)
 			return
 		}
@@ -655,7 +661,7 @@ func (a *asyncCall[Resp]) journalReply() error {
 		if err := a.caller.enqueue(envelope{m: a, meta: meta}, admitForced); err != nil {
 			rt.log.Error("reactor: continuation lost", "service", a.caller.addr(), "err", err)
 		}
-		rt.durable.Store(seq)
+		rt.durable.advance(seq, true)
 	})
 	return err
 }

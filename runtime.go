@@ -37,8 +37,15 @@ type Runtime struct {
 	stop    sync.Once
 	janitor sync.WaitGroup
 
-	// durable is the highest journal sequence known durable.
-	durable atomic.Uint64
+	// durable tracks the journal sequences known durable (or failed), and
+	// lets checkpoint writers and Start wait for one.
+	durable seqWaiter
+	// writers persist periodic checkpoints off the workers (ckpt.go).
+	writers ckptWriters
+	// idle is closed (and replaced) when a turn ends while closing, so
+	// Close waits for the services to drain without polling.
+	idleMu sync.Mutex
+	idle   chan struct{}
 	// replay bookkeeping, used only by Start's goroutine while replaying.
 	replaying bool
 	pending   map[string]*pendingCall
@@ -217,6 +224,7 @@ func (rt *Runtime) Start(ctx context.Context) error {
 			c.end()
 		}
 	}
+	rt.writers.start(rt, checkpointWriters)
 	rt.sched.start(rt.cfg.Goroutines)
 	rt.inline.Store(!rt.cfg.SingleGoroutine)
 	rt.janitor.Add(1)
@@ -268,6 +276,29 @@ func (rt *Runtime) sweep() {
 
 func (rt *Runtime) activate(s *service) { rt.sched.push(s) }
 
+// idleSignal returns a channel closed when the next turn ends (Close only).
+func (rt *Runtime) idleSignal() <-chan struct{} {
+	rt.idleMu.Lock()
+	defer rt.idleMu.Unlock()
+	if rt.idle == nil {
+		rt.idle = make(chan struct{})
+	}
+	return rt.idle
+}
+
+// turnEnded wakes Close, if it waits for the services to drain.
+func (rt *Runtime) turnEnded() {
+	if !rt.closing.Load() {
+		return
+	}
+	rt.idleMu.Lock()
+	if rt.idle != nil {
+		close(rt.idle)
+		rt.idle = nil
+	}
+	rt.idleMu.Unlock()
+}
+
 // busy counts services with a turn queued or running.
 func (rt *Runtime) busy() int {
 	n := 0
@@ -298,23 +329,29 @@ func (rt *Runtime) Close(ctx context.Context) error {
 	rt.mu.RUnlock()
 	var err error
 	drained := true
-	if started {
-		wait := 100 * time.Microsecond
-		for n := rt.busy(); n > 0; n = rt.busy() {
-			if ctx.Err() != nil {
-				err = fmt.Errorf("reactor: close: %d services still busy: %w", n, ctx.Err())
-				drained = false
-				break
-			}
-			time.Sleep(wait)
-			wait = min(2*wait, 10*time.Millisecond)
+	for started {
+		idle := rt.idleSignal() // before counting: a turn ending after the count closes it
+		n := rt.busy()
+		if n == 0 {
+			break
 		}
+		select {
+		case <-idle:
+			continue
+		case <-ctx.Done():
+			err = fmt.Errorf("reactor: close: %d services still busy: %w", n, ctx.Err())
+			drained = false
+		}
+		break
 	}
 	close(rt.closed)
 	rt.janitor.Wait()
 	// A handler stuck past ctx keeps its worker: do not wait for it, and do
 	// not save a service whose turn may still be running.
 	rt.sched.stop(!drained, drained)
+	if started {
+		rt.writers.stop() // queued checkpoints are written, in-flight ones end
+	}
 	rt.cancel()
 	// No turn runs any more: a deferred reply still open would never be
 	// completed.
@@ -332,7 +369,7 @@ func (rt *Runtime) Close(ctx context.Context) error {
 			err = errors.Join(err, fmt.Errorf("reactor: close: %s not saved: its handler is still running", s.addr()))
 			continue
 		}
-		if saveErr := s.save(context.WithoutCancel(ctx)); saveErr != nil {
+		if saveErr := s.saveNow(context.WithoutCancel(ctx)); saveErr != nil {
 			err = errors.Join(err, saveErr)
 		}
 	}

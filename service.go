@@ -306,6 +306,7 @@ func (s *service) endTurn() {
 		evict := s.evict && s.inbox.n == 0 && s.pins == 0 && s.active == 1
 		s.mu.Unlock()
 		if evict && f.evict(s) {
+			rt.turnEnded()
 			return
 		}
 	}
@@ -323,6 +324,7 @@ func (s *service) endTurn() {
 		rt.sched.push(s)
 		return
 	}
+	rt.turnEnded()
 	if f := k.family; f != nil && f.overBudget() {
 		f.shed()
 	}
