@@ -12,6 +12,7 @@ import (
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/checkpoint"
 	"github.com/reactorgo/reactor/checkpoint/file"
+	"github.com/reactorgo/reactor/internal/testutil"
 	"github.com/reactorgo/reactor/journal"
 	"github.com/reactorgo/reactor/journal/faultfs"
 )
@@ -147,7 +148,7 @@ func openCells(t *testing.T, fsys journal.FS, seed uint64) *cellApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := reactor.RegisterChildren(rt, "/cells", func(string) *Slot { return &Slot{} }, reactor.Journaled(), reactor.MaxChildren(2)); err != nil {
+	if _, err := reactor.RegisterChildren(rt, "/cells", func(string) *Slot { return &Slot{} }, reactor.Journaled(), reactor.MaxChildren(2)); err != nil {
 		t.Fatal(err)
 	}
 	if err := rt.Start(ctx); err != nil {
@@ -249,7 +250,7 @@ func checkpointOrderEvictionPowerLoss(t *testing.T, seed uint64, inFlight bool) 
 	close(hx.release)
 	// Checkpoint A (inputs 1-3) is being written, slowly; or the eviction
 	// superseded it before a writer took it (then A is never written).
-	waitFor(t, func() bool { return closed(slow.started) || evicted(rt) >= 1 })
+	testutil.WaitFor(t, func() bool { return closed(slow.started) || evicted(rt) >= 1 })
 	// Give a wrong design every chance to evict x (writing B) while A is slow.
 	for deadline := time.Now().Add(200 * time.Millisecond); evicted(rt) == 0 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
@@ -258,7 +259,7 @@ func checkpointOrderEvictionPowerLoss(t *testing.T, seed uint64, inFlight bool) 
 	if closed(slow.started) {
 		<-slow.done
 	}
-	waitFor(t, func() bool { return evicted(rt) >= 1 })
+	testutil.WaitFor(t, func() bool { return evicted(rt) >= 1 })
 	got, err := slotDump.Call(ctx, x, struct{}{})
 	if err != nil {
 		t.Fatal(err)
