@@ -51,6 +51,15 @@ type Rooms struct {
 	mu   sync.Mutex
 	logs map[string]*eventlog.Log
 
+	// known holds the ids of the rooms that may exist (created and not
+	// known to be closed): a request for any other id is answered 404
+	// before it reaches the runtime, so it costs no child, no journal record
+	// and no checkpoint. Built from the checkpoint store's keys at Register,
+	// kept up to date by the rooms' own turns (create, close, load), also
+	// during replay. 16 bytes a room.
+	kmu   sync.RWMutex
+	known map[[16]byte]struct{}
+
 	streamsClosed bool // guarded by mu
 
 	done      chan struct{}
@@ -76,12 +85,22 @@ func Register(rt *reactor.Runtime, opt Options) (*Rooms, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	p := &Rooms{rt: rt, opt: opt, log: opt.Logger, logs: make(map[string]*eventlog.Log), done: make(chan struct{})}
+	p := &Rooms{rt: rt, opt: opt, log: opt.Logger, logs: make(map[string]*eventlog.Log), done: make(chan struct{}),
+		known: make(map[[16]byte]struct{})}
+	keys, err := rt.Store().Keys(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("poker: list rooms: %w", err)
+	}
+	for _, k := range keys {
+		if id, ok := strings.CutPrefix(k, Address+"/"); ok {
+			p.markLive(id)
+		}
+	}
 	idle := min(opt.TTL, 15*time.Minute)
 	opts := append([]reactor.Option{
 		reactor.InboxSize(opt.InboxSize), reactor.MaxChildren(opt.MaxResident), reactor.IdleTimeout(idle),
 	}, opt.Extra...)
-	_, err := reactor.RegisterChildren(rt, Address, func(key string) *Room { return &Room{ID: key, rooms: p} }, opts...)
+	_, err = reactor.RegisterChildren(rt, Address, func(key string) *Room { return &Room{ID: key, rooms: p} }, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("poker: register rooms: %w", err)
 	}
@@ -126,6 +145,56 @@ func (p *Rooms) logFor(id string, last uint64) *eventlog.Log {
 		}
 	}
 	return l
+}
+
+// roomKey decodes a room id to the 16 bytes it encodes; ok is false for
+// anything NewID(16) cannot have made (including non-canonical spellings).
+func roomKey(id string) (k [16]byte, ok bool) {
+	if !ValidID(id) {
+		return k, false
+	}
+	n, err := idEncoding.Decode(k[:], []byte(id))
+	if err != nil || n != 16 || idEncoding.EncodeToString(k[:]) != id {
+		return k, false
+	}
+	return k, true
+}
+
+// exists reports whether room may exist: false means it certainly does
+// not (never created, or closed), and nothing is asked of the runtime.
+func (p *Rooms) exists(room string) bool {
+	k, ok := roomKey(room)
+	if !ok {
+		return false
+	}
+	p.kmu.RLock()
+	_, ok = p.known[k]
+	p.kmu.RUnlock()
+	return ok
+}
+
+func (p *Rooms) markLive(room string) {
+	if k, ok := roomKey(room); ok {
+		p.kmu.Lock()
+		p.known[k] = struct{}{}
+		p.kmu.Unlock()
+	}
+}
+
+func (p *Rooms) markGone(room string) {
+	if k, ok := roomKey(room); ok {
+		p.kmu.Lock()
+		delete(p.known, k)
+		p.kmu.Unlock()
+	}
+}
+
+// Known returns how many rooms may exist (live, or closed and not loaded
+// since the start).
+func (p *Rooms) Known() int {
+	p.kmu.RLock()
+	defer p.kmu.RUnlock()
+	return len(p.known)
 }
 
 func (p *Rooms) dropLog(id string) {
@@ -176,6 +245,12 @@ var (
 	finishMethod   = method("poker.room.finish", (*Room).finish)
 	removeMethod   = method("poker.room.remove", (*Room).remove)
 	snapshotMethod = method("poker.room.snapshot", (*Room).snapshot, reactor.ReadOnly())
+	// checkMethod and canJoinMethod authenticate and validate a command
+	// before it is journaled (read-only: they cost no journal record, no
+	// remembered reply, no checkpoint). The command checks again on its
+	// own turn: a member removed in between is refused there.
+	checkMethod   = method("poker.room.check", (*Room).check, reactor.ReadOnly())
+	canJoinMethod = method("poker.room.canjoin", (*Room).canJoin, reactor.ReadOnly())
 )
 
 // expireMethod is the room's idle timer; set in init because its handler
@@ -186,7 +261,7 @@ func init() { expireMethod = method("poker.room.expire", (*Room).expire) }
 
 func do[Req, Resp any](ctx context.Context, p *Rooms, m *roomMethod[Req, Resp], room string, req Req) (Resp, error) {
 	var zero Resp
-	if !ValidID(room) {
+	if !p.exists(room) {
 		return zero, ErrRoomNotFound
 	}
 	// Handler errors come back as they are (the HTTP layer maps them);
@@ -209,7 +284,8 @@ func (p *Rooms) Create(ctx context.Context, req CreateRequest) (Credentials, err
 	}
 	room, member, token, hash := NewID(16), NewID(10), NewToken(), [32]byte{}
 	hash = sha256.Sum256([]byte(token))
-	_, err := do(ctx, p, createMethod, room, createCmd{CreateRequest: req, Member: member, TokenHash: hash[:]})
+	// The one command for a room that does not exist yet.
+	_, err := createMethod.TryCall(ctx, p.rt.Ref(Address).Child(room), createCmd{CreateRequest: req, Member: member, TokenHash: hash[:]})
 	if err != nil {
 		return Credentials{}, err
 	}
@@ -219,6 +295,9 @@ func (p *Rooms) Create(ctx context.Context, req CreateRequest) (Credentials, err
 // Join adds a member named req.Name to room.
 func (p *Rooms) Join(ctx context.Context, room string, req JoinRequest) (Credentials, error) {
 	if err := req.Normalize(); err != nil {
+		return Credentials{}, err
+	}
+	if _, err := do(ctx, p, canJoinMethod, room, joinQuery{Name: req.Name}); err != nil {
 		return Credentials{}, err
 	}
 	member, token := NewID(10), NewToken()
@@ -237,6 +316,9 @@ func (p *Rooms) Start(ctx context.Context, room, token string, req StartRequest)
 	if token == "" {
 		return ErrUnauthorized
 	}
+	if err := p.check(ctx, room, checkQuery{auth: auth{HashToken(token)}, Leader: true}); err != nil {
+		return err
+	}
 	_, err := do(ctx, p, startMethod, room, startCmd{auth: auth{HashToken(token)}, Story: req.Story})
 	return err
 }
@@ -251,6 +333,9 @@ func (p *Rooms) Vote(ctx context.Context, room, token string, req VoteRequest) e
 	if token == "" {
 		return ErrUnauthorized
 	}
+	if err := p.check(ctx, room, checkQuery{auth: auth{HashToken(token)}}); err != nil {
+		return err
+	}
 	_, err := do(ctx, p, voteMethod, room, voteCmd{auth: auth{HashToken(token)}, Value: req.Value})
 	return err
 }
@@ -259,6 +344,9 @@ func (p *Rooms) Vote(ctx context.Context, room, token string, req VoteRequest) e
 func (p *Rooms) Finish(ctx context.Context, room, token string) error {
 	if token == "" {
 		return ErrUnauthorized
+	}
+	if err := p.check(ctx, room, checkQuery{auth: auth{HashToken(token)}, Leader: true}); err != nil {
+		return err
 	}
 	_, err := do(ctx, p, finishMethod, room, auth{HashToken(token)})
 	return err
@@ -269,7 +357,19 @@ func (p *Rooms) Remove(ctx context.Context, room, token, member string) error {
 	if token == "" {
 		return ErrUnauthorized
 	}
+	if err := p.check(ctx, room, checkQuery{auth: auth{HashToken(token)}, Remove: member}); err != nil {
+		return err
+	}
 	_, err := do(ctx, p, removeMethod, room, removeCmd{auth: auth{HashToken(token)}, Member: member})
+	return err
+}
+
+// check authenticates (and authorises) a member command before it is
+// journaled (read-only: the check itself is neither journaled nor
+// remembered).
+func (p *Rooms) check(ctx context.Context, room string, q checkQuery) error {
+	q.Key = reactor.IdempotencyKey(ctx)
+	_, err := do(ctx, p, checkMethod, room, q)
 	return err
 }
 

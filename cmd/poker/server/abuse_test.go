@@ -1,0 +1,177 @@
+package server_test
+
+// The abuse suite (issue 9): each test runs one attack, bounded in count
+// and time, on loopback, and asserts the bound the server must keep.
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reactorgo/reactor/cmd/poker/server"
+	"github.com/reactorgo/reactor/poker"
+)
+
+// metric returns the value of the first /metrics sample whose line starts
+// with name (labels included, e.g. `reactor_children_resident{service="/rooms"}`).
+func (e *env) metric(name string) float64 {
+	e.t.Helper()
+	res, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				e.t.Fatalf("metric %s: %v", line, err)
+			}
+			return v
+		}
+	}
+	e.t.Fatalf("metric %s not found", name)
+	return 0
+}
+
+func checkpointFiles(t testing.TB, dir string) int {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(dir, "checkpoints"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// parallel runs n requests on 8 goroutines.
+func parallel(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				fn(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+// rawDo sends a request and discards the body (keep-alive reuse).
+func rawDo(t testing.TB, method, url, token, key, body string) int {
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// TestUnauthenticatedLeavesNoTrace: requests that fail authentication, and
+// requests for rooms that do not exist, are answered without a journal
+// record, a remembered reply, a checkpoint file or a resident room.
+func TestUnauthenticatedLeavesNoTrace(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, server.Config{DataDir: dir, CheckpointInterval: 20 * time.Millisecond})
+	ann := e.create("ann", nil)
+	bob := e.join(ann.Room, "bob")
+	e.accept("POST", "/api/rooms/"+ann.Room+"/session", ann.Token, map[string]string{"story": "s"})
+	time.Sleep(100 * time.Millisecond) // a checkpoint round or more
+	appended := e.metric("reactor_journal_appended_total")
+	files := checkpointFiles(t, dir)
+	room := e.url + "/api/rooms/" + ann.Room
+
+	const n = 2000
+	var bad sync.Map
+	parallel(n, func(i int) {
+		key := "k" + strconv.Itoa(i)
+		codes := []int{
+			rawDo(t, "POST", room+"/votes", "not-a-member-token", key, `{"value":"5"}`),
+			rawDo(t, "POST", room+"/session", bob.Token, key, `{"story":"not the leader"}`),
+			rawDo(t, "POST", room+"/session/finish", "", key, ""),
+			rawDo(t, "DELETE", room+"/members/"+ann.Member, "nobody", key, ""),
+		}
+		want := []int{401, 403, 401, 401}
+		other := poker.NewID(16) // a room that does not exist
+		codes = append(codes,
+			rawDo(t, "POST", e.url+"/api/rooms/"+other+"/votes", "x", key, `{"value":"5"}`),
+			rawDo(t, "POST", e.url+"/api/rooms/"+other+"/members", "", "", `{"name":"eve`+strconv.Itoa(i)+`"}`),
+			rawDo(t, "GET", e.url+"/api/rooms/"+other, "", "", ""),
+			rawDo(t, "GET", e.url+"/api/rooms/"+other+"/events?token=x", "", "", ""),
+		)
+		want = append(want, 404, 404, 404, 404)
+		if i%4 == 0 { // a name already taken
+			codes, want = append(codes, rawDo(t, "POST", room+"/members", "", "", `{"name":"BOB"}`)), append(want, 409)
+		}
+		for j := range codes {
+			if codes[j] != want[j] {
+				bad.Store(j, fmt.Sprintf("request %d answered %d, want %d", j, codes[j], want[j]))
+			}
+		}
+	})
+	bad.Range(func(_, v any) bool { t.Error(v); return true })
+	time.Sleep(100 * time.Millisecond)
+	if got := e.metric("reactor_journal_appended_total"); got != appended {
+		t.Errorf("refused requests appended %v journal records", got-appended)
+	}
+	if got := checkpointFiles(t, dir); got != files {
+		t.Errorf("refused requests left %d checkpoint files", got-files)
+	}
+	if got := e.metric(`reactor_children_resident{service="/rooms"}`); got > 1 {
+		t.Errorf("%v rooms resident, want the one that exists", got)
+	}
+	// The members still work, and the room is unchanged.
+	e.accept("POST", "/api/rooms/"+ann.Room+"/votes", bob.Token, map[string]string{"value": "5"})
+	var v poker.View
+	e.do("GET", "/api/rooms/"+ann.Room, "", nil).json(t, &v)
+	if len(v.Members) != 2 {
+		t.Errorf("members %+v", v.Members)
+	}
+}
+
+// TestRetryAfterLeavingGetsFirstAnswer: the check before the journal lets
+// a retry through to its remembered answer, even though the member it
+// authenticated is gone by now.
+func TestRetryAfterLeavingGetsFirstAnswer(t *testing.T) {
+	e := newEnv(t, server.Config{})
+	ann := e.create("ann", nil)
+	bob := e.join(ann.Room, "bob")
+	path := e.url + "/api/rooms/" + ann.Room + "/members/" + bob.Member
+	for i := range 2 {
+		if code := rawDo(t, "DELETE", path, bob.Token, "leave-1", ""); code != http.StatusAccepted {
+			t.Fatalf("leave #%d: %d", i+1, code)
+		}
+	}
+	if code := rawDo(t, "DELETE", path, bob.Token, "leave-2", ""); code != http.StatusUnauthorized {
+		t.Fatalf("a new leave by a member who left: %d", code)
+	}
+}
