@@ -7,16 +7,21 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/reactorgo/reactor/checkpoint/file"
 	"github.com/reactorgo/reactor/cmd/poker/server"
+	"github.com/reactorgo/reactor/journal/faultfs"
 	"github.com/reactorgo/reactor/poker"
 )
 
@@ -173,5 +178,116 @@ func TestRetryAfterLeavingGetsFirstAnswer(t *testing.T) {
 	}
 	if code := rawDo(t, "DELETE", path, bob.Token, "leave-2", ""); code != http.StatusUnauthorized {
 		t.Fatalf("a new leave by a member who left: %d", code)
+	}
+}
+
+// TestDiskFullAnswered503: while the journal's disk is full, commands are
+// refused with 503 storage_full and Retry-After, /healthz is degraded and
+// the metric counts them; once space returns everything works again, and
+// nothing acknowledged before, during or after is lost across a restart.
+func TestDiskFullAnswered503(t *testing.T) {
+	fsys := faultfs.New()
+	var full atomic.Bool
+	fsys.SetHook(func(op faultfs.Op, name string) error {
+		if full.Load() && op == faultfs.OpWrite && strings.Contains(name, "journal") {
+			return syscall.ENOSPC
+		}
+		return nil
+	})
+	var logs strings.Builder
+	var logMu sync.Mutex
+	cfg := server.Config{DataDir: "/data", FS: fsys, Logger: slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))}
+	e := newEnv(t, cfg)
+	ann := e.create("ann", nil)
+	bob := e.join(ann.Room, "bob")
+	room := "/api/rooms/" + ann.Room
+	e.accept("POST", room+"/session", ann.Token, map[string]string{"story": "s"})
+
+	full.Store(true)
+	for range 20 {
+		r := e.do("POST", room+"/votes", bob.Token, map[string]string{"value": "8"})
+		if r.Status != http.StatusServiceUnavailable || r.code(t) != "storage_full" || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("vote on a full disk: %d %s (Retry-After %q)", r.Status, r.Body, r.Header.Get("Retry-After"))
+		}
+	}
+	if r := e.do("GET", "/healthz", "", nil); r.Status != http.StatusServiceUnavailable || r.code(t) != "storage_full" {
+		t.Fatalf("healthz on a full disk: %d %s", r.Status, r.Body)
+	}
+	if got := e.metric(`poker_storage_failures_total{cause="disk_full"}`); got != 20 {
+		t.Errorf("disk_full metric %v, want 20", got)
+	}
+	if got := e.metric("poker_degraded"); got != 1 {
+		t.Errorf("poker_degraded %v", got)
+	}
+	full.Store(false)
+	e.accept("POST", room+"/votes", bob.Token, map[string]string{"value": "5"})
+	if r := e.do("GET", "/healthz", "", nil); r.Status != http.StatusOK {
+		t.Fatalf("healthz after space returned: %d %s", r.Status, r.Body)
+	}
+	logMu.Lock()
+	if n := strings.Count(logs.String(), "disk full:"); n != 1 {
+		t.Errorf("%d disk-full log lines for one episode, want 1:\n%s", n, logs.String())
+	}
+	logMu.Unlock()
+
+	// Restart on the same (in-memory) disk: the acknowledged vote is there.
+	e.close()
+	e2 := newEnv(t, cfg)
+	var v poker.View
+	e2.do("GET", room, bob.Token, nil).json(t, &v)
+	if v.Session == nil || v.Session.MyVote == nil || *v.Session.MyVote != "5" {
+		t.Fatalf("after restart: %+v", v.Session)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// TestCorruptRoomCheckpoint503: a room whose checkpoint is damaged answers
+// 503 checkpoint_corrupt (not a 500), /healthz turns degraded, and the log
+// names the file, once.
+func TestCorruptRoomCheckpoint503(t *testing.T) {
+	dir := t.TempDir()
+	var logs strings.Builder
+	var logMu sync.Mutex
+	cfg := server.Config{DataDir: dir, Logger: slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))}
+	e := newEnv(t, cfg)
+	ann := e.create("ann", nil)
+	healthy := e.create("bob", nil)
+	e.close()
+	name := filepath.Join(dir, "checkpoints", file.FileName(poker.Address+"/"+ann.Room))
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e = newEnv(t, cfg)
+	for range 5 {
+		r := e.do("GET", "/api/rooms/"+ann.Room, ann.Token, nil)
+		if r.Status != http.StatusServiceUnavailable || r.code(t) != "checkpoint_corrupt" || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("corrupt room: %d %s", r.Status, r.Body)
+		}
+	}
+	if r := e.do("GET", "/api/rooms/"+healthy.Room, healthy.Token, nil); r.Status != http.StatusOK {
+		t.Fatalf("the other room: %d %s", r.Status, r.Body)
+	}
+	if r := e.do("GET", "/healthz", "", nil); r.Status != http.StatusServiceUnavailable || r.code(t) != "checkpoint_corrupt" {
+		t.Fatalf("healthz: %d %s", r.Status, r.Body)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if n := strings.Count(logs.String(), "poker: corrupt checkpoint"); n != 1 || !strings.Contains(logs.String(), filepath.Base(name)) {
+		t.Errorf("%d corrupt-checkpoint lines, want 1 naming %s:\n%s", n, filepath.Base(name), logs.String())
 	}
 }

@@ -79,6 +79,7 @@ type errorBody struct {
 }
 
 func (s *Server) writeError(w http.ResponseWriter, err error) {
+	s.health.observe(err)
 	var (
 		inv    *poker.InvalidError
 		body   *gateway.BodyError
@@ -228,6 +229,7 @@ func (s *Server) reply(w http.ResponseWriter, err error) {
 		s.writeError(w, err)
 		return
 	}
+	s.health.ok()
 	gateway.JSON(w, http.StatusAccepted, accepted{Status: "accepted"})
 }
 
@@ -339,10 +341,26 @@ func removes(e eventlog.Event, member string) bool {
 	return json.Unmarshal(e.Data, &d) == nil && d.Member == member
 }
 
+// healthz answers 200 {"status":"ok"}, or 503 {"status":"degraded",
+// "error":…, "problems":[…]} with Retry-After while storage fails: the
+// journal fail-stopped (error journal_failed: restart), the disk is full
+// (storage_full: until the journal accepts writes again), or room
+// checkpoints were found corrupt (checkpoint_corrupt: until repaired).
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	if err := s.journal.Stats().Err; err != nil {
-		gateway.Error(w, http.StatusServiceUnavailable, "journal_failed", "the journal has failed; restart the server")
+	p := s.health.problems()
+	if len(p) == 0 {
+		gateway.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return
 	}
-	gateway.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	code := "checkpoint_corrupt"
+	switch {
+	case s.journal.Stats().Err != nil:
+		code = "journal_failed"
+	case s.health.full.Load():
+		code = "storage_full"
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(gateway.RetryAfterStorageSeconds))
+	gateway.JSON(w, http.StatusServiceUnavailable, map[string]any{
+		"status": "degraded", "error": code, "message": joinProblems(p), "problems": p,
+	})
 }

@@ -44,6 +44,10 @@ type Config struct {
 	CheckpointInterval time.Duration
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
+	// FS is the file system of the journal and the checkpoints (default:
+	// the operating system's). Tests inject journal/faultfs to fill the
+	// disk or fail an fsync.
+	FS journal.FS
 }
 
 // Server is a running planning-poker server: runtime, journal, rooms and
@@ -60,6 +64,7 @@ type Server struct {
 	http    *httpMetrics
 	started time.Time
 	beat    *heartbeat
+	health  *health
 
 	closeOnce sync.Once
 	closeErr  error
@@ -73,15 +78,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("server: Config.DataDir is required")
 	}
 	cfg = cfg.withDefaults()
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	mkdir := os.MkdirAll
+	if cfg.FS != nil {
+		mkdir = cfg.FS.MkdirAll
+	}
+	if err := mkdir(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("server: create data dir: %w", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now()}
-	store, err := file.Open(file.Options{Dir: filepath.Join(cfg.DataDir, "checkpoints")})
+	store, err := file.Open(file.Options{Dir: filepath.Join(cfg.DataDir, "checkpoints"), FS: cfg.FS})
 	if err != nil {
 		return nil, fmt.Errorf("server: open checkpoints: %w", err)
 	}
-	s.journal, err = journal.Open(ctx, journal.Options{Dir: filepath.Join(cfg.DataDir, "journal"), Logger: cfg.Logger})
+	s.journal, err = journal.Open(ctx, journal.Options{Dir: filepath.Join(cfg.DataDir, "journal"), Logger: cfg.Logger, FS: cfg.FS})
 	if err != nil {
 		return nil, fmt.Errorf("server: open journal: %w", err)
 	}
@@ -105,6 +114,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.log.Info("poker: rooms restored", "took", time.Since(began).Round(time.Millisecond), "data", cfg.DataDir)
 	s.errs = newErrorMapper(cfg.Logger)
+	s.health = newHealth(cfg.Logger, s.journal)
 	s.reg = prometheus.NewRegistry()
 	s.http = newHTTPMetrics()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
