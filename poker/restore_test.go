@@ -226,7 +226,7 @@ func view(who string) reactortest.Step[*pokerRun] {
 func TestRoomDifferential(t *testing.T) {
 	d := &reactortest.Differential[*pokerRun]{
 		New: func(testing.TB, string) *pokerRun {
-			return &pokerRun{token: map[string]string{}, id: map[string]string{}, tokenOf: map[string]string{}, }
+			return &pokerRun{token: map[string]string{}, id: map[string]string{}, tokenOf: map[string]string{}}
 		},
 		Open: func(t testing.TB, rt *reactor.Runtime, r *pokerRun) {
 			rooms, err := poker.Register(rt, poker.Options{MaxResident: 1, Extra: []reactor.Option{reactor.Journaled()}})
