@@ -109,15 +109,7 @@ func run(args []string) error {
 		_ = srv.Close(context.Background())
 		return err
 	}
-	hs := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	hs.RegisterOnShutdown(srv.CloseStreams)
+	hs := srv.HTTPServer()
 	log.Info("poker: listening", "addr", ln.Addr().String(), "url", "http://"+displayAddr(ln.Addr()), "data", *data, "room_ttl", *ttl)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
@@ -156,7 +148,17 @@ func servePprof(addr string, log *slog.Logger) error {
 	m.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
 	m.HandleFunc("/debug/pprof/trace", httppprof.Trace)
 	log.Info("poker: pprof", "addr", ln.Addr().String())
-	go func() { _ = http.Serve(ln, m) }()
+	// The public listener's timeouts, with room for a 60s profile.
+	hs := &http.Server{
+		Handler:           m,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() { _ = hs.Serve(ln) }()
 	return nil
 }
 

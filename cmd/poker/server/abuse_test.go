@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -290,4 +291,51 @@ func TestCorruptRoomCheckpoint503(t *testing.T) {
 	if n := strings.Count(logs.String(), "poker: corrupt checkpoint"); n != 1 || !strings.Contains(logs.String(), filepath.Base(name)) {
 		t.Errorf("%d corrupt-checkpoint lines, want 1 naming %s:\n%s", n, filepath.Base(name), logs.String())
 	}
+}
+
+// TestNeverReadingClientDropped: a client that pipelines requests and never
+// reads its responses is disconnected within the write timeout, instead of
+// holding a connection and its goroutine.
+func TestNeverReadingClientDropped(t *testing.T) {
+	e := newEnv(t, server.Config{WriteTimeout: 300 * time.Millisecond})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetReadBuffer(4 << 10) // keep the kernel from absorbing the responses
+	}
+	// 26 KB a response: 400 of them overflow every socket buffer.
+	go func() {
+		req := []byte("GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n")
+		for range 400 {
+			if _, err := conn.Write(req); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(2 * time.Second) // never read while the server writes
+	began := time.Now()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := io.Copy(io.Discard, conn)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("connection still open after the write timeout (%d bytes read)", n)
+	}
+	if n >= 400*25000 {
+		t.Fatalf("every response was written (%d bytes): nothing was cut", n)
+	}
+	t.Logf("dropped: %d bytes buffered, drained in %v", n, time.Since(began))
+}
+
+// TestEventStreamOutlivesWriteTimeout: the write timeout bounds each write
+// of an event stream, not its life.
+func TestEventStreamOutlivesWriteTimeout(t *testing.T) {
+	e := newEnv(t, server.Config{WriteTimeout: 200 * time.Millisecond, Heartbeat: 100 * time.Millisecond})
+	ann := e.create("ann", nil)
+	s := e.stream(ann.Room, ann.Token, "")
+	s.expect("snapshot")
+	time.Sleep(600 * time.Millisecond)
+	e.accept("POST", "/api/rooms/"+ann.Room+"/session", ann.Token, map[string]string{"story": "s"})
+	s.expect("session_started")
 }

@@ -253,7 +253,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	st, err := gateway.DetachStream(w, r, 0)
+	st, err := gateway.DetachStream(w, r, s.cfg.WriteTimeout)
 	if err == nil {
 		go s.serveStream(st, sub)
 		return
@@ -262,7 +262,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		sub.Sub.Close()
 		return // the connection was taken over, or failed
 	}
-	if st, err = gateway.NewStream(w, r); err != nil {
+	if st, err = gateway.NewStreamTimeout(w, r, s.cfg.WriteTimeout); err != nil {
 		sub.Sub.Close()
 		gateway.Error(w, http.StatusInternalServerError, "internal", "streaming unsupported")
 		return

@@ -44,6 +44,15 @@ type Config struct {
 	CheckpointInterval time.Duration
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
+	// RequestTimeout bounds the work of one API request (default 10s): a
+	// command still waiting for its room when it ends answers 504 timeout.
+	// Event streams are not bounded by it.
+	RequestTimeout time.Duration
+	// WriteTimeout bounds writing a response (default 15s), so a client
+	// that never reads cannot hold a connection and its goroutine: it is
+	// the http.Server's WriteTimeout (see HTTPServer) and, for event
+	// streams, the limit of each write.
+	WriteTimeout time.Duration
 	// FS is the file system of the journal and the checkpoints (default:
 	// the operating system's). Tests inject journal/faultfs to fill the
 	// disk or fail an fsync.
@@ -135,7 +144,32 @@ func (cfg Config) withDefaults() Config {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 15 * time.Second
+	}
 	return cfg
+}
+
+// HTTPServer returns an http.Server for the server's Handler with the
+// timeouts a public listener needs: 10s to send the headers, 30s to send
+// a request, cfg.WriteTimeout to read a response (event streams set their
+// own deadline per write), 2 minutes idle between requests, 32 KiB of
+// headers, errors logged at WARN. Streams are closed on Shutdown.
+func (s *Server) HTTPServer() *http.Server {
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	hs.RegisterOnShutdown(s.CloseStreams)
+	return hs
 }
 
 // Register registers the poker rooms on rt (before rt.Start) exactly as
@@ -150,8 +184,23 @@ func Register(rt *reactor.Runtime, cfg Config) (*poker.Rooms, error) {
 	})
 }
 
-// Handler returns the server's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.logRequests(s.mux) }
+// Handler returns the server's HTTP handler. Serve it with the timeouts of
+// HTTPServer.
+func (s *Server) Handler() http.Handler { return s.logRequests(s.deadline(s.mux)) }
+
+// deadline bounds the work of every request but an event stream by
+// cfg.RequestTimeout.
+func (s *Server) deadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/events") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
 
 // Rooms returns the domain the server exposes.
 func (s *Server) Rooms() *poker.Rooms { return s.rooms }
