@@ -186,7 +186,7 @@ func Register(rt *reactor.Runtime, cfg Config) (*poker.Rooms, error) {
 
 // Handler returns the server's HTTP handler. Serve it with the timeouts of
 // HTTPServer.
-func (s *Server) Handler() http.Handler { return s.logRequests(s.deadline(s.mux)) }
+func (s *Server) Handler() http.Handler { return s.deadline(s.logRequests(s.mux)) }
 
 // deadline bounds the work of every request but an event stream by
 // cfg.RequestTimeout.
