@@ -141,7 +141,7 @@ func (r *pokerRun) watch(ctx context.Context) func() (map[string][]json.RawMessa
 	return func() (map[string][]json.RawMessage, error) {
 		for _, s := range subs {
 			evs, err := s.sub.Sub.Next(nil)
-			s.sub.Sub.Close()
+			s.sub.Close()
 			if err != nil {
 				return nil, fmt.Errorf("%s's stream: %w", s.name, err)
 			}

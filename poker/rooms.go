@@ -34,6 +34,16 @@ type Options struct {
 	// MaxResident bounds the rooms kept in memory (default 100,000); the
 	// least recently used idle rooms are saved and evicted beyond it.
 	MaxResident int
+	// MaxRooms bounds the rooms that may exist at once (default
+	// 1,000,000): Create fails with ErrTooManyRooms beyond it.
+	MaxRooms int
+	// EventLogBytes bounds the bytes of the events one room keeps for
+	// resuming clients (default 256 KiB); EventLogTotalBytes those of all
+	// rooms (default 256 MiB). The oldest events go first.
+	EventLogBytes, EventLogTotalBytes int64
+	// StreamsPerMember bounds one member's open event streams (default 4):
+	// Subscribe fails with ErrTooManyStreams beyond it.
+	StreamsPerMember int
 	// Logger receives the package's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Extra options for the room registration, e.g. reactor.Journaled().
@@ -60,6 +70,10 @@ type Rooms struct {
 	kmu   sync.RWMutex
 	known map[[16]byte]struct{}
 
+	budget  *eventlog.Budget // all rooms' event logs
+	smu     sync.Mutex
+	streams map[string]int // open streams per room/member
+
 	streamsClosed bool // guarded by mu
 
 	done      chan struct{}
@@ -85,7 +99,19 @@ func Register(rt *reactor.Runtime, opt Options) (*Rooms, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	p := &Rooms{rt: rt, opt: opt, log: opt.Logger, logs: make(map[string]*eventlog.Log), done: make(chan struct{}),
+	if opt.MaxRooms <= 0 {
+		opt.MaxRooms = 1_000_000
+	}
+	if opt.EventLogBytes <= 0 {
+		opt.EventLogBytes = 256 << 10
+	}
+	if opt.EventLogTotalBytes <= 0 {
+		opt.EventLogTotalBytes = 256 << 20
+	}
+	if opt.StreamsPerMember <= 0 {
+		opt.StreamsPerMember = 4
+	}
+	p := &Rooms{budget: &eventlog.Budget{Max: opt.EventLogTotalBytes}, streams: map[string]int{}, rt: rt, opt: opt, log: opt.Logger, logs: make(map[string]*eventlog.Log), done: make(chan struct{}),
 		known: make(map[[16]byte]struct{})}
 	keys, err := rt.Store().Keys(context.Background())
 	if err != nil {
@@ -138,6 +164,7 @@ func (p *Rooms) logFor(id string, last uint64) *eventlog.Log {
 	l := p.logs[id]
 	if l == nil {
 		l = eventlog.NewFrom(p.opt.EventHistory, last)
+		l.SetBudget(p.opt.EventLogBytes, p.budget)
 		if p.streamsClosed {
 			l.Close()
 		} else {
@@ -208,6 +235,8 @@ type Counters struct {
 	Created, Closed uint64 // rooms created and closed by this process
 	Streams         int    // live event subscriptions
 	Logs            int    // rooms with an event log in memory
+	Known           int    // rooms that may exist (see Options.MaxRooms)
+	EventBytes      int64  // bytes of the events all rooms keep
 }
 
 // Counters returns the domain's counters.
@@ -218,7 +247,8 @@ func (p *Rooms) Counters() Counters {
 		logs = append(logs, l)
 	}
 	p.mu.Unlock()
-	st := Counters{Created: p.createdRooms.Load(), Closed: p.closedRooms.Load(), Logs: len(logs)}
+	st := Counters{Created: p.createdRooms.Load(), Closed: p.closedRooms.Load(), Logs: len(logs),
+		Known: p.Known(), EventBytes: p.budget.Used()}
 	for _, l := range logs {
 		st.Streams += l.Subscribers()
 	}
@@ -281,6 +311,9 @@ type Credentials struct {
 func (p *Rooms) Create(ctx context.Context, req CreateRequest) (Credentials, error) {
 	if err := req.Normalize(); err != nil {
 		return Credentials{}, err
+	}
+	if p.Known() >= p.opt.MaxRooms {
+		return Credentials{}, ErrTooManyRooms
 	}
 	room, member, token, hash := NewID(16), NewID(10), NewToken(), [32]byte{}
 	hash = sha256.Sum256([]byte(token))
@@ -393,6 +426,37 @@ type Subscription struct {
 	// so it holds no queue, and it ends with eventlog.ErrSubscriberTooSlow
 	// only when the log evicted an event it had not read yet.
 	Sub *eventlog.Subscription
+
+	release func()
+	once    sync.Once
+}
+
+// Close ends the subscription and frees the member's stream slot.
+func (s *Subscription) Close() {
+	s.once.Do(func() {
+		s.Sub.Close()
+		if s.release != nil {
+			s.release()
+		}
+	})
+}
+
+// takeStream claims one of member's stream slots in room.
+func (p *Rooms) takeStream(room, member string) (release func(), err error) {
+	k := room + "/" + member
+	p.smu.Lock()
+	defer p.smu.Unlock()
+	if p.streams[k] >= p.opt.StreamsPerMember {
+		return nil, ErrTooManyStreams
+	}
+	p.streams[k]++
+	return func() {
+		p.smu.Lock()
+		if p.streams[k]--; p.streams[k] <= 0 {
+			delete(p.streams, k)
+		}
+		p.smu.Unlock()
+	}, nil
 }
 
 // Subscribe authenticates token and opens the member's event stream of
@@ -413,17 +477,28 @@ func (p *Rooms) Subscribe(ctx context.Context, room, token, asMember string, las
 		}
 		if lastEventID > 0 {
 			if sub, ok := s.Log.FollowSince(s.Member, lastEventID); ok {
-				return &Subscription{Member: s.Member, Sub: sub}, nil
+				return p.counted(room, &Subscription{Member: s.Member, Sub: sub})
 			}
 		}
 		if sub, ok := s.Log.FollowSince(s.Member, s.Event.ID); ok {
 			snap := s.Event
-			return &Subscription{Member: s.Member, Snapshot: &snap, Sub: sub}, nil
+			return p.counted(room, &Subscription{Member: s.Member, Snapshot: &snap, Sub: sub})
 		}
 		if attempt == 2 {
 			return nil, errors.New("poker: room events move faster than a snapshot can be taken")
 		}
 	}
+}
+
+// counted claims a stream slot for sub's member, or closes sub.
+func (p *Rooms) counted(room string, sub *Subscription) (*Subscription, error) {
+	release, err := p.takeStream(room, sub.Member)
+	if err != nil {
+		sub.Sub.Close()
+		return nil, err
+	}
+	sub.release = release
+	return sub, nil
 }
 
 // --- identifiers and tokens ---

@@ -111,9 +111,17 @@ func TestUnauthenticatedLeavesNoTrace(t *testing.T) {
 	ann := e.create("ann", nil)
 	bob := e.join(ann.Room, "bob")
 	e.accept("POST", "/api/rooms/"+ann.Room+"/session", ann.Token, map[string]string{"story": "s"})
-	time.Sleep(100 * time.Millisecond) // a checkpoint round or more
+	// Let the set-up's checkpoints settle (rounds every 20ms).
+	files := -1
+	for i := 0; i < 50; i++ {
+		time.Sleep(100 * time.Millisecond)
+		n := checkpointFiles(t, dir)
+		if n == files && n >= 2 {
+			break
+		}
+		files = n
+	}
 	appended := e.metric("reactor_journal_appended_total")
-	files := checkpointFiles(t, dir)
 	room := e.url + "/api/rooms/" + ann.Room
 
 	const n = 2000
@@ -338,4 +346,45 @@ func TestEventStreamOutlivesWriteTimeout(t *testing.T) {
 	time.Sleep(600 * time.Millisecond)
 	e.accept("POST", "/api/rooms/"+ann.Room+"/session", ann.Token, map[string]string{"story": "s"})
 	s.expect("session_started")
+}
+
+// TestBudgets: room creation is rate limited per address (429 with
+// Retry-After) and bounded in total; a member's streams are bounded; an
+// event flood stays within the rooms' event-log byte budgets.
+func TestBudgets(t *testing.T) {
+	e := newEnv(t, server.Config{CreatesPerMinute: 5, MaxRooms: 8, StreamsPerMember: 2,
+		EventLogBytes: 64 << 10, EventLogTotalBytes: 100 << 10})
+	var rooms []creds
+	for range 5 {
+		rooms = append(rooms, e.create("ann", nil))
+	}
+	r := e.do("POST", "/api/rooms", "", map[string]string{"title": "t", "leader": "ann"})
+	if r.Status != http.StatusTooManyRequests || r.code(t) != "rate_limited" || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("6th room in a minute: %d %s %v", r.Status, r.Body, r.Header)
+	}
+
+	e2 := newEnv(t, server.Config{CreatesPerMinute: -1, MaxRooms: 3})
+	for range 3 {
+		e2.create("ann", nil)
+	}
+	if r := e2.do("POST", "/api/rooms", "", map[string]string{"title": "t", "leader": "ann"}); r.Status != http.StatusServiceUnavailable || r.code(t) != "too_many_rooms" {
+		t.Fatalf("room over MaxRooms: %d %s", r.Status, r.Body)
+	}
+
+	ann := rooms[0]
+	e.stream(ann.Room, ann.Token, "").expect("snapshot")
+	e.stream(ann.Room, ann.Token, "").expect("snapshot")
+	if r := e.do("GET", "/api/rooms/"+ann.Room+"/events?token="+ann.Token, "", nil); r.Status != http.StatusTooManyRequests || r.code(t) != "too_many_streams" {
+		t.Fatalf("third stream: %d %s", r.Status, r.Body)
+	}
+
+	story := strings.Repeat("<", poker.MaxStoryLen) // 6 bytes each in JSON
+	for _, c := range rooms {
+		for range 40 {
+			e.accept("POST", "/api/rooms/"+c.Room+"/session", c.Token, map[string]string{"story": story})
+		}
+	}
+	if got, max := e.metric("poker_event_log_bytes"), float64(100<<10+5*16*4000); got > max {
+		t.Fatalf("event logs hold %v bytes, budget %v", got, max)
+	}
 }

@@ -68,6 +68,8 @@ func newErrorMapper(log *slog.Logger) *gateway.ErrorMapper {
 	m.Map(poker.ErrMemberNotFound, http.StatusNotFound, "member_not_found", "no such member in this room")
 	m.Map(poker.ErrRoomExists, http.StatusConflict, "room_exists", "room exists")
 	m.Map(poker.ErrClosed, http.StatusServiceUnavailable, "shutting_down", "server is shutting down, retry later")
+	m.Map(poker.ErrTooManyRooms, http.StatusServiceUnavailable, "too_many_rooms", "the server holds as many rooms as it may; retry later")
+	m.Map(poker.ErrTooManyStreams, http.StatusTooManyRequests, "too_many_streams", "this member has as many event streams open as it may")
 	return m
 }
 
@@ -130,6 +132,9 @@ type accepted struct {
 }
 
 func (s *Server) createRoom(w http.ResponseWriter, r *http.Request) {
+	if s.creates.limited(w, r) {
+		return
+	}
 	var req poker.CreateRequest
 	if err := gateway.DecodeJSON(w, r, &req, MaxBodyBytes); err != nil {
 		s.writeError(w, err)
@@ -259,11 +264,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !errors.Is(err, http.ErrNotSupported) {
-		sub.Sub.Close()
+		sub.Close()
 		return // the connection was taken over, or failed
 	}
 	if st, err = gateway.NewStreamTimeout(w, r, s.cfg.WriteTimeout); err != nil {
-		sub.Sub.Close()
+		sub.Close()
 		gateway.Error(w, http.StatusInternalServerError, "internal", "streaming unsupported")
 		return
 	}
@@ -281,7 +286,7 @@ var eventBufs = sync.Pool{New: func() any { return new([]eventlog.Event) }}
 // Events already waiting are written together, in one write.
 func (s *Server) serveStream(st *gateway.Stream, sub *poker.Subscription) {
 	defer st.Close()
-	defer sub.Sub.Close()
+	defer sub.Close()
 	if err := st.Retry(2 * time.Second); err != nil {
 		return
 	}

@@ -53,6 +53,21 @@ type Config struct {
 	// the http.Server's WriteTimeout (see HTTPServer) and, for event
 	// streams, the limit of each write.
 	WriteTimeout time.Duration
+	// CreatesPerMinute is how many rooms one client address may create a
+	// minute (token bucket, as many saved up; default 30; negative: no
+	// limit). Beyond it: 429 rate_limited with Retry-After.
+	CreatesPerMinute int
+	// MaxRooms bounds the rooms that exist at once (default 1,000,000).
+	// Beyond it, creating a room answers 503 too_many_rooms.
+	MaxRooms int
+	// EventLogBytes bounds the events one room keeps for resuming clients
+	// (default 256 KiB), EventLogTotalBytes those of all rooms together
+	// (default 256 MiB): beyond them the oldest events go first (a client
+	// that needed them reconnects to a snapshot).
+	EventLogBytes, EventLogTotalBytes int64
+	// StreamsPerMember bounds one member's open event streams (default 4);
+	// one more answers 429 too_many_streams.
+	StreamsPerMember int
 	// FS is the file system of the journal and the checkpoints (default:
 	// the operating system's). Tests inject journal/faultfs to fill the
 	// disk or fail an fsync.
@@ -74,6 +89,7 @@ type Server struct {
 	started time.Time
 	beat    *heartbeat
 	health  *health
+	creates *limiter
 
 	closeOnce sync.Once
 	closeErr  error
@@ -124,6 +140,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.log.Info("poker: rooms restored", "took", time.Since(began).Round(time.Millisecond), "data", cfg.DataDir)
 	s.errs = newErrorMapper(cfg.Logger)
 	s.health = newHealth(cfg.Logger, s.journal)
+	if cfg.CreatesPerMinute > 0 {
+		s.creates = newLimiter(cfg.CreatesPerMinute)
+	}
 	s.reg = prometheus.NewRegistry()
 	s.http = newHTTPMetrics()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -143,6 +162,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.CreatesPerMinute == 0 {
+		cfg.CreatesPerMinute = 30
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 10 * time.Second
@@ -181,6 +203,8 @@ func Register(rt *reactor.Runtime, cfg Config) (*poker.Rooms, error) {
 	cfg = cfg.withDefaults()
 	return poker.Register(rt, poker.Options{
 		TTL: cfg.RoomTTL, Logger: cfg.Logger, Extra: []reactor.Option{reactor.Journaled()},
+		MaxRooms: cfg.MaxRooms, EventLogBytes: cfg.EventLogBytes, EventLogTotalBytes: cfg.EventLogTotalBytes,
+		StreamsPerMember: cfg.StreamsPerMember,
 	})
 }
 
