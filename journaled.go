@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/reactorgo/reactor/checkpoint"
@@ -227,7 +228,7 @@ func (js *jstate) remember(meta *jmeta, resp any, err error, window time.Duratio
 		return
 	}
 	if js.replies == nil {
-		js.replies = &replyTable{m: make(map[string]*savedReply)}
+		js.replies = newReplyTable(0)
 	}
 	r := &savedReply{Key: meta.key, At: meta.time, Fp: meta.fp, value: resp, errValue: err}
 	if err != nil {
@@ -306,10 +307,28 @@ func (rt *Runtime) scanOutcomes(ctx context.Context, floor uint64) (map[uint64]*
 	return out, err
 }
 
-// replyTable remembers answers by idempotency key, oldest first.
+// Bounds of the answers one journaled service remembers for client keys
+// (WithIdempotencyKey): at most maxClientReplies in all and, for keys of
+// the form "scope:rest", at most maxScopeReplies per scope (a caller's
+// credentials, say), so one caller flooding keys can neither grow the table
+// without bound nor push every other caller's answers out. Beyond a bound
+// the oldest answer is forgotten first (a retry of it is then applied
+// again). The keys the runtime gives messages between journaled services
+// are not bounded: forgetting one could apply a resent message twice; the
+// window alone prunes them.
+const (
+	maxClientReplies = 1024
+	maxScopeReplies  = 64
+)
+
+// replyTable remembers answers by idempotency key, oldest first. order may
+// hold entries already forgotten (m no longer points at them); they are
+// skipped and compacted away.
 type replyTable struct {
-	m     map[string]*savedReply
-	order []*savedReply
+	m       map[string]*savedReply
+	order   []*savedReply
+	clients int            // live entries with client keys
+	scopes  map[string]int // live entries per client-key scope
 }
 
 type savedReply struct {
@@ -340,6 +359,43 @@ func (r *savedReply) err() error {
 	return nil
 }
 
+func newReplyTable(n int) *replyTable {
+	return &replyTable{m: make(map[string]*savedReply, n), scopes: map[string]int{}}
+}
+
+// clientKey reports whether key came from WithIdempotencyKey (the
+// runtime's own keys start with a NUL byte).
+func clientKey(key string) bool { return !strings.HasPrefix(key, "\x00") }
+
+// keyScope returns the scope of a client key "scope:rest", "" if none.
+func keyScope(key string) string {
+	if i := strings.IndexByte(key, ':'); i > 0 {
+		return key[:i]
+	}
+	return ""
+}
+
+func (t *replyTable) live(r *savedReply) bool { return t.m[r.Key] == r }
+
+func (t *replyTable) count(r *savedReply, d int) {
+	if !clientKey(r.Key) {
+		return
+	}
+	t.clients += d
+	if sc := keyScope(r.Key); sc != "" {
+		if t.scopes[sc] += d; t.scopes[sc] <= 0 {
+			delete(t.scopes, sc)
+		}
+	}
+}
+
+func (t *replyTable) forget(r *savedReply) {
+	if t.live(r) {
+		delete(t.m, r.Key)
+		t.count(r, -1)
+	}
+}
+
 func (t *replyTable) get(key string, now int64, window time.Duration) (*savedReply, bool) {
 	r, ok := t.m[key]
 	if !ok || now-r.At > int64(window) {
@@ -348,16 +404,72 @@ func (t *replyTable) get(key string, now int64, window time.Duration) (*savedRep
 	return r, true
 }
 
+// put remembers r, forgetting the answers older than the window before
+// r.At and, for a client key, the oldest answers beyond the bounds.
 func (t *replyTable) put(r *savedReply, window time.Duration) {
-	cut := 0
-	for cut < len(t.order) && r.At-t.order[cut].At > int64(window) {
-		if t.m[t.order[cut].Key] == t.order[cut] {
-			delete(t.m, t.order[cut].Key)
-		}
-		cut++
+	t.prune(r.At - int64(window))
+	if old := t.m[r.Key]; old != nil {
+		t.forget(old)
 	}
-	t.order = append(t.order[cut:], r)
+	t.add(r)
+	t.bound(r.Key)
+}
+
+func (t *replyTable) add(r *savedReply) {
+	if t.m[r.Key] != nil {
+		t.forget(t.m[r.Key])
+	}
+	t.order = append(t.order, r)
 	t.m[r.Key] = r
+	t.count(r, 1)
+}
+
+// bound forgets the oldest client answers while key's scope or the table
+// is over its bound.
+func (t *replyTable) bound(key string) {
+	if !clientKey(key) {
+		return
+	}
+	if sc := keyScope(key); sc != "" {
+		for i := 0; t.scopes[sc] > maxScopeReplies && i < len(t.order); i++ {
+			if r := t.order[i]; t.live(r) && clientKey(r.Key) && keyScope(r.Key) == sc {
+				t.forget(r)
+			}
+		}
+	}
+	for i := 0; t.clients > maxClientReplies && i < len(t.order); i++ {
+		if r := t.order[i]; t.live(r) && clientKey(r.Key) {
+			t.forget(r)
+		}
+	}
+	t.compact()
+}
+
+// prune forgets the answers given before cut (unix nanoseconds).
+func (t *replyTable) prune(cut int64) {
+	i := 0
+	for i < len(t.order) && t.order[i].At < cut {
+		t.forget(t.order[i])
+		i++
+	}
+	if i > 0 {
+		t.order = append(t.order[:0:0], t.order[i:]...)
+	}
+	t.compact()
+}
+
+// compact drops forgotten entries from order once they are the majority.
+func (t *replyTable) compact() {
+	if len(t.order) <= 2*len(t.m)+32 {
+		return
+	}
+	live := make([]*savedReply, 0, len(t.m))
+	for _, r := range t.order {
+		if t.live(r) {
+			live = append(live, r)
+		}
+	}
+	t.order = live
 }
 
 // journaledBody is the checkpoint of a journaled service: its state and
@@ -365,6 +477,10 @@ func (t *replyTable) put(r *savedReply, window time.Duration) {
 type journaledBody struct {
 	State   []byte        `json:"state"`
 	Replies []*savedReply `json:"replies,omitempty"`
+	// Now is the clock when the checkpoint was encoded: answers older than
+	// twice the idempotency window before it are not kept (0: older
+	// checkpoints).
+	Now int64 `json:"now,omitempty"`
 }
 
 func (s *service) encodeCheckpoint(state []byte) ([]byte, error) {
@@ -373,6 +489,14 @@ func (s *service) encodeCheckpoint(state []byte) ([]byte, error) {
 	}
 	b := journaledBody{State: state}
 	if t := s.js.replies; t != nil {
+		// Answers older than twice the window are forgotten here too (not
+		// only when a new one is stored), in memory as in the checkpoint, so
+		// a table a flood filled does not stay for the service's life. Twice:
+		// an input still queued behind the checkpoint may be up to a window
+		// late and must find the answer replay will find.
+		rt := s.kind.rt
+		b.Now = rt.cfg.Clock().UnixNano()
+		t.prune(b.Now - 2*int64(rt.cfg.IdempotencyWindow))
 		for _, r := range t.order {
 			if t.m[r.Key] != r {
 				continue
@@ -402,11 +526,26 @@ func (s *service) decodeCheckpoint(cp checkpoint.Checkpoint) ([]byte, error) {
 	}
 	s.js.applied = cp.Seq
 	if len(b.Replies) > 0 {
-		s.js.replies = &replyTable{m: make(map[string]*savedReply, len(b.Replies))}
+		// Pruned and bounded as when they were stored (checkpoints written
+		// before the bounds existed may hold many more).
+		t := newReplyTable(len(b.Replies))
+		newest := int64(0)
 		for _, r := range b.Replies {
-			s.js.replies.order = append(s.js.replies.order, r)
-			s.js.replies.m[r.Key] = r
+			t.add(r)
+			newest = max(newest, r.At)
 		}
+		w := int64(s.kind.rt.cfg.IdempotencyWindow)
+		if b.Now != 0 {
+			t.prune(b.Now - 2*w)
+		} else {
+			t.prune(newest - w)
+		}
+		for _, r := range b.Replies {
+			if t.live(r) {
+				t.bound(r.Key)
+			}
+		}
+		s.js.replies = t
 	}
 	return b.State, nil
 }

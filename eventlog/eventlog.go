@@ -17,7 +17,10 @@
 // without depending on gateway.
 package eventlog
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Event is one entry of a [Log] (served to HTTP clients as one SSE event
 // by package gateway).
@@ -56,7 +59,31 @@ type Log struct {
 	last   uint64  // id of the newest event (0: none yet)
 	subs   map[*Subscription]struct{}
 	closed bool
+
+	bytes    int64   // size of the retained events (see eventSize)
+	maxBytes int64   // 0: no byte bound
+	budget   *Budget // shared by many logs; nil: none
 }
+
+// eventSize approximates what a retained event costs in memory.
+func eventSize(e *Event) int64 { return int64(len(e.Data)+len(e.Type)+len(e.To)) + 64 }
+
+// Budget bounds the bytes of the events retained by every log that shares
+// it (see [Log.SetBudget]): while the total is over Max, a log that
+// appends drops its own oldest events (keeping at least [MinRetained]),
+// so the logs that publish the most give way first. Safe for concurrent
+// use.
+type Budget struct {
+	Max   int64
+	total atomic.Int64
+}
+
+// Used returns the bytes retained now by the logs sharing b.
+func (b *Budget) Used() int64 { return b.total.Load() }
+
+// MinRetained is how many events a log keeps however tight the global
+// [Budget] is (a per-log byte bound may still drop them).
+const MinRetained = 16
 
 // New returns a log that retains the last capacity events
 // (minimum 1).
@@ -80,6 +107,30 @@ func NewFrom(capacity int, lastID uint64) *Log {
 	return l
 }
 
+// SetBudget bounds the retained events by bytes: maxBytes for this log
+// (0: no bound; the newest event is always kept), and the shared budget
+// (nil: none). Oldest events go first; a follower that had not read them
+// is dropped ([ErrSubscriberTooSlow]) and resumes from a snapshot. Call it
+// before the first Append.
+func (l *Log) SetBudget(maxBytes int64, budget *Budget) {
+	l.mu.Lock()
+	l.maxBytes, l.budget = maxBytes, budget
+	l.mu.Unlock()
+}
+
+// evictLocked drops the oldest retained event.
+func (l *Log) evictLocked() {
+	c := len(l.ring)
+	sz := eventSize(&l.ring[l.start])
+	l.ring[l.start] = Event{}
+	l.start = (l.start + 1) % c
+	l.n--
+	l.bytes -= sz
+	if l.budget != nil {
+		l.budget.total.Add(-sz)
+	}
+}
+
 // Append publishes a broadcast event and returns its id.
 func (l *Log) Append(typ string, data []byte) uint64 { return l.AppendTo("", typ, data) }
 
@@ -94,12 +145,35 @@ func (l *Log) AppendTo(to, typ string, data []byte) uint64 {
 	}
 	l.last++
 	e := Event{ID: l.last, Type: typ, Data: data, To: to}
-	if l.n < l.cap {
-		l.ring = append(l.ring, e) // start is 0 until the ring is full
+	switch {
+	case l.n < len(l.ring): // a slot freed by the byte bounds
+		l.ring[(l.start+l.n)%len(l.ring)] = e
 		l.n++
-	} else {
+	case l.n < l.cap: // grow (the ring is full: put it in order first)
+		if l.start != 0 {
+			l.ring = append(l.ring[l.start:], l.ring[:l.start]...)
+			l.start = 0
+		}
+		l.ring = append(l.ring, e)
+		l.n++
+	default:
+		l.bytes -= eventSize(&l.ring[l.start])
+		if l.budget != nil {
+			l.budget.total.Add(-eventSize(&l.ring[l.start]))
+		}
 		l.ring[l.start] = e
 		l.start = (l.start + 1) % len(l.ring)
+	}
+	sz := eventSize(&e)
+	l.bytes += sz
+	if l.budget != nil {
+		l.budget.total.Add(sz)
+	}
+	for l.n > 1 && l.maxBytes > 0 && l.bytes > l.maxBytes {
+		l.evictLocked()
+	}
+	for l.n > MinRetained && l.budget != nil && l.budget.Max > 0 && l.budget.total.Load() > l.budget.Max {
+		l.evictLocked()
 	}
 	for s := range l.subs {
 		if s.ready != nil {
@@ -278,6 +352,17 @@ func (l *Log) Close() {
 	for s := range l.subs {
 		l.dropLocked(s, ErrClosed)
 	}
+	if l.budget != nil { // retained events stay readable, but no longer count
+		l.budget.total.Add(-l.bytes)
+		l.budget = nil
+	}
+}
+
+// Bytes returns the approximate memory of the retained events.
+func (l *Log) Bytes() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bytes
 }
 
 // Subscription receives the events of a [Log]. Its channel is closed

@@ -322,3 +322,46 @@ func TestFollowConcurrent(t *testing.T) {
 		t.Fatalf("got %d events, want %d", len(got), n)
 	}
 }
+
+// TestByteBudgets: a log keeps its events within its own byte bound and,
+// with others, within a shared budget; ids and resumption stay right.
+func TestByteBudgets(t *testing.T) {
+	big := make([]byte, 1000)
+	l := eventlog.New(256)
+	l.SetBudget(10_000, nil)
+	for range 100 {
+		l.Append("x", big)
+	}
+	if b := l.Bytes(); b > 10_000 {
+		t.Fatalf("log holds %d bytes, bound 10000", b)
+	}
+	evs, ok := l.Since(95)
+	if !ok || len(evs) != 5 || evs[0].ID != 96 {
+		t.Fatalf("since 95: ok=%v %d events", ok, len(evs))
+	}
+	if _, ok := l.Since(10); ok {
+		t.Fatal("resumed across evicted events")
+	}
+
+	budget := &eventlog.Budget{Max: 100_000}
+	logs := make([]*eventlog.Log, 50)
+	for i := range logs {
+		logs[i] = eventlog.New(256)
+		logs[i].SetBudget(0, budget)
+	}
+	for range 100 {
+		for _, l := range logs {
+			l.Append("x", big)
+		}
+	}
+	// Each log keeps at least MinRetained events.
+	if max := int64(100_000 + 50*eventlog.MinRetained*1100); budget.Used() > max {
+		t.Fatalf("budget used %d, want at most %d", budget.Used(), max)
+	}
+	for _, l := range logs {
+		l.Close()
+	}
+	if budget.Used() != 0 {
+		t.Fatalf("closed logs still count %d bytes", budget.Used())
+	}
+}

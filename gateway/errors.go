@@ -9,8 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/checkpoint"
+	"github.com/reactorgo/reactor/journal"
 )
 
 // ErrorBody is the JSON body of every error response.
@@ -50,6 +53,14 @@ func Error(w http.ResponseWriter, status int, code, message string) {
 
 // RetryAfterSeconds is the Retry-After value sent with 503 responses.
 const RetryAfterSeconds = 1
+
+// RetryAfterStorageSeconds is the Retry-After value sent with the 503s of
+// a storage failure (storage_full, journal_failed, checkpoint_corrupt):
+// they last longer than a full inbox, and clients should not hammer.
+const RetryAfterStorageSeconds = 10
+
+// storageCodes are the codes answered with RetryAfterStorageSeconds.
+var storageCodes = map[string]bool{"storage_full": true, "journal_failed": true, "checkpoint_corrupt": true}
 
 type rule struct {
 	target  error
@@ -111,6 +122,12 @@ func (m *ErrorMapper) Resolve(err error) (status int, code, message string) {
 		return http.StatusServiceUnavailable, "canceled", "the request was canceled"
 	case errors.Is(err, reactor.ErrKeyReused):
 		return http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was already used for a different request"
+	case errors.Is(err, syscall.ENOSPC):
+		return http.StatusServiceUnavailable, "storage_full", "the server's disk is full; nothing was applied, retry later"
+	case errors.Is(err, journal.ErrFailed):
+		return http.StatusServiceUnavailable, "journal_failed", "the server's journal has failed; nothing was applied, retry later"
+	case errors.Is(err, checkpoint.ErrCorrupt):
+		return http.StatusServiceUnavailable, "checkpoint_corrupt", "this resource's saved state is damaged; an operator has to repair it"
 	}
 	if st, ok := codeStatus[reactor.CodeOf(err)]; ok {
 		code := reactor.CodeOf(err).String()
@@ -143,7 +160,11 @@ var codeStatus = map[reactor.Code]int{
 func (m *ErrorMapper) WriteError(w http.ResponseWriter, err error) {
 	status, code, msg := m.Resolve(err)
 	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
+		secs := RetryAfterSeconds
+		if storageCodes[code] {
+			secs = RetryAfterStorageSeconds
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
 	if status >= 500 && code == "internal" {
 		l := slog.Default()
@@ -162,6 +183,9 @@ func (m *ErrorMapper) WriteError(w http.ResponseWriter, err error) {
 //	reactor.ErrNoService       404 not_found
 //	context.DeadlineExceeded   504 timeout
 //	reactor.ErrKeyReused       422 idempotency_key_reused
+//	syscall.ENOSPC (disk full) 503 storage_full (Retry-After: 10)
+//	journal.ErrFailed          503 journal_failed (Retry-After: 10)
+//	checkpoint.ErrCorrupt      503 checkpoint_corrupt (Retry-After: 10)
 //	HTTPError                  its HTTPStatus(), its Error() as message
 //	a registered error         by its reactor.Code (400, 401, 403, 404, 409,
 //	                           429, 501, 503, 504), the code's name as message

@@ -6,14 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/checkpoint"
 	"github.com/reactorgo/reactor/gateway"
+	"github.com/reactorgo/reactor/journal"
 )
 
 type conflictErr struct{}
@@ -130,5 +134,28 @@ func TestSecureHeaders(t *testing.T) {
 	}
 	if strings.Contains(csp, "unsafe-inline") {
 		t.Errorf("CSP allows inline: %q", csp)
+	}
+}
+
+// TestStorageFailures: disk full, a failed journal and a corrupt checkpoint
+// are 503s with their own codes and a longer Retry-After, not a 500.
+func TestStorageFailures(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code string
+	}{
+		{fmt.Errorf("reactor: x not journaled: %w", &fs.PathError{Op: "write", Path: "j/1.wal", Err: syscall.ENOSPC}), "storage_full"},
+		{fmt.Errorf("reactor: x not journaled: %w", journal.ErrFailed), "journal_failed"},
+		{fmt.Errorf("reactor: load /rooms/x: %w: cp-x: bad crc", checkpoint.ErrCorrupt), "checkpoint_corrupt"},
+	} {
+		rec := httptest.NewRecorder()
+		gateway.WriteError(rec, tc.err)
+		b := decodeBody(t, rec)
+		if rec.Code != http.StatusServiceUnavailable || b.Error != tc.code {
+			t.Errorf("%v: %d %s, want 503 %s", tc.err, rec.Code, b.Error, tc.code)
+		}
+		if ra := rec.Header().Get("Retry-After"); ra != fmt.Sprint(gateway.RetryAfterStorageSeconds) {
+			t.Errorf("%s: Retry-After %q", tc.code, ra)
+		}
 	}
 }

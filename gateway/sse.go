@@ -146,6 +146,15 @@ func (s *Stream) putBuf() {
 // It fails with [ErrStreamUnsupported] when w cannot flush, before writing
 // anything, so the caller may still send an error.
 func NewStream(w http.ResponseWriter, r *http.Request) (*Stream, error) {
+	return NewStreamTimeout(w, r, 0)
+}
+
+// NewStreamTimeout is [NewStream] with a limit on each write: before every
+// write the response's write deadline is moved writeTimeout ahead
+// (http.ResponseController), so the stream outlives Server.WriteTimeout
+// while a client that stops reading is dropped within writeTimeout once
+// its buffers are full. 0 means no limit (the deadline is cleared once).
+func NewStreamTimeout(w http.ResponseWriter, r *http.Request, writeTimeout time.Duration) (*Stream, error) {
 	rc := http.NewResponseController(w)
 	// Probe for flushing without flushing: a Flush before WriteHeader would
 	// commit the response with default headers (no text/event-stream).
@@ -160,7 +169,10 @@ func NewStream(w http.ResponseWriter, r *http.Request) (*Stream, error) {
 	h.Set("X-Accel-Buffering", "no")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
-	s := &Stream{w: w, rc: rc, ctx: r.Context(), lastID: LastEventID(r)}
+	s := &Stream{w: w, rc: rc, ctx: r.Context(), lastID: LastEventID(r), writeTimeout: writeTimeout}
+	if err := s.deadline(); err != nil {
+		return s, err
+	}
 	return s, s.flush()
 }
 
@@ -316,10 +328,24 @@ func (s *Stream) write() error {
 		}
 		return nil
 	}
+	if err := s.deadline(); err != nil {
+		return err
+	}
 	if _, err := s.w.Write(s.buf.Bytes()); err != nil {
 		return err
 	}
 	return s.flush()
+}
+
+// deadline moves an in-handler stream's write deadline writeTimeout ahead.
+func (s *Stream) deadline() error {
+	if s.writeTimeout <= 0 {
+		return nil
+	}
+	if err := s.rc.SetWriteDeadline(time.Now().Add(s.writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	return nil
 }
 
 func (s *Stream) flush() error {

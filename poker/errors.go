@@ -35,6 +35,11 @@ var (
 	// ErrRoomExists: a room id was created twice (ids are random, so this
 	// only happens to a retried create).
 	ErrRoomExists = reactor.NewError("poker.room_exists", reactor.CodeAlreadyExists, "poker: room exists")
+	// ErrTooManyRooms: as many rooms exist as Options.MaxRooms allows.
+	ErrTooManyRooms = reactor.NewError("poker.too_many_rooms", reactor.CodeResourceExhausted, "poker: too many rooms")
+	// ErrTooManyStreams: the member has Options.StreamsPerMember event
+	// streams open already.
+	ErrTooManyStreams = reactor.NewError("poker.too_many_streams", reactor.CodeResourceExhausted, "poker: too many event streams for this member")
 	// ErrClosed: the Rooms were closed.
 	ErrClosed = reactor.NewError("poker.closed", reactor.CodeUnavailable, "poker: closed")
 )

@@ -70,7 +70,11 @@ func TestVoteAfterRestore(t *testing.T) {
 				rt, rooms = open()
 			case "evict":
 				n := reactortest.Evicted(rt, poker.Address)
-				rooms.State(ctx, poker.NewID(16), "") // a second room pushes the first out
+				// A second room pushes the first out. (A room id that was never
+				// created no longer reaches the runtime.)
+				if _, err := rooms.Create(ctx, poker.CreateRequest{Title: "u", Leader: "bob"}); err != nil {
+					t.Fatal(err)
+				}
 				wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				defer cancel()
 				if err := reactortest.WaitEvicted(wctx, rt, poker.Address, n+1); err != nil {
@@ -106,7 +110,7 @@ type pokerRun struct {
 	token, id map[string]string
 	tokenOf   map[string]string // every token a member ever had
 	order     []string          // member names, in join order
-	other     string            // a room id that never exists, touched to evict
+	other     [2]string         // two more rooms, touched to evict
 }
 
 // watch opens, for every member still holding a token, a fresh event
@@ -137,7 +141,7 @@ func (r *pokerRun) watch(ctx context.Context) func() (map[string][]json.RawMessa
 	return func() (map[string][]json.RawMessage, error) {
 		for _, s := range subs {
 			evs, err := s.sub.Sub.Next(nil)
-			s.sub.Sub.Close()
+			s.sub.Close()
 			if err != nil {
 				return nil, fmt.Errorf("%s's stream: %w", s.name, err)
 			}
@@ -222,7 +226,7 @@ func view(who string) reactortest.Step[*pokerRun] {
 func TestRoomDifferential(t *testing.T) {
 	d := &reactortest.Differential[*pokerRun]{
 		New: func(testing.TB, string) *pokerRun {
-			return &pokerRun{token: map[string]string{}, id: map[string]string{}, tokenOf: map[string]string{}, other: poker.NewID(16)}
+			return &pokerRun{token: map[string]string{}, id: map[string]string{}, tokenOf: map[string]string{}}
 		},
 		Open: func(t testing.TB, rt *reactor.Runtime, r *pokerRun) {
 			rooms, err := poker.Register(rt, poker.Options{MaxResident: 1, Extra: []reactor.Option{reactor.Journaled()}})
@@ -243,10 +247,24 @@ func TestRoomDifferential(t *testing.T) {
 				return nil
 			}
 			n := reactortest.Evicted(r.rt, poker.Address)
-			r.rooms.State(ctx, r.other, "") // MaxResident 1: the room makes way
+			// MaxResident 1: touching the two other rooms in turn pushes
+			// out whichever room was resident. (A room id that was never
+			// created no longer reaches the runtime.)
+			r.rooms.State(ctx, r.other[0], "")
+			r.rooms.State(ctx, r.other[1], "")
 			return reactortest.WaitEvicted(ctx, r.rt, poker.Address, n+1)
 		},
 		Steps: []reactortest.Step[*pokerRun]{
+			cmd("two other rooms", func(ctx context.Context, r *pokerRun) (any, error) {
+				for i, name := range []string{"yan", "zed"} {
+					c, err := r.rooms.Create(ctx, poker.CreateRequest{Title: "Other", Leader: name})
+					if err != nil {
+						return nil, err
+					}
+					r.other[i], r.id[name], r.tokenOf[name] = c.Room, c.Member, c.Token
+				}
+				return nil, nil
+			}),
 			cmd("ann creates", func(ctx context.Context, r *pokerRun) (any, error) {
 				c, err := r.rooms.Create(ctx, poker.CreateRequest{Title: "Sprint", Leader: "ann", Capacity: 3})
 				if err == nil {
@@ -285,7 +303,7 @@ func TestRoomDifferential(t *testing.T) {
 			return r.rooms.State(ctx, r.room, "")
 		},
 		Normalize: func(r *pokerRun, s string) string {
-			names := map[string]string{r.room: "ROOM", r.other: "OTHER"}
+			names := map[string]string{r.room: "ROOM", r.other[0]: "OTHER0", r.other[1]: "OTHER1"}
 			for name, id := range r.id {
 				names[id] = "ID-" + name
 			}

@@ -72,6 +72,9 @@ func (r *Room) OnLoad(c *reactor.Ctx) error {
 	r.normalize()
 	if r.Created && !r.Closed {
 		r.log = r.rooms.logFor(r.ID, r.LastEventID)
+		r.rooms.markLive(r.ID)
+	} else if r.Closed {
+		r.rooms.markGone(r.ID)
 	}
 	return nil
 }
@@ -166,6 +169,7 @@ func (r *Room) close(c *reactor.Ctx, reason string) {
 		r.log = nil
 	}
 	r.rooms.dropLog(r.ID)
+	r.rooms.markGone(r.ID)
 	if !c.Replaying() { // counted when it happened, not again on recovery
 		r.rooms.closedRooms.Add(1)
 	}
@@ -200,6 +204,7 @@ func (r *Room) create(c *reactor.Ctx, req createCmd) (struct{}, error) {
 		return struct{}{}, ErrRoomExists
 	}
 	r.Created = true
+	r.rooms.markLive(r.ID)
 	r.Title, r.Capacity, r.Deck = req.Title, req.Capacity, req.Deck
 	r.Leader = req.Member
 	r.Members = []Member{{ID: req.Member, Name: req.Leader, TokenHash: req.TokenHash}}
@@ -375,6 +380,61 @@ func (r *Room) expire(c *reactor.Ctx, gen uint64) (struct{}, error) {
 }
 
 // --- queries (read-only, not journaled) ---
+
+// checkQuery authenticates a member command before it is journaled: the
+// token's member must exist, lead the room if Leader, and may remove
+// Remove (itself, or anyone if it leads) if not empty.
+type checkQuery struct {
+	auth
+	Leader bool
+	Remove string
+	// Key is the command's idempotency key: a retry whose first answer the
+	// room remembers passes, to get that answer (a member who left retries
+	// the leave, say).
+	Key string
+}
+
+func (r *Room) check(c *reactor.Ctx, q checkQuery) (struct{}, error) {
+	if c.Remembers(q.Key) {
+		return struct{}{}, nil
+	}
+	if err := r.live(c, false); err != nil {
+		return struct{}{}, err
+	}
+	m := r.member(q.TokenHash)
+	switch {
+	case m == nil:
+		return struct{}{}, ErrUnauthorized
+	case q.Leader && m.ID != r.Leader:
+		return struct{}{}, &ForbiddenError{Reason: "only the leader may do this"}
+	case q.Remove != "" && m.ID != q.Remove && m.ID != r.Leader:
+		return struct{}{}, &ForbiddenError{Reason: "only the leader may remove others"}
+	case q.Remove != "" && r.memberByID(q.Remove) < 0:
+		return struct{}{}, ErrMemberNotFound
+	}
+	return struct{}{}, nil
+}
+
+// joinQuery checks a join before it is journaled: the room is open, the
+// name free and a seat left.
+type joinQuery struct {
+	Name string
+}
+
+func (r *Room) canJoin(c *reactor.Ctx, q joinQuery) (struct{}, error) {
+	if err := r.live(c, false); err != nil {
+		return struct{}{}, err
+	}
+	for _, m := range r.Members {
+		if sameName(m.Name, q.Name) {
+			return struct{}{}, ErrNameTaken
+		}
+	}
+	if len(r.Members) >= r.Capacity {
+		return struct{}{}, ErrRoomFull
+	}
+	return struct{}{}, nil
+}
 
 type stateQuery struct {
 	auth

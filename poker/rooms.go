@@ -34,6 +34,16 @@ type Options struct {
 	// MaxResident bounds the rooms kept in memory (default 100,000); the
 	// least recently used idle rooms are saved and evicted beyond it.
 	MaxResident int
+	// MaxRooms bounds the rooms that may exist at once (default
+	// 1,000,000): Create fails with ErrTooManyRooms beyond it.
+	MaxRooms int
+	// EventLogBytes bounds the bytes of the events one room keeps for
+	// resuming clients (default 256 KiB); EventLogTotalBytes those of all
+	// rooms (default 256 MiB). The oldest events go first.
+	EventLogBytes, EventLogTotalBytes int64
+	// StreamsPerMember bounds one member's open event streams (default 4):
+	// Subscribe fails with ErrTooManyStreams beyond it.
+	StreamsPerMember int
 	// Logger receives the package's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Extra options for the room registration, e.g. reactor.Journaled().
@@ -50,6 +60,19 @@ type Rooms struct {
 
 	mu   sync.Mutex
 	logs map[string]*eventlog.Log
+
+	// known holds the ids of the rooms that may exist (created and not
+	// known to be closed): a request for any other id is answered 404
+	// before it reaches the runtime, so it costs no child, no journal record
+	// and no checkpoint. Built from the checkpoint store's keys at Register,
+	// kept up to date by the rooms' own turns (create, close, load), also
+	// during replay. 16 bytes a room.
+	kmu   sync.RWMutex
+	known map[[16]byte]struct{}
+
+	budget  *eventlog.Budget // all rooms' event logs
+	smu     sync.Mutex
+	streams map[string]int // open streams per room/member
 
 	streamsClosed bool // guarded by mu
 
@@ -76,12 +99,34 @@ func Register(rt *reactor.Runtime, opt Options) (*Rooms, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	p := &Rooms{rt: rt, opt: opt, log: opt.Logger, logs: make(map[string]*eventlog.Log), done: make(chan struct{})}
+	if opt.MaxRooms <= 0 {
+		opt.MaxRooms = 1_000_000
+	}
+	if opt.EventLogBytes <= 0 {
+		opt.EventLogBytes = 256 << 10
+	}
+	if opt.EventLogTotalBytes <= 0 {
+		opt.EventLogTotalBytes = 256 << 20
+	}
+	if opt.StreamsPerMember <= 0 {
+		opt.StreamsPerMember = 4
+	}
+	p := &Rooms{budget: &eventlog.Budget{Max: opt.EventLogTotalBytes}, streams: map[string]int{}, rt: rt, opt: opt, log: opt.Logger, logs: make(map[string]*eventlog.Log), done: make(chan struct{}),
+		known: make(map[[16]byte]struct{})}
+	keys, err := rt.Store().Keys(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("poker: list rooms: %w", err)
+	}
+	for _, k := range keys {
+		if id, ok := strings.CutPrefix(k, Address+"/"); ok {
+			p.markLive(id)
+		}
+	}
 	idle := min(opt.TTL, 15*time.Minute)
 	opts := append([]reactor.Option{
 		reactor.InboxSize(opt.InboxSize), reactor.MaxChildren(opt.MaxResident), reactor.IdleTimeout(idle),
 	}, opt.Extra...)
-	_, err := reactor.RegisterChildren(rt, Address, func(key string) *Room { return &Room{ID: key, rooms: p} }, opts...)
+	_, err = reactor.RegisterChildren(rt, Address, func(key string) *Room { return &Room{ID: key, rooms: p} }, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("poker: register rooms: %w", err)
 	}
@@ -119,6 +164,7 @@ func (p *Rooms) logFor(id string, last uint64) *eventlog.Log {
 	l := p.logs[id]
 	if l == nil {
 		l = eventlog.NewFrom(p.opt.EventHistory, last)
+		l.SetBudget(p.opt.EventLogBytes, p.budget)
 		if p.streamsClosed {
 			l.Close()
 		} else {
@@ -126,6 +172,56 @@ func (p *Rooms) logFor(id string, last uint64) *eventlog.Log {
 		}
 	}
 	return l
+}
+
+// roomKey decodes a room id to the 16 bytes it encodes; ok is false for
+// anything NewID(16) cannot have made (including non-canonical spellings).
+func roomKey(id string) (k [16]byte, ok bool) {
+	if !ValidID(id) {
+		return k, false
+	}
+	n, err := idEncoding.Decode(k[:], []byte(id))
+	if err != nil || n != 16 || idEncoding.EncodeToString(k[:]) != id {
+		return k, false
+	}
+	return k, true
+}
+
+// exists reports whether room may exist: false means it certainly does
+// not (never created, or closed), and nothing is asked of the runtime.
+func (p *Rooms) exists(room string) bool {
+	k, ok := roomKey(room)
+	if !ok {
+		return false
+	}
+	p.kmu.RLock()
+	_, ok = p.known[k]
+	p.kmu.RUnlock()
+	return ok
+}
+
+func (p *Rooms) markLive(room string) {
+	if k, ok := roomKey(room); ok {
+		p.kmu.Lock()
+		p.known[k] = struct{}{}
+		p.kmu.Unlock()
+	}
+}
+
+func (p *Rooms) markGone(room string) {
+	if k, ok := roomKey(room); ok {
+		p.kmu.Lock()
+		delete(p.known, k)
+		p.kmu.Unlock()
+	}
+}
+
+// Known returns how many rooms may exist (live, or closed and not loaded
+// since the start).
+func (p *Rooms) Known() int {
+	p.kmu.RLock()
+	defer p.kmu.RUnlock()
+	return len(p.known)
 }
 
 func (p *Rooms) dropLog(id string) {
@@ -139,6 +235,8 @@ type Counters struct {
 	Created, Closed uint64 // rooms created and closed by this process
 	Streams         int    // live event subscriptions
 	Logs            int    // rooms with an event log in memory
+	Known           int    // rooms that may exist (see Options.MaxRooms)
+	EventBytes      int64  // bytes of the events all rooms keep
 }
 
 // Counters returns the domain's counters.
@@ -149,7 +247,8 @@ func (p *Rooms) Counters() Counters {
 		logs = append(logs, l)
 	}
 	p.mu.Unlock()
-	st := Counters{Created: p.createdRooms.Load(), Closed: p.closedRooms.Load(), Logs: len(logs)}
+	st := Counters{Created: p.createdRooms.Load(), Closed: p.closedRooms.Load(), Logs: len(logs),
+		Known: p.Known(), EventBytes: p.budget.Used()}
 	for _, l := range logs {
 		st.Streams += l.Subscribers()
 	}
@@ -176,6 +275,12 @@ var (
 	finishMethod   = method("poker.room.finish", (*Room).finish)
 	removeMethod   = method("poker.room.remove", (*Room).remove)
 	snapshotMethod = method("poker.room.snapshot", (*Room).snapshot, reactor.ReadOnly())
+	// checkMethod and canJoinMethod authenticate and validate a command
+	// before it is journaled (read-only: they cost no journal record, no
+	// remembered reply, no checkpoint). The command checks again on its
+	// own turn: a member removed in between is refused there.
+	checkMethod   = method("poker.room.check", (*Room).check, reactor.ReadOnly())
+	canJoinMethod = method("poker.room.canjoin", (*Room).canJoin, reactor.ReadOnly())
 )
 
 // expireMethod is the room's idle timer; set in init because its handler
@@ -186,7 +291,7 @@ func init() { expireMethod = method("poker.room.expire", (*Room).expire) }
 
 func do[Req, Resp any](ctx context.Context, p *Rooms, m *roomMethod[Req, Resp], room string, req Req) (Resp, error) {
 	var zero Resp
-	if !ValidID(room) {
+	if !p.exists(room) {
 		return zero, ErrRoomNotFound
 	}
 	// Handler errors come back as they are (the HTTP layer maps them);
@@ -207,9 +312,13 @@ func (p *Rooms) Create(ctx context.Context, req CreateRequest) (Credentials, err
 	if err := req.Normalize(); err != nil {
 		return Credentials{}, err
 	}
+	if p.Known() >= p.opt.MaxRooms {
+		return Credentials{}, ErrTooManyRooms
+	}
 	room, member, token, hash := NewID(16), NewID(10), NewToken(), [32]byte{}
 	hash = sha256.Sum256([]byte(token))
-	_, err := do(ctx, p, createMethod, room, createCmd{CreateRequest: req, Member: member, TokenHash: hash[:]})
+	// The one command for a room that does not exist yet.
+	_, err := createMethod.TryCall(ctx, p.rt.Ref(Address).Child(room), createCmd{CreateRequest: req, Member: member, TokenHash: hash[:]})
 	if err != nil {
 		return Credentials{}, err
 	}
@@ -219,6 +328,9 @@ func (p *Rooms) Create(ctx context.Context, req CreateRequest) (Credentials, err
 // Join adds a member named req.Name to room.
 func (p *Rooms) Join(ctx context.Context, room string, req JoinRequest) (Credentials, error) {
 	if err := req.Normalize(); err != nil {
+		return Credentials{}, err
+	}
+	if _, err := do(ctx, p, canJoinMethod, room, joinQuery{Name: req.Name}); err != nil {
 		return Credentials{}, err
 	}
 	member, token := NewID(10), NewToken()
@@ -237,6 +349,9 @@ func (p *Rooms) Start(ctx context.Context, room, token string, req StartRequest)
 	if token == "" {
 		return ErrUnauthorized
 	}
+	if err := p.check(ctx, room, checkQuery{auth: auth{HashToken(token)}, Leader: true}); err != nil {
+		return err
+	}
 	_, err := do(ctx, p, startMethod, room, startCmd{auth: auth{HashToken(token)}, Story: req.Story})
 	return err
 }
@@ -251,6 +366,9 @@ func (p *Rooms) Vote(ctx context.Context, room, token string, req VoteRequest) e
 	if token == "" {
 		return ErrUnauthorized
 	}
+	if err := p.check(ctx, room, checkQuery{auth: auth{HashToken(token)}}); err != nil {
+		return err
+	}
 	_, err := do(ctx, p, voteMethod, room, voteCmd{auth: auth{HashToken(token)}, Value: req.Value})
 	return err
 }
@@ -259,6 +377,9 @@ func (p *Rooms) Vote(ctx context.Context, room, token string, req VoteRequest) e
 func (p *Rooms) Finish(ctx context.Context, room, token string) error {
 	if token == "" {
 		return ErrUnauthorized
+	}
+	if err := p.check(ctx, room, checkQuery{auth: auth{HashToken(token)}, Leader: true}); err != nil {
+		return err
 	}
 	_, err := do(ctx, p, finishMethod, room, auth{HashToken(token)})
 	return err
@@ -269,7 +390,19 @@ func (p *Rooms) Remove(ctx context.Context, room, token, member string) error {
 	if token == "" {
 		return ErrUnauthorized
 	}
+	if err := p.check(ctx, room, checkQuery{auth: auth{HashToken(token)}, Remove: member}); err != nil {
+		return err
+	}
 	_, err := do(ctx, p, removeMethod, room, removeCmd{auth: auth{HashToken(token)}, Member: member})
+	return err
+}
+
+// check authenticates (and authorises) a member command before it is
+// journaled (read-only: the check itself is neither journaled nor
+// remembered).
+func (p *Rooms) check(ctx context.Context, room string, q checkQuery) error {
+	q.Key = reactor.IdempotencyKey(ctx)
+	_, err := do(ctx, p, checkMethod, room, q)
 	return err
 }
 
@@ -293,6 +426,37 @@ type Subscription struct {
 	// so it holds no queue, and it ends with eventlog.ErrSubscriberTooSlow
 	// only when the log evicted an event it had not read yet.
 	Sub *eventlog.Subscription
+
+	release func()
+	once    sync.Once
+}
+
+// Close ends the subscription and frees the member's stream slot.
+func (s *Subscription) Close() {
+	s.once.Do(func() {
+		s.Sub.Close()
+		if s.release != nil {
+			s.release()
+		}
+	})
+}
+
+// takeStream claims one of member's stream slots in room.
+func (p *Rooms) takeStream(room, member string) (release func(), err error) {
+	k := room + "/" + member
+	p.smu.Lock()
+	defer p.smu.Unlock()
+	if p.streams[k] >= p.opt.StreamsPerMember {
+		return nil, ErrTooManyStreams
+	}
+	p.streams[k]++
+	return func() {
+		p.smu.Lock()
+		if p.streams[k]--; p.streams[k] <= 0 {
+			delete(p.streams, k)
+		}
+		p.smu.Unlock()
+	}, nil
 }
 
 // Subscribe authenticates token and opens the member's event stream of
@@ -313,17 +477,28 @@ func (p *Rooms) Subscribe(ctx context.Context, room, token, asMember string, las
 		}
 		if lastEventID > 0 {
 			if sub, ok := s.Log.FollowSince(s.Member, lastEventID); ok {
-				return &Subscription{Member: s.Member, Sub: sub}, nil
+				return p.counted(room, &Subscription{Member: s.Member, Sub: sub})
 			}
 		}
 		if sub, ok := s.Log.FollowSince(s.Member, s.Event.ID); ok {
 			snap := s.Event
-			return &Subscription{Member: s.Member, Snapshot: &snap, Sub: sub}, nil
+			return p.counted(room, &Subscription{Member: s.Member, Snapshot: &snap, Sub: sub})
 		}
 		if attempt == 2 {
 			return nil, errors.New("poker: room events move faster than a snapshot can be taken")
 		}
 	}
+}
+
+// counted claims a stream slot for sub's member, or closes sub.
+func (p *Rooms) counted(room string, sub *Subscription) (*Subscription, error) {
+	release, err := p.takeStream(room, sub.Member)
+	if err != nil {
+		sub.Sub.Close()
+		return nil, err
+	}
+	sub.release = release
+	return sub, nil
 }
 
 // --- identifiers and tokens ---

@@ -63,6 +63,13 @@ func run(args []string) error {
 	verbose := fs.Bool("v", false, "log every HTTP request (never tokens)")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this `address` (e.g. 127.0.0.1:6060; off by default, never on the public listener)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this `file`")
+	createRate := fs.Int("create-rate", 30, "rooms one client address may create a `minute` (token bucket; -1: no limit)")
+	maxRooms := fs.Int("max-rooms", 1_000_000, "most rooms that may exist at once")
+	logBytes := fs.Int64("event-log-bytes", 256<<10, "bytes of events one room keeps for resuming clients")
+	logTotal := fs.Int64("event-log-total-bytes", 256<<20, "bytes of events all rooms keep together")
+	streams := fs.Int("streams-per-member", 4, "open event streams one member may have")
+	reqTimeout := fs.Duration("request-timeout", 10*time.Second, "bound on one API request's work (504 beyond)")
+	writeTimeout := fs.Duration("write-timeout", 15*time.Second, "bound on writing a response, and on each write of an event stream")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: poker [flags]\n       poker journal replay [-data DIR] [-room-ttl D]\n\nServes the planning-poker web UI and API. Rooms survive crashes: every\ncommand answered 201/202 is in the fsynced journal under -data.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -100,7 +107,9 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	srv, err := server.New(ctx, server.Config{DataDir: *data, RoomTTL: *ttl, CheckpointInterval: *cpEvery, Logger: log})
+	srv, err := server.New(ctx, server.Config{DataDir: *data, RoomTTL: *ttl, CheckpointInterval: *cpEvery, Logger: log,
+		CreatesPerMinute: *createRate, MaxRooms: *maxRooms, EventLogBytes: *logBytes, EventLogTotalBytes: *logTotal,
+		StreamsPerMember: *streams, RequestTimeout: *reqTimeout, WriteTimeout: *writeTimeout})
 	if err != nil {
 		return err
 	}
@@ -109,15 +118,7 @@ func run(args []string) error {
 		_ = srv.Close(context.Background())
 		return err
 	}
-	hs := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	hs.RegisterOnShutdown(srv.CloseStreams)
+	hs := srv.HTTPServer()
 	log.Info("poker: listening", "addr", ln.Addr().String(), "url", "http://"+displayAddr(ln.Addr()), "data", *data, "room_ttl", *ttl)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
@@ -156,7 +157,17 @@ func servePprof(addr string, log *slog.Logger) error {
 	m.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
 	m.HandleFunc("/debug/pprof/trace", httppprof.Trace)
 	log.Info("poker: pprof", "addr", ln.Addr().String())
-	go func() { _ = http.Serve(ln, m) }()
+	// The public listener's timeouts, with room for a 60s profile.
+	hs := &http.Server{
+		Handler:           m,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() { _ = hs.Serve(ln) }()
 	return nil
 }
 

@@ -35,8 +35,8 @@ func newEnv(t testing.TB, cfg server.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewUnstartedServer(srv.Handler())
-	hs.Config.RegisterOnShutdown(srv.CloseStreams)
+	hs := httptest.NewUnstartedServer(nil)
+	hs.Config = srv.HTTPServer() // the timeouts cmd/poker serves with
 	hs.Start()
 	e := &env{t: t, srv: srv, hs: hs, url: hs.URL}
 	t.Cleanup(e.close)

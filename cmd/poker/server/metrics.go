@@ -43,6 +43,10 @@ var (
 	descClosed    = prometheus.NewDesc("poker_rooms_closed_total", "Rooms closed (idle) by this process.", nil, nil)
 	descStreams   = prometheus.NewDesc("poker_event_streams", "Open member event streams.", nil, nil)
 	descLogs      = prometheus.NewDesc("poker_event_logs", "Rooms with an event log in memory.", nil, nil)
+	descKnown     = prometheus.NewDesc("poker_rooms", "Rooms that may exist (live, or closed and not loaded since the start).", nil, nil)
+	descEvBytes   = prometheus.NewDesc("poker_event_log_bytes", "Bytes of the events all rooms keep for resuming clients.", nil, nil)
+	descStorage   = prometheus.NewDesc("poker_storage_failures_total", "Requests refused by a storage failure, by cause (disk_full, journal_failed, checkpoint_corrupt).", []string{"cause"}, nil)
+	descDegraded  = prometheus.NewDesc("poker_degraded", "1 while /healthz reports degraded storage, else 0.", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
@@ -93,6 +97,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descClosed, float64(p.Closed))
 	gauge(descStreams, float64(p.Streams))
 	gauge(descLogs, float64(p.Logs))
+	gauge(descKnown, float64(p.Known))
+	gauge(descEvBytes, float64(p.EventBytes))
+	h := c.s.health
+	counter(descStorage, float64(h.diskFull.Load()), "disk_full")
+	counter(descStorage, float64(h.journalFailed.Load()), "journal_failed")
+	counter(descStorage, float64(h.corruptLoads.Load()), "checkpoint_corrupt")
+	degraded := 0.0
+	if len(h.problems()) > 0 {
+		degraded = 1
+	}
+	gauge(descDegraded, degraded)
 }
 
 type httpMetrics struct {

@@ -68,6 +68,8 @@ func newErrorMapper(log *slog.Logger) *gateway.ErrorMapper {
 	m.Map(poker.ErrMemberNotFound, http.StatusNotFound, "member_not_found", "no such member in this room")
 	m.Map(poker.ErrRoomExists, http.StatusConflict, "room_exists", "room exists")
 	m.Map(poker.ErrClosed, http.StatusServiceUnavailable, "shutting_down", "server is shutting down, retry later")
+	m.Map(poker.ErrTooManyRooms, http.StatusServiceUnavailable, "too_many_rooms", "the server holds as many rooms as it may; retry later")
+	m.Map(poker.ErrTooManyStreams, http.StatusTooManyRequests, "too_many_streams", "this member has as many event streams open as it may")
 	return m
 }
 
@@ -79,6 +81,7 @@ type errorBody struct {
 }
 
 func (s *Server) writeError(w http.ResponseWriter, err error) {
+	s.health.observe(err)
 	var (
 		inv    *poker.InvalidError
 		body   *gateway.BodyError
@@ -129,6 +132,9 @@ type accepted struct {
 }
 
 func (s *Server) createRoom(w http.ResponseWriter, r *http.Request) {
+	if s.creates.limited(w, r) {
+		return
+	}
 	var req poker.CreateRequest
 	if err := gateway.DecodeJSON(w, r, &req, MaxBodyBytes); err != nil {
 		s.writeError(w, err)
@@ -228,6 +234,7 @@ func (s *Server) reply(w http.ResponseWriter, err error) {
 		s.writeError(w, err)
 		return
 	}
+	s.health.ok()
 	gateway.JSON(w, http.StatusAccepted, accepted{Status: "accepted"})
 }
 
@@ -251,17 +258,17 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	st, err := gateway.DetachStream(w, r, 0)
+	st, err := gateway.DetachStream(w, r, s.cfg.WriteTimeout)
 	if err == nil {
 		go s.serveStream(st, sub)
 		return
 	}
 	if !errors.Is(err, http.ErrNotSupported) {
-		sub.Sub.Close()
+		sub.Close()
 		return // the connection was taken over, or failed
 	}
-	if st, err = gateway.NewStream(w, r); err != nil {
-		sub.Sub.Close()
+	if st, err = gateway.NewStreamTimeout(w, r, s.cfg.WriteTimeout); err != nil {
+		sub.Close()
 		gateway.Error(w, http.StatusInternalServerError, "internal", "streaming unsupported")
 		return
 	}
@@ -279,7 +286,7 @@ var eventBufs = sync.Pool{New: func() any { return new([]eventlog.Event) }}
 // Events already waiting are written together, in one write.
 func (s *Server) serveStream(st *gateway.Stream, sub *poker.Subscription) {
 	defer st.Close()
-	defer sub.Sub.Close()
+	defer sub.Close()
 	if err := st.Retry(2 * time.Second); err != nil {
 		return
 	}
@@ -339,10 +346,26 @@ func removes(e eventlog.Event, member string) bool {
 	return json.Unmarshal(e.Data, &d) == nil && d.Member == member
 }
 
+// healthz answers 200 {"status":"ok"}, or 503 {"status":"degraded",
+// "error":…, "problems":[…]} with Retry-After while storage fails: the
+// journal fail-stopped (error journal_failed: restart), the disk is full
+// (storage_full: until the journal accepts writes again), or room
+// checkpoints were found corrupt (checkpoint_corrupt: until repaired).
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	if err := s.journal.Stats().Err; err != nil {
-		gateway.Error(w, http.StatusServiceUnavailable, "journal_failed", "the journal has failed; restart the server")
+	p := s.health.problems()
+	if len(p) == 0 {
+		gateway.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return
 	}
-	gateway.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	code := "checkpoint_corrupt"
+	switch {
+	case s.journal.Stats().Err != nil:
+		code = "journal_failed"
+	case s.health.full.Load():
+		code = "storage_full"
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(gateway.RetryAfterStorageSeconds))
+	gateway.JSON(w, http.StatusServiceUnavailable, map[string]any{
+		"status": "degraded", "error": code, "message": joinProblems(p), "problems": p,
+	})
 }

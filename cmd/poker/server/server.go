@@ -44,6 +44,34 @@ type Config struct {
 	CheckpointInterval time.Duration
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
+	// RequestTimeout bounds the work of one API request (default 10s): a
+	// command still waiting for its room when it ends answers 504 timeout.
+	// Event streams are not bounded by it.
+	RequestTimeout time.Duration
+	// WriteTimeout bounds writing a response (default 15s), so a client
+	// that never reads cannot hold a connection and its goroutine: it is
+	// the http.Server's WriteTimeout (see HTTPServer) and, for event
+	// streams, the limit of each write.
+	WriteTimeout time.Duration
+	// CreatesPerMinute is how many rooms one client address may create a
+	// minute (token bucket, as many saved up; default 30; negative: no
+	// limit). Beyond it: 429 rate_limited with Retry-After.
+	CreatesPerMinute int
+	// MaxRooms bounds the rooms that exist at once (default 1,000,000).
+	// Beyond it, creating a room answers 503 too_many_rooms.
+	MaxRooms int
+	// EventLogBytes bounds the events one room keeps for resuming clients
+	// (default 256 KiB), EventLogTotalBytes those of all rooms together
+	// (default 256 MiB): beyond them the oldest events go first (a client
+	// that needed them reconnects to a snapshot).
+	EventLogBytes, EventLogTotalBytes int64
+	// StreamsPerMember bounds one member's open event streams (default 4);
+	// one more answers 429 too_many_streams.
+	StreamsPerMember int
+	// FS is the file system of the journal and the checkpoints (default:
+	// the operating system's). Tests inject journal/faultfs to fill the
+	// disk or fail an fsync.
+	FS journal.FS
 }
 
 // Server is a running planning-poker server: runtime, journal, rooms and
@@ -60,6 +88,8 @@ type Server struct {
 	http    *httpMetrics
 	started time.Time
 	beat    *heartbeat
+	health  *health
+	creates *limiter
 
 	closeOnce sync.Once
 	closeErr  error
@@ -73,15 +103,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("server: Config.DataDir is required")
 	}
 	cfg = cfg.withDefaults()
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	mkdir := os.MkdirAll
+	if cfg.FS != nil {
+		mkdir = cfg.FS.MkdirAll
+	}
+	if err := mkdir(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("server: create data dir: %w", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now()}
-	store, err := file.Open(file.Options{Dir: filepath.Join(cfg.DataDir, "checkpoints")})
+	store, err := file.Open(file.Options{Dir: filepath.Join(cfg.DataDir, "checkpoints"), FS: cfg.FS})
 	if err != nil {
 		return nil, fmt.Errorf("server: open checkpoints: %w", err)
 	}
-	s.journal, err = journal.Open(ctx, journal.Options{Dir: filepath.Join(cfg.DataDir, "journal"), Logger: cfg.Logger})
+	s.journal, err = journal.Open(ctx, journal.Options{Dir: filepath.Join(cfg.DataDir, "journal"), Logger: cfg.Logger, FS: cfg.FS})
 	if err != nil {
 		return nil, fmt.Errorf("server: open journal: %w", err)
 	}
@@ -105,6 +139,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.log.Info("poker: rooms restored", "took", time.Since(began).Round(time.Millisecond), "data", cfg.DataDir)
 	s.errs = newErrorMapper(cfg.Logger)
+	s.health = newHealth(cfg.Logger, s.journal)
+	if cfg.CreatesPerMinute > 0 {
+		s.creates = newLimiter(cfg.CreatesPerMinute)
+	}
 	s.reg = prometheus.NewRegistry()
 	s.http = newHTTPMetrics()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -125,7 +163,35 @@ func (cfg Config) withDefaults() Config {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.CreatesPerMinute == 0 {
+		cfg.CreatesPerMinute = 30
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 15 * time.Second
+	}
 	return cfg
+}
+
+// HTTPServer returns an http.Server for the server's Handler with the
+// timeouts a public listener needs: 10s to send the headers, 30s to send
+// a request, cfg.WriteTimeout to read a response (event streams set their
+// own deadline per write), 2 minutes idle between requests, 32 KiB of
+// headers, errors logged at WARN. Streams are closed on Shutdown.
+func (s *Server) HTTPServer() *http.Server {
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	hs.RegisterOnShutdown(s.CloseStreams)
+	return hs
 }
 
 // Register registers the poker rooms on rt (before rt.Start) exactly as
@@ -137,11 +203,28 @@ func Register(rt *reactor.Runtime, cfg Config) (*poker.Rooms, error) {
 	cfg = cfg.withDefaults()
 	return poker.Register(rt, poker.Options{
 		TTL: cfg.RoomTTL, Logger: cfg.Logger, Extra: []reactor.Option{reactor.Journaled()},
+		MaxRooms: cfg.MaxRooms, EventLogBytes: cfg.EventLogBytes, EventLogTotalBytes: cfg.EventLogTotalBytes,
+		StreamsPerMember: cfg.StreamsPerMember,
 	})
 }
 
-// Handler returns the server's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.logRequests(s.mux) }
+// Handler returns the server's HTTP handler. Serve it with the timeouts of
+// HTTPServer.
+func (s *Server) Handler() http.Handler { return s.deadline(s.logRequests(s.mux)) }
+
+// deadline bounds the work of every request but an event stream by
+// cfg.RequestTimeout.
+func (s *Server) deadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/events") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
 
 // Rooms returns the domain the server exposes.
 func (s *Server) Rooms() *poker.Rooms { return s.rooms }
