@@ -131,12 +131,17 @@ func cleanText(field, s string, max int) (string, error) {
 }
 
 func cleanName(field, s string) (string, error) {
-	s, err := cleanText(field, s, MaxNameLen)
-	if err != nil {
-		return "", err
+	if utf8.ValidString(s) {
+		// Invisible characters go and inner runs of spaces collapse ("ann
+		// lee" with two spaces is "ann lee"); what is left must show
+		// something.
+		d := displayName(s)
+		if d == "" && strings.TrimSpace(s) != "" {
+			return "", invalid(field, "%s must contain a visible character", field)
+		}
+		s = d
 	}
-	// Collapse inner runs of spaces so "ann  lee" and "ann lee" collide.
-	return strings.Join(strings.Fields(s), " "), nil
+	return cleanText(field, s, MaxNameLen)
 }
 
 func printable(s string) bool {
@@ -148,5 +153,3 @@ func printable(s string) bool {
 	return true
 }
 
-// sameName compares member names: trimmed, case-insensitively.
-func sameName(a, b string) bool { return strings.EqualFold(a, b) }

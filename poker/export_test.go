@@ -1,0 +1,4 @@
+package poker
+
+// SameName exposes sameName to the tests.
+var SameName = sameName
