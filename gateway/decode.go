@@ -1,12 +1,14 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 )
 
@@ -59,10 +61,15 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any, maxBytes int64)
 		return invalid("", "request body is empty", nil)
 	}
 	body := http.MaxBytesReader(w, r.Body, maxBytes)
-	dec := json.NewDecoder(body)
+	var raw bytes.Buffer
+	dec := json.NewDecoder(io.TeeReader(body, &raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err, maxBytes)
+	}
+	// encoding/json matches field names case-insensitively; the API does not.
+	if field := inexactField(raw.Bytes()[:dec.InputOffset()], reflect.TypeOf(dst), ""); field != "" {
+		return invalid(field, fmt.Sprintf("unknown field %q (field names are case-sensitive)", field), nil)
 	}
 	// Exactly one value: only whitespace may follow.
 	var extra json.RawMessage
@@ -143,4 +150,75 @@ func article(kind string) string {
 		return "an " + kind
 	}
 	return "a " + kind
+}
+
+// inexactField returns the dotted path of the first object key in raw
+// that names a field of t only up to case, or "".
+func inexactField(raw []byte, t reflect.Type, path string) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return ""
+	}
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return ""
+		}
+		for _, item := range items {
+			if f := inexactField(item, t.Elem(), path); f != "" {
+				return f
+			}
+		}
+	case reflect.Struct:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil {
+			return ""
+		}
+		fields := jsonFields(t)
+		for key, v := range obj {
+			ft, ok := fields[key]
+			if !ok {
+				return path + key
+			}
+			if f := inexactField(v, ft, path+key+"."); f != "" {
+				return f
+			}
+		}
+	}
+	return ""
+}
+
+// jsonFields maps the JSON names of t's fields (embedded structs' too) to
+// their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || (!f.IsExported() && !f.Anonymous) {
+			continue
+		}
+		if f.Anonymous && name == "" {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				for k, v := range jsonFields(ft) {
+					if _, taken := out[k]; !taken {
+						out[k] = v
+					}
+				}
+				continue
+			}
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f.Type
+	}
+	return out
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/checkpoint"
@@ -167,13 +169,34 @@ func (m *ErrorMapper) WriteError(w http.ResponseWriter, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
 	if status >= 500 && code == "internal" {
-		l := slog.Default()
-		if m != nil && m.Logger != nil {
-			l = m.Logger
-		}
-		l.Error("gateway: unhandled error", "err", err)
+		m.logUnhandled(err)
 	}
 	Error(w, status, code, msg)
+}
+
+// unhandledLog limits the logging of unhandled errors to one line per
+// second (and one per panic site), panicStacks to one stack trace per panic
+// site per minute; each line says how many were suppressed before it.
+var unhandledLog, panicStacks = &LogLimiter{}, &LogLimiter{Every: time.Minute}
+
+func (m *ErrorMapper) logUnhandled(err error) {
+	l := slog.Default()
+	if m != nil && m.Logger != nil {
+		l = m.Logger
+	}
+	var pe *reactor.PanicError
+	if errors.As(err, &pe) {
+		site := pe.Service + " " + pe.Method
+		if ok, n := panicStacks.Allow(site); ok {
+			l.Error("gateway: handler panicked", "service", pe.Service, "method", pe.Method, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack), "suppressed", n)
+		} else if ok, n := unhandledLog.Allow("panic " + site); ok {
+			l.Error("gateway: handler panicked (stack logged within the last minute)", "service", pe.Service, "method", pe.Method, "panic", fmt.Sprint(pe.Value), "suppressed", n)
+		}
+		return
+	}
+	if ok, n := unhandledLog.Allow("unhandled"); ok {
+		l.Error("gateway: unhandled error", "err", err, "suppressed", n)
+	}
 }
 
 // WriteError writes the response for err using only the built-in mappings:

@@ -38,13 +38,30 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/rooms/{room}/session/finish", s.finishSession)
 	m.HandleFunc("POST /api/rooms/{room}/votes", s.vote)
 	m.HandleFunc("GET /api/rooms/{room}/events", s.events)
-	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		gateway.Error(w, http.StatusNotFound, "not_found", "no such API endpoint")
-	})
+	m.HandleFunc("/api/", s.noRoute)
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.Handle("GET /metrics", s.metricsHandler())
 	m.Handle("GET /status", gateway.SecureHeaders(http.HandlerFunc(s.status)))
 	s.mux = m
+}
+
+// noRoute answers a request no API route took: 405 with Allow when the
+// path exists for other methods, 404 otherwise.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = method
+		if _, pattern := s.mux.Handler(probe); pattern != "/api/" && pattern != "" {
+			allow = append(allow, method)
+		}
+	}
+	if len(allow) == 0 {
+		gateway.Error(w, http.StatusNotFound, "not_found", "no such API endpoint")
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	gateway.Error(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use "+strings.Join(allow, " or "))
 }
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
@@ -256,6 +273,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	sub, err := s.rooms.Subscribe(r.Context(), r.PathValue("room"), token, r.URL.Query().Get("member"), last)
 	if err != nil {
 		s.writeError(w, err)
+		return
+	}
+	if r.Method == http.MethodHead { // the headers a GET would get, no stream
+		sub.Close()
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.WriteHeader(http.StatusOK)
 		return
 	}
 	st, err := gateway.DetachStream(w, r, s.cfg.WriteTimeout)

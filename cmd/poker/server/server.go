@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -89,6 +90,7 @@ type Server struct {
 	started time.Time
 	beat    *heartbeat
 	health  *health
+	failLog gateway.LogLimiter // 5xx request lines
 	creates *limiter
 
 	closeOnce sync.Once
@@ -266,11 +268,15 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		if strings.HasPrefix(route, "GET /api/rooms/{room}/events") || route == "GET /metrics" || route == "GET /healthz" {
 			return
 		}
-		lvl := slog.LevelDebug
-		if sw.status >= 500 {
-			lvl = slog.LevelWarn
+		if sw.status < 500 {
+			s.log.Debug("http", "method", r.Method, "route", route, "status", sw.status, "took", d)
+			return
 		}
-		s.log.Log(r.Context(), lvl, "http", "method", r.Method, "route", route, "status", sw.status, "took", d)
+		// Under overload every request may fail alike: one line per route
+		// and status per second, counting the rest (all are in /metrics).
+		if ok, n := s.failLog.Allow(route + " " + strconv.Itoa(sw.status)); ok {
+			s.log.Warn("http", "method", r.Method, "route", route, "status", sw.status, "took", d, "suppressed", n)
+		}
 	})
 }
 
