@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,5 +175,54 @@ func TestDerivedContextDeadlock(t *testing.T) {
 	}
 	if time.Since(began) > 2*time.Second {
 		t.Fatalf("self call took %v: it waited instead of failing", time.Since(began))
+	}
+}
+
+// TestLostSendBlocksItsCheckpoint: when the journal write of a message a
+// handler sent fails (disk full), the sender's checkpoint must not cover
+// the input that sent it — it fails instead of waiting forever — and after
+// a restart replay sends the message again, so it is delivered once.
+func TestLostSendBlocksItsCheckpoint(t *testing.T) {
+	fsys := faultfs.New()
+	rt, j := openRelay(t, fsys)
+	ctx := context.Background()
+	if _, err := relayPass.Call(ctx, rt.Ref("/a"), relayReq{How: "direct", N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, func() bool {
+		got, _ := tallyCounts.Call(ctx, rt.Ref("/b"), struct{}{})
+		return got["direct"] == 1
+	})
+	// The call's record is the next journal write; the send its handler
+	// makes, the one after: that one finds the disk full.
+	var journalWrites atomic.Int32
+	fsys.SetHook(func(op faultfs.Op, name string) error {
+		if op == faultfs.OpWrite && strings.HasPrefix(name, "/r/journal/") && journalWrites.Add(1) == 2 {
+			return syscall.ENOSPC
+		}
+		return nil
+	})
+	if _, err := relayPass.Call(ctx, rt.Ref("/a"), relayReq{How: "direct", N: 2}); err != nil {
+		t.Fatal(err)
+	}
+	reactor.CheckpointRound(rt)
+	closing, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	began := time.Now()
+	err := rt.Close(closing)
+	if time.Since(began) > 5*time.Second {
+		t.Fatalf("Close took %v: a checkpoint waited for a send that failed", time.Since(began))
+	}
+	if err == nil {
+		t.Fatal("Close saved /a over a send that was never journaled")
+	}
+	j.Close()
+	fsys.SetHook(nil)
+
+	rt, j = openRelay(t, fsys)
+	defer func() { rt.Close(ctx); j.Close() }()
+	got, err := tallyCounts.Call(ctx, rt.Ref("/b"), struct{}{})
+	if err != nil || got["direct"] != 2 {
+		t.Fatalf("after restart /b counted %v (%v), want the lost send delivered once", got, err)
 	}
 }
