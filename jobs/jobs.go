@@ -121,6 +121,7 @@ type Queues struct {
 	log    *slog.Logger
 	worker string
 
+	counter  turnCounter
 	stopping atomic.Bool
 	mu       sync.Mutex
 	started  bool
@@ -233,7 +234,7 @@ func (k *Kind[A]) EnqueueTx(c *reactor.Ctx, qs *Queues, args A, opts ...Option) 
 		return "", err
 	}
 	req.Tx = true
-	req.ID = txID(c)
+	req.ID = qs.txID(c)
 	if req.RunAt == 0 {
 		req.RunAt = c.Now().Add(req.Delay).UnixNano()
 	}
@@ -246,20 +247,24 @@ func (k *Kind[A]) EnqueueTx(c *reactor.Ctx, qs *Queues, args A, opts ...Option) 
 // txID numbers the enqueues of one input: "t<seq>.<n>" in base 36. Replay
 // runs the same handler on the same input with the same sequence number,
 // so it chooses the same ids. Inputs that are not journaled get a random id.
-func txID(c *reactor.Ctx) string {
+func (qs *Queues) txID(c *reactor.Ctx) string {
 	seq := c.Seq()
 	if seq == 0 {
 		var b [12]byte
 		rand.Read(b[:])
 		return "r" + hex.EncodeToString(b[:])
 	}
-	return "t" + strconv.FormatUint(seq, 36) + "." + strconv.Itoa(txCounter.next(c.Self().Addr(), seq))
+	return "t" + strconv.FormatUint(seq, 36) + "." + strconv.Itoa(qs.counter.next(c.Self().Addr(), seq))
 }
 
 // turnCounter counts the enqueues of the current input of each service.
 // A service's inputs are handled one at a time, so (address, seq) changes
 // only between inputs. Entries unused for two generations (a minute or
-// more) are dropped.
+// more) are dropped. There is one per Queues, hence per runtime: a runtime
+// replays (and so sees an input's seq a second time) only in its own Start,
+// while another runtime in the same process would reuse sequence numbers.
+// (A Workers(n) service runs several inputs at once and would interleave
+// them: EnqueueTx from such a service is not supported.)
 type turnCounter struct {
 	mu        sync.Mutex
 	cur, prev map[string]seqCount
@@ -270,8 +275,6 @@ type seqCount struct {
 	seq uint64
 	n   int
 }
-
-var txCounter turnCounter
 
 func (t *turnCounter) next(addr string, seq uint64) int {
 	t.mu.Lock()

@@ -50,6 +50,9 @@ func state(t *testing.T, a *app, queue, id string) jobs.State {
 func TestEnqueueRunComplete(t *testing.T) {
 	a := openApp(t, appOpts{queues: map[string]jobs.QueueConfig{"work": {Workers: 4, PollInterval: 5 * time.Millisecond}}})
 	defer a.close(t, false)
+	seen.Lock()
+	clear(seen.runs) // ids restart with every fresh journal (-count=N)
+	seen.Unlock()
 	ctx := context.Background()
 	var ids []string
 	for i := range 20 {
