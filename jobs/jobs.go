@@ -125,9 +125,9 @@ type Queues struct {
 	stopping atomic.Bool
 	mu       sync.Mutex
 	started  bool
-	closed  bool
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	closed   bool
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // New registers one journaled service per configured queue on rt (which

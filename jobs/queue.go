@@ -66,9 +66,9 @@ type queue struct {
 
 	cfg   QueueConfig
 	owner *Queues
-	ready readyHeap // Pending jobs due at the last look, by priority
+	ready readyHeap        // Pending jobs due at the last look, by priority
 	run   map[string]*Info // Running jobs
-	sched runAtHeap // Pending jobs, by run-at
+	sched runAtHeap        // Pending jobs, by run-at
 	timer *reactor.Timer
 }
 
