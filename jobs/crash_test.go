@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -45,7 +46,9 @@ func (s *Shop) Order(c *reactor.Ctx, name string) (string, error) {
 	return id, nil
 }
 
-func (s *Shop) Dump(*reactor.Ctx, struct{}) (map[string]string, error) { return s.Orders, nil }
+func (s *Shop) Dump(*reactor.Ctx, struct{}) (map[string]string, error) {
+	return maps.Clone(s.Orders), nil
+}
 
 var (
 	shopOrder = reactor.Method("test.shop.order", (*Shop).Order)

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -307,7 +308,7 @@ func (q *queue) lease(c *reactor.Ctx, r leaseReq) (leaseResp, error) {
 		j.State, j.Token, j.Worker, j.LeaseUntil = Running, q.Token, r.Worker, now.Add(r.Lease)
 		j.Attempt++
 		q.run[j.ID] = j
-		resp.Jobs = append(resp.Jobs, *j)
+		resp.Jobs = append(resp.Jobs, j.clone())
 	}
 	resp.Next = q.next()
 	return resp, nil
@@ -505,7 +506,15 @@ func (q *queue) get(_ *reactor.Ctx, id string) (Info, error) {
 	if !ok {
 		return Info{}, fmt.Errorf("jobs: %s: %w", id, ErrNotFound)
 	}
-	return *j, nil
+	return j.clone(), nil
+}
+
+// clone copies a record for a reply: the slices the queue appends to later
+// must not be shared with a caller on another goroutine.
+func (j *Info) clone() Info {
+	c := *j
+	c.Errors = slices.Clone(j.Errors)
+	return c
 }
 
 func (q *queue) dead(_ *reactor.Ctx, limit int) ([]Info, error) {
@@ -514,7 +523,7 @@ func (q *queue) dead(_ *reactor.Ctx, limit int) ([]Info, error) {
 		if limit > 0 && len(out) == limit {
 			break
 		}
-		out = append(out, *j)
+		out = append(out, j.clone())
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -35,7 +36,9 @@ func (l *Ledger) Add(_ *reactor.Ctx, e Entry) (int, error) {
 	return len(l.Applied), nil
 }
 
-func (l *Ledger) Dump(*reactor.Ctx, struct{}) (map[string]int, error) { return l.Applied, nil }
+func (l *Ledger) Dump(*reactor.Ctx, struct{}) (map[string]int, error) {
+	return maps.Clone(l.Applied), nil
+}
 
 var (
 	ledgerAdd  = reactor.Method("test.amqp.ledger.add", (*Ledger).Add)
