@@ -24,6 +24,7 @@ type Ctx struct {
 	seed    uint64
 	hasNow  bool
 	hasSeed bool
+	seeded  bool // pcg was seeded for the current message
 	replied bool // the reply was sent or handed to a Reply
 	rng     *rand.Rand
 	pcg     rand.PCG
@@ -46,7 +47,7 @@ func (c *Ctx) begin(rt *Runtime, s *service) {
 
 func (c *Ctx) message(e *envelope) {
 	c.env = e
-	c.hasNow, c.hasSeed, c.replied = false, false, false
+	c.hasNow, c.hasSeed, c.seeded, c.replied = false, false, false, false
 	c.meta, c.sends = e.meta, 0
 	if e.meta != nil {
 		c.now, c.hasNow = time.Unix(0, e.meta.time), true
@@ -110,7 +111,10 @@ func (c *Ctx) Rand() *rand.Rand {
 	if !c.hasSeed {
 		c.seed, c.hasSeed = c.rt.nextSeed(), true
 	}
-	c.pcg.Seed(c.seed, c.seed^0xda3e39cb94b95bdb)
+	if !c.seeded { // once per message: later calls continue the sequence
+		c.pcg.Seed(c.seed, c.seed^0xda3e39cb94b95bdb)
+		c.seeded = true
+	}
 	if c.rng == nil {
 		c.rng = rand.New(&c.pcg)
 	}

@@ -279,3 +279,28 @@ func TestConfigVocabulary(t *testing.T) {
 		t.Fatal("SingleGoroutine with Goroutines=2 was accepted")
 	}
 }
+
+// Dice draws twice per message from Ctx.Rand.
+type Dice struct{ Rolls [][2]int64 }
+
+func (d *Dice) Roll(c *reactor.Ctx, _ struct{}) ([2]int64, error) {
+	r := [2]int64{c.Rand().Int64(), c.Rand().Int64()}
+	d.Rolls = append(d.Rolls, r)
+	return r, nil
+}
+
+var diceRoll = reactor.Method("test.dice.roll", (*Dice).Roll)
+
+// TestRandContinuesWithinAMessage: two draws in one handler differ (Rand is
+// seeded once per message, not on every call).
+func TestRandContinuesWithinAMessage(t *testing.T) {
+	rt := newRuntime(t, reactor.Config{})
+	ref, _ := reactor.Register(rt, "/dice", &Dice{})
+	start(t, rt)
+	for range 3 {
+		r, err := diceRoll.Call(context.Background(), ref, struct{}{})
+		if err != nil || r[0] == r[1] {
+			t.Fatalf("two draws in one message: %v %v", r, err)
+		}
+	}
+}
