@@ -84,8 +84,13 @@ func (c *Ctx) Value(key any) any {
 	return c.rt.ctx.Value(key)
 }
 
-// handlerOf returns the handler whose turn ctx belongs to (ctx itself, or a
-// context derived from it), or nil for a context from outside the runtime.
+// HandlerOf returns the handler whose turn ctx belongs to — ctx itself, or
+// a context derived from it during that turn — or nil for a context from
+// outside the runtime. Libraries that take a context.Context use it to act
+// as part of the calling handler's turn (transactionally, for a journaled
+// one).
+func HandlerOf(ctx context.Context) *Ctx { return handlerOf(ctx) }
+
 func handlerOf(ctx context.Context) *Ctx {
 	if c, ok := ctx.(*Ctx); ok {
 		return c

@@ -195,9 +195,9 @@ func (qs *Queues) ref(queue string) (reactor.Ref, error) {
 // Enqueue adds a job and returns its id. From outside the runtime it
 // returns once the job is durable (in the fsynced journal); a full queue
 // fails with an error wrapping reactor.ErrBusy. Called with a handler's
-// *reactor.Ctx it is EnqueueTx.
+// *reactor.Ctx, or a context derived from it, it is EnqueueTx.
 func (k *Kind[A]) Enqueue(ctx context.Context, qs *Queues, args A, opts ...Option) (string, error) {
-	if c, ok := ctx.(*reactor.Ctx); ok {
+	if c := reactor.HandlerOf(ctx); c != nil {
 		return k.EnqueueTx(c, qs, args, opts...)
 	}
 	req, s, err := k.request(args, opts)
