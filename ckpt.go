@@ -128,9 +128,16 @@ func (s *service) releaseWrite() {
 }
 
 // saveNow saves s on the calling goroutine (eviction, Close), ordered after
-// any write of s in flight and superseding a queued one. It runs on the
+// any write of s in flight and superseding a queued one — or, for a child
+// whose handler called Ctx.Forget, deletes its checkpoint. It runs on the
 // service's turn or while no turn can run.
 func (s *service) saveNow(ctx context.Context) error {
+	s.mu.Lock()
+	forget := s.forget
+	s.mu.Unlock()
+	if forget {
+		return s.deleteNow(ctx)
+	}
 	js := s.js
 	if js == nil {
 		return s.save(ctx)
@@ -251,4 +258,33 @@ func (w *seqWaiter) wait(ctx context.Context, seq uint64) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// deleteNow removes a forgotten child's checkpoint, after any write of it in
+// flight and instead of a queued one.
+func (s *service) deleteNow(ctx context.Context) error {
+	if js := s.js; js != nil {
+		s.mu.Lock()
+		for js.writing {
+			if js.idle == nil {
+				js.idle = make(chan struct{})
+			}
+			idle := js.idle
+			s.mu.Unlock()
+			select {
+			case <-idle:
+			case <-ctx.Done():
+				return fmt.Errorf("reactor: forget %s: wait for the checkpoint being written: %w", s.addr(), ctx.Err())
+			}
+			s.mu.Lock()
+		}
+		js.pending = nil
+		js.firstUnsaved = 0 // its inputs no longer hold the journal back
+		s.mu.Unlock()
+	}
+	if err := s.kind.rt.cfg.Store.Delete(ctx, s.addr()); err != nil {
+		return fmt.Errorf("reactor: forget %s: %w", s.addr(), err)
+	}
+	s.dirty.Store(false)
+	return nil
 }

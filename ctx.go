@@ -151,6 +151,23 @@ func (c *Ctx) Replaying() bool { return c.replay }
 // Logger returns the runtime's logger with the service address attached.
 func (c *Ctx) Logger() *slog.Logger { return c.rt.log.With("service", c.svc.addr()) }
 
+// Forget marks the state of a keyed child as finished: when the child is
+// next evicted (idle, over its family's bounds, or at Close) its checkpoint
+// is deleted instead of saved, and a later message to its key starts from
+// the factory's fresh state. Use it for state that must not outlive its
+// purpose on disk (a closed room, an expired session). For a journaled
+// child, inputs the journal still holds are replayed into a fresh state
+// after a crash, so a forgotten state should behave like a fresh one (refuse
+// what it refuses). It has no effect on top-level services.
+func (c *Ctx) Forget() {
+	if c.svc.path == "" {
+		return
+	}
+	c.svc.mu.Lock()
+	c.svc.forget = true
+	c.svc.mu.Unlock()
+}
+
 // MarkModified records that the state changed outside a modifying method
 // (for example in a continuation), so it is saved before eviction or Close.
 func (c *Ctx) MarkModified() { c.svc.dirty.Store(true) }

@@ -78,6 +78,7 @@ type service struct {
 	waiters int32 // blocked callers waiting for inbox space
 	space   chan struct{}
 	dead    bool        // evicted: senders must resolve the address again
+	forget  bool        // Ctx.Forget: delete the checkpoint at eviction instead of saving
 	evict   bool        // the family asked this child to save and leave
 	dirty   atomic.Bool // a modifying handler ran since the last save
 	// LRU links and bookkeeping, guarded by family.mu.

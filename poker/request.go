@@ -152,4 +152,3 @@ func printable(s string) bool {
 	}
 	return true
 }
-

@@ -424,4 +424,3 @@ func Replacer(names map[string]string) func(string) string {
 }
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
-
