@@ -30,6 +30,7 @@ type Ctx struct {
 	replay  bool
 	meta    *jmeta // the journal record of the current message, if any
 	sends   int    // journaled sends made by the current message, for origin keys
+	out     *outbox // External batches: effects held until the state is committed
 }
 
 var _ context.Context = (*Ctx)(nil)
@@ -183,6 +184,9 @@ func Defer[Resp any](c *Ctx) *Reply[Resp] {
 	}
 	if c.replied {
 		panic("reactor: Defer called twice, or after the reply was sent")
+	}
+	if c.svc.ext != nil {
+		panic(fmt.Sprintf("reactor: Defer in %s: a service with External state cannot defer its reply (the reply could leave before the state that made it is committed); reply from the handler", c.svc.addr()))
 	}
 	p := &pendingReply[Resp]{rt: c.rt}
 	if c.env.r != nil {
