@@ -296,7 +296,7 @@ func (s *service) handleExternal(w *worker, batch []envelope) []envelope {
 			s.ext.valid = false // the cached state holds an uncommitted run
 			if errors.Is(err, ErrConflict) {
 				k.stats.gaveUp.Add(1)
-				err = fmt.Errorf("reactor: %s: state still conflicting after %d runs of the batch (%w): %w", s.addr(), attempt, err, ErrBusy)
+				err = &contendedError{addr: s.addr(), runs: attempt, last: err}
 			}
 			rt.log.Warn("reactor: batch not committed", "service", s.addr(), "err", err)
 			s.failBatch(keep, err)
@@ -411,3 +411,18 @@ func (s *service) failBatch(keep []envelope, err error) {
 
 // retryable is a continuation that failBatch may queue again.
 type retryable interface{ again(limit int) bool }
+
+// contendedError fails the callers of a batch whose write kept conflicting:
+// errors.Is(err, ErrBusy) (HTTP 503, retry later) and ErrConflict.
+type contendedError struct {
+	addr string
+	runs int
+	last error
+}
+
+func (e *contendedError) Error() string {
+	return fmt.Sprintf("reactor: %s: busy: the state write still conflicted after %d runs of the batch (other writers); retry later", e.addr, e.runs)
+}
+
+func (e *contendedError) Is(target error) bool { return target == ErrBusy }
+func (e *contendedError) Unwrap() error        { return e.last }
