@@ -28,8 +28,8 @@ type Ctx struct {
 	rng     *rand.Rand
 	pcg     rand.PCG
 	replay  bool
-	meta    *jmeta // the journal record of the current message, if any
-	sends   int    // journaled sends made by the current message, for origin keys
+	meta    *jmeta  // the journal record of the current message, if any
+	sends   int     // journaled sends made by the current message, for origin keys
 	out     *outbox // External batches: effects held until the state is committed
 }
 
