@@ -46,8 +46,11 @@ func (f *family) child(key string) *service {
 	if s == nil {
 		s = &service{kind: f.kind, path: f.kind.addr + "/" + key, size: f.baseSize(key)}
 		key = s.key() // the map key shares the path's bytes
-		if f.kind.opts.journaled {
+		switch f.kind.opts.place {
+		case placeJournal:
 			s.js = &jstate{}
+		case placeExternal:
+			s.ext = &extState{}
 		}
 		s.lastUsed = f.kind.rt.coarseNow()
 		f.m[key] = s

@@ -29,8 +29,9 @@ type Ctx struct {
 	rng     *rand.Rand
 	pcg     rand.PCG
 	replay  bool
-	meta    *jmeta // the journal record of the current message, if any
-	sends   int    // journaled sends made by the current message, for origin keys
+	meta    *jmeta  // the journal record of the current message, if any
+	sends   int     // journaled sends made by the current message, for origin keys
+	out     *outbox // External batches: effects held until the state is committed
 }
 
 var _ context.Context = (*Ctx)(nil)
@@ -209,6 +210,9 @@ func Defer[Resp any](c *Ctx) *Reply[Resp] {
 	}
 	if c.replied {
 		panic("reactor: Defer called twice, or after the reply was sent")
+	}
+	if c.svc.ext != nil {
+		panic(fmt.Sprintf("reactor: Defer in %s: a service with External state cannot defer its reply (the reply could leave before the state that made it is committed); reply from the handler", c.svc.addr()))
 	}
 	p := &pendingReply[Resp]{rt: c.rt}
 	if c.env.r != nil {

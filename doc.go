@@ -71,6 +71,17 @@
 //     the outcome is journaled, and replay answers with it instead of
 //     running the handler again.
 //
+// # External state
+//
+// A family registered with External(store) keeps each child's state in a
+// StateStore (state/redis for Redis) instead of the process: many
+// processes can serve the same keys. A batch runs on the cached state and
+// writes it back once with a compare-and-swap on its version; its replies,
+// sends, async calls and timers are held until that write succeeded. On a
+// conflict the batch runs again on the newer state with the same Ctx.Now and
+// Ctx.Rand; after Config.StateAttempts runs its callers get ErrBusy. Defer
+// is refused in this mode. See docs/DEPLOYMENT.md.
+//
 // # Errors
 //
 // Errors answered from the idempotency table or replayed from the journal

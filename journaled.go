@@ -73,8 +73,11 @@ const (
 )
 
 // Journaled makes a service (or every child of a parent) journaled: see
-// Config.Journal. ReadOnly methods bypass the journal.
-func Journaled() Option { return func(o *serviceOptions) { o.journaled = true } }
+// Config.Journal. ReadOnly methods bypass the journal. Placement options
+// (InMemory, Journaled, External): the last one given wins.
+func Journaled() Option {
+	return func(o *serviceOptions) { o.place, o.store = placeJournal, nil }
+}
 
 type idempotencyKey struct{}
 

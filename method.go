@@ -69,6 +69,8 @@ func (m *MethodOf[S, Req, Resp]) Name() string { return m.name }
 
 func (m *MethodOf[S, Req, Resp]) methodName() string { return m.name }
 
+func (m *MethodOf[S, Req, Resp]) isReadOnly() bool { return m.readOnly }
+
 // completer receives a reply.
 type completer[Resp any] interface{ complete(resp Resp, err error) }
 
@@ -92,6 +94,10 @@ func (m *MethodOf[S, Req, Resp]) invoke(c *Ctx, obj any, e *envelope) {
 	}
 	c.replied = true
 	m.rememberReply(c, e, resp, err)
+	if c.out != nil {
+		m.holdReply(c, e, sc, resp, err)
+		return
+	}
 	switch {
 	case isCall:
 		sc.complete(resp, err)
@@ -99,6 +105,21 @@ func (m *MethodOf[S, Req, Resp]) invoke(c *Ctx, obj any, e *envelope) {
 		e.r.(completer[Resp]).complete(resp, err)
 	case err != nil:
 		c.rt.log.Debug("reactor: sent message failed", "service", c.svc.addr(), "method", m.name, "err", err)
+	}
+}
+
+// holdReply puts a reply in the outbox of an External batch: it leaves
+// once the state it was computed from is committed.
+func (m *MethodOf[S, Req, Resp]) holdReply(c *Ctx, e *envelope, sc *syncCall[Req, Resp], resp Resp, err error) {
+	switch {
+	case sc != nil:
+		c.out.hold(func() { sc.complete(resp, err) })
+	case e.r != nil:
+		to := e.r.(completer[Resp])
+		c.out.hold(func() { to.complete(resp, err) })
+	case err != nil:
+		name, addr, log := m.name, c.svc.addr(), c.rt.log
+		c.out.hold(func() { log.Debug("reactor: sent message failed", "service", addr, "method", name, "err", err) })
 	}
 }
 
@@ -199,6 +220,12 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 		if internal && c.replay {
 			return m.replayPost(c, to, svc, req, e, blocking, journaled)
 		}
+		if internal && c.out != nil && !blocking {
+			// From a batch of an External service: posted once its state
+			// is committed, never by a run that conflicted.
+			c.out.hold(m.heldPost(c, ctx, to, req, e, wait, force))
+			return nil
+		}
 		if journaled {
 			key := keyFrom(ctx)
 			if internal && c.meta != nil && key == "" {
@@ -232,6 +259,26 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 			return fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, err)
 		}
 		return nil
+	}
+}
+
+// heldPost is a post from an External batch, made when the outbox is
+// released: on the same turn, as the handler would have made it. An error
+// then fails the message's reply target (an Async continuation or a
+// forwarded Reply gets it) or is logged (a Send).
+func (m *MethodOf[S, Req, Resp]) heldPost(c *Ctx, ctx context.Context, to Ref, req Req, e envelope, wait, force bool) func() {
+	var rctx context.Context = c // not ctx: a context derived from c may be cancelled by then
+	if key := keyFrom(ctx); key != "" {
+		rctx = WithIdempotencyKey(c, key)
+	}
+	return func() {
+		if err := m.post(rctx, to, req, e, wait, force); err != nil {
+			if e.r != nil {
+				m.fail(&e, err)
+				return
+			}
+			c.rt.log.Warn("reactor: send from a committed batch not delivered", "service", c.svc.addr(), "to", to.addr, "method", m.name, "err", err)
+		}
 	}
 }
 
@@ -333,6 +380,12 @@ func (m *MethodOf[S, Req, Resp]) Async(c *Ctx, to Ref, req Req, then func(c *Ctx
 	c.svc.mu.Lock()
 	c.svc.pins++
 	c.svc.mu.Unlock()
+	if c.out != nil {
+		// External batch: the request is held (post) and dropped with the
+		// run if its write conflicts; the pin goes with it.
+		svc := c.svc
+		c.out.discard = append(c.out.discard, func() { ac.unpin(svc) })
+	}
 	send := func(ctx context.Context) {
 		if ac.key != "" {
 			ctx = WithIdempotencyKey(ctx, ac.key)
@@ -368,14 +421,24 @@ func (m *MethodOf[S, Req, Resp]) After(c *Ctx, d time.Duration, req Req) *Timer 
 		return t
 	}
 	self := c.Self()
-	t.t = time.AfterFunc(d, func() {
+	arm := func() {
 		if t.stopped.Load() {
 			return
 		}
-		if err := m.post(self.rt.ctx, self, req, m.pack(req, nil), false, true); err != nil && !errors.Is(err, ErrClosed) {
-			self.rt.log.Warn("reactor: timer message not delivered", "service", self.addr, "method", m.name, "err", err)
-		}
-	})
+		t.t = time.AfterFunc(d, func() {
+			if t.stopped.Load() {
+				return
+			}
+			if err := m.post(self.rt.ctx, self, req, m.pack(req, nil), false, true); err != nil && !errors.Is(err, ErrClosed) {
+				self.rt.log.Warn("reactor: timer message not delivered", "service", self.addr, "method", m.name, "err", err)
+			}
+		})
+	}
+	if c.out != nil {
+		c.out.hold(arm) // External batch: armed once its state is committed
+	} else {
+		arm()
+	}
 	return t
 }
 
@@ -429,7 +492,34 @@ type asyncCall[Resp any] struct {
 	err    error
 	once   once
 	key    string // journaled caller: the reply is journaled under this key
+	// External caller: the batch that runs the continuation may run more
+	// than once, or be queued again (failBatch); the pin goes once.
+	unpinned once
+	requeued int
 }
+
+// unpin releases the caller's pin on the continuation's first run (or when
+// an External run that made the call is discarded).
+func (a *asyncCall[Resp]) unpin(s *service) {
+	if a.unpinned.do() {
+		s.mu.Lock()
+		s.pins--
+		s.mu.Unlock()
+	}
+}
+
+// again reports whether a continuation whose External batch was not
+// committed may be queued again; if not, it lets go of its pin.
+func (a *asyncCall[Resp]) again(limit int) bool {
+	a.requeued++
+	if a.requeued <= limit {
+		return true
+	}
+	a.unpin(a.caller)
+	return false
+}
+
+func (a *asyncCall[Resp]) isReadOnly() bool { return false }
 
 // settle marks a replayed call answered, so a late live reply is dropped.
 func (a *asyncCall[Resp]) settle() { a.once.do() }
@@ -452,9 +542,10 @@ func (a *asyncCall[Resp]) complete(resp Resp, err error) {
 }
 
 func (a *asyncCall[Resp]) invoke(c *Ctx, _ any, _ *envelope) {
-	c.svc.mu.Lock()
-	c.svc.pins--
-	c.svc.mu.Unlock()
+	a.unpin(c.svc)
+	if c.svc.ext != nil {
+		c.svc.dirty.Store(true) // a continuation may change the state: commit it
+	}
 	c.replied = true
 	a.then(c, a.resp, a.err)
 }

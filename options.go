@@ -51,6 +51,13 @@ type Config struct {
 	// to a request that carried a key (WithIdempotencyKey, and the keys the
 	// runtime gives messages between journaled services) (default 5m).
 	IdempotencyWindow time.Duration
+	// StateAttempts is how many times a batch of an External service runs
+	// when its write keeps conflicting with other writers, before its
+	// callers get ErrBusy (default 8).
+	StateAttempts int
+	// StateTimeout bounds each read and write of an External service's
+	// StateStore (default 5s).
+	StateTimeout time.Duration
 }
 
 // Validate reports a configuration that cannot work.
@@ -62,6 +69,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("reactor: Config.BatchSize %d is negative", c.BatchSize)
 	case c.Goroutines < 0:
 		return fmt.Errorf("reactor: Config.Goroutines %d is negative", c.Goroutines)
+	case c.StateAttempts < 0 || c.StateTimeout < 0:
+		return fmt.Errorf("reactor: negative Config.StateAttempts or StateTimeout")
 	case c.CheckpointInterval < 0 || c.IdempotencyWindow < 0:
 		return fmt.Errorf("reactor: negative Config.CheckpointInterval or IdempotencyWindow")
 	case c.SingleGoroutine && c.Goroutines > 1:
@@ -103,6 +112,12 @@ func (c *Config) setDefaults() {
 	if c.IdempotencyWindow == 0 {
 		c.IdempotencyWindow = 5 * time.Minute
 	}
+	if c.StateAttempts == 0 {
+		c.StateAttempts = 8
+	}
+	if c.StateTimeout == 0 {
+		c.StateTimeout = 5 * time.Second
+	}
 }
 
 // Option configures one registered service.
@@ -115,7 +130,8 @@ type serviceOptions struct {
 	maxChildren int
 	maxMemory   int64
 	idleTimeout time.Duration
-	journaled   bool
+	place       placement  // where the state lives: InMemory, Journaled, External
+	store       StateStore // External only
 }
 
 // InboxSize sets the service's inbox capacity (for keyed children: each

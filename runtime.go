@@ -127,8 +127,16 @@ func (rt *Runtime) newKind(addr string, stateType reflect.Type, opts []Option) (
 	if o.maxChildren == 0 {
 		o.maxChildren = 100_000
 	}
-	if o.journaled && rt.cfg.Journal == nil {
+	if o.place == placeJournal && rt.cfg.Journal == nil {
 		return nil, fmt.Errorf("reactor: %s is Journaled but Config.Journal is nil", addr)
+	}
+	if o.place == placeExternal {
+		switch {
+		case o.store == nil:
+			return nil, fmt.Errorf("reactor: %s: External(nil): %w", addr, ErrNilRequest)
+		case o.workers > 1:
+			return nil, fmt.Errorf("reactor: %s: External state needs one turn at a time, not Workers(%d)", addr, o.workers)
+		}
 	}
 	return &kind{rt: rt, addr: addr, stateType: stateType, opts: o}, nil
 }
@@ -144,8 +152,11 @@ func Register[S any](rt *Runtime, addr string, state *S, opts ...Option) (Ref, e
 	if err != nil {
 		return Ref{}, err
 	}
+	if k.opts.place == placeExternal {
+		return Ref{}, fmt.Errorf("reactor: register %s: External state is for RegisterChildren (a top-level state cannot be rebuilt after a conflict; use a family with one key)", addr)
+	}
 	s := &service{kind: k, obj: state}
-	if k.opts.journaled {
+	if k.opts.place == placeJournal {
 		s.js = &jstate{}
 	}
 	rt.mu.Lock()
@@ -465,7 +476,12 @@ type ServiceStats struct {
 	Resident   int    // children in memory
 	Loaded     uint64 // children created or loaded
 	Evicted    uint64 // children saved and evicted
-	Saves      uint64 // checkpoints written
+	Saves      uint64 // checkpoints written; External: states committed
+	// External state (External) only:
+	Reloads   uint64 // states read from the store: first loads, conflicts, revalidations that found a newer version
+	Conflicts uint64 // writes refused because another writer changed the state
+	Retries   uint64 // batches run again after a conflict
+	GaveUp    uint64 // batches whose callers got ErrBusy after Config.StateAttempts runs
 }
 
 // Stats returns a snapshot of every registration's counters, sorted by
@@ -498,5 +514,6 @@ func (k *kind) snapshot() ServiceStats {
 		Addr: k.addr, Received: s.received.Load(), Handled: s.handled.Load(), Busy: s.busy.Load(),
 		Panics: s.panics.Load(), Batches: s.batches.Load(), MaxBatch: s.maxBatch.Load(),
 		Loaded: s.loaded.Load(), Evicted: s.evicted.Load(), Saves: s.saves.Load(),
+		Reloads: s.reloads.Load(), Conflicts: s.conflicts.Load(), Retries: s.retries.Load(), GaveUp: s.gaveUp.Load(),
 	}
 }

@@ -31,6 +31,8 @@ type invoker interface {
 	// fail answers the envelope's sender with err without running it.
 	fail(e *envelope, err error)
 	methodName() string
+	// isReadOnly: running it cannot modify the state.
+	isReadOnly() bool
 }
 
 // kind is what the instances of one registration share: the top-level
@@ -59,6 +61,11 @@ type kindStats struct {
 	loaded   atomic.Uint64
 	evicted  atomic.Uint64
 	saves    atomic.Uint64
+	// External only.
+	reloads   atomic.Uint64
+	conflicts atomic.Uint64
+	retries   atomic.Uint64
+	gaveUp    atomic.Uint64
 }
 
 // service is one instance: a top-level service or one keyed child. Its
@@ -85,7 +92,8 @@ type service struct {
 	prev, next *service
 	lastUsed   int64 // unix seconds of the last turn, atomic
 	size       int64
-	js         *jstate // journaled services only
+	js         *jstate   // journaled services only
+	ext        *extState // External services only
 }
 
 func (s *service) addr() string {
@@ -230,6 +238,7 @@ func (s *service) waitSpace(ctx context.Context) error {
 type worker struct {
 	batch []envelope
 	ctx   Ctx
+	ext   extScratch // External services' batches
 }
 
 // runTurn drains one batch: load state if needed, BeforeBatch, the handlers,
@@ -256,6 +265,9 @@ func (s *service) runTurn(w *worker) {
 // handle runs a batch on the current turn: load state if needed,
 // BeforeBatch, the handlers, AfterBatch. It returns the emptied batch.
 func (s *service) handle(w *worker, batch []envelope) []envelope {
+	if s.ext != nil {
+		return s.handleExternal(w, batch)
+	}
 	k := s.kind
 	rt := k.rt
 	c := &w.ctx
@@ -389,7 +401,12 @@ func (s *service) panicked(c *Ctx, e *envelope, p any) {
 	err := newPanicError(s.addr(), e.m.methodName(), p)
 	s.kind.rt.log.Error("reactor: handler panicked", "service", s.addr(), "method", e.m.methodName(), "panic", fmt.Sprint(p))
 	if !c.replied {
-		e.m.fail(e, err)
+		if c.out != nil { // External: held until the batch is committed
+			held := *e
+			c.out.hold(func() { held.m.fail(&held, err) })
+		} else {
+			e.m.fail(e, err)
+		}
 	}
 	if s.js != nil {
 		s.recordOutcome(c, e, err)
@@ -424,6 +441,9 @@ func (s *service) safely(c *Ctx, hook string, fn func()) {
 // load restores state from the checkpoint store, or creates it fresh, and
 // (if activate) calls OnActive.
 func (s *service) load(c *Ctx, activate bool) error {
+	if s.ext != nil {
+		return s.loadExternal(c, activate)
+	}
 	k := s.kind
 	obj := k.newChild(s.key())
 	if obj == nil || reflect.ValueOf(obj).IsNil() {
@@ -493,8 +513,8 @@ type saveJob struct {
 // snapshot encodes the state if a handler modified it. It runs on the
 // service's turn (or while the service is idle).
 func (s *service) snapshot() (*saveJob, error) {
-	if !s.dirty.Load() || s.obj == nil {
-		return nil, nil
+	if !s.dirty.Load() || s.obj == nil || s.ext != nil {
+		return nil, nil // External: committed by its turns, never checkpointed
 	}
 	rt := s.kind.rt
 	if sv, ok := s.obj.(Saver); ok {
