@@ -22,6 +22,7 @@ import (
 
 	"github.com/reactorgo/reactor/checkpoint/file"
 	"github.com/reactorgo/reactor/cmd/poker/server"
+	"github.com/reactorgo/reactor/internal/testutil"
 	"github.com/reactorgo/reactor/journal/faultfs"
 	"github.com/reactorgo/reactor/poker"
 )
@@ -395,4 +396,24 @@ func TestBudgets(t *testing.T) {
 	if got, max := e.metric("poker_event_log_bytes"), float64(100<<10+5*16*4000); got > max {
 		t.Fatalf("event logs hold %v bytes, budget %v", got, max)
 	}
+}
+
+// TestClosedRoomLeavesNoTombstone: a room closed for idleness is deleted
+// from the checkpoint store once evicted, instead of leaving a file forever.
+func TestClosedRoomLeavesNoTombstone(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, server.Config{DataDir: dir, RoomTTL: 300 * time.Millisecond, CheckpointInterval: 50 * time.Millisecond})
+	c := e.create("ann", nil)
+	roomFile := func() bool {
+		ents, _ := os.ReadDir(filepath.Join(dir, "checkpoints"))
+		for _, en := range ents {
+			if strings.Contains(en.Name(), c.Room) {
+				return true
+			}
+		}
+		return false
+	}
+	testutil.WaitFor(t, roomFile) // checkpointed while open
+	testutil.WaitFor(t, func() bool { return e.do("GET", "/api/rooms/"+c.Room, c.Token, nil).Status == 404 })
+	testutil.WaitFor(t, func() bool { return !roomFile() })
 }
