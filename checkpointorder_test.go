@@ -228,7 +228,7 @@ func checkpointOrderEvictionPowerLoss(t *testing.T, seed uint64, inFlight bool) 
 	if err := slotHold.Send(ctx, x, "x"); err != nil {
 		t.Fatal(err)
 	}
-	reactor.CheckpointRound(rt) // x is busy: it checkpoints when its turn ends
+	rt.Checkpoint() // x is busy: it checkpoints when its turn ends
 	// Inputs 1-3 are journal records 1-3 (nothing else was journaled).
 	slow := app.store.block("/cells/x", 3)
 	close(hy.release)
@@ -270,7 +270,7 @@ func checkpointOrderEvictionPowerLoss(t *testing.T, seed uint64, inFlight bool) 
 	if h := app.store.saves("/cells/x"); !slices.IsSorted(h) {
 		t.Errorf("the checkpoint of /cells/x went back in time: saves completed with Seq %v", h)
 	}
-	reactor.CheckpointRound(rt) // moves the journal floor as far as the checkpoints allow
+	rt.Checkpoint() // moves the journal floor as far as the checkpoints allow
 
 	// Power cut.
 	proc.kill()
@@ -319,7 +319,7 @@ func TestSlowCheckpointDoesNotBlockTurns(t *testing.T) {
 		}
 	}
 	slow := app.store.block("/cells/x", 3)
-	reactor.CheckpointRound(rt)
+	rt.Checkpoint()
 	<-slow.started
 	short, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()

@@ -205,7 +205,7 @@ func TestLostSendBlocksItsCheckpoint(t *testing.T) {
 	if _, err := relayPass.Call(ctx, rt.Ref("/a"), relayReq{How: "direct", N: 2}); err != nil {
 		t.Fatal(err)
 	}
-	reactor.CheckpointRound(rt)
+	rt.Checkpoint()
 	closing, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	began := time.Now()

@@ -720,6 +720,13 @@ func (rt *Runtime) replayTarget(ctx context.Context, rec *journal.Record) (*serv
 
 // checkpointRound asks modified journaled services to checkpoint, then
 // releases the journal up to what every service has saved.
+// Checkpoint runs a checkpoint round now instead of waiting for
+// Config.CheckpointInterval: every modified journaled service is asked to
+// checkpoint at the end of its next turn (written off the turn), and the
+// journal is released up to what every service has stored. It returns
+// without waiting for the writes. Tests and simulations drive rounds with it.
+func (rt *Runtime) Checkpoint() { rt.checkpointRound() }
+
 func (rt *Runtime) checkpointRound() {
 	j := rt.cfg.Journal
 	if j == nil {
