@@ -56,6 +56,9 @@ type jstate struct {
 	pending *saveJob
 	writing bool
 	idle    chan struct{}
+	// Messages its handlers sent whose journal write failed and that are
+	// being sent again (mu). No checkpoint is written meanwhile.
+	resending int
 }
 
 // noteInput records a journaled input that the state does not yet cover
@@ -136,14 +139,28 @@ func (m *MethodOf[S, Req, Resp]) postJournaled(ctx context.Context, to Ref, svc 
 	if e.r == nil && !internal && !rt.replaying {
 		ack = make(chan error, 1)
 	}
+	// A handler's fire-and-forget send whose write fails is sent again
+	// (it carries an origin key, so the receiver drops a duplicate): its
+	// cause is durable and applied, so dropping it would lose it until a
+	// restart replayed the cause.
+	var sender *service
+	if internal && c.svc != nil && c.svc.js != nil && e.r == nil && key != "" {
+		sender = c.svc
+	}
 	rec := journal.Record{Time: meta.time, Seed: meta.seed, Service: svc.addr(), Method: m.name, Key: key, Payload: payload}
 	seq, err := rt.cfg.Journal.Append(ctx, &rec, func(seq uint64, err error) {
 		if err != nil {
+			if sender != nil {
+				sender.holdResend() // before the failure is visible to checkpoint writers
+			}
 			rt.durable.advance(seq, false)
 			svc.unreserve()
 			m.fail(&e, fmt.Errorf("reactor: %s to %s not journaled: %w", m.name, to.addr, err))
 			if ack != nil {
 				ack <- err
+			}
+			if sender != nil {
+				m.resendLater(sender, to, req, key, err)
 			}
 			return
 		}
@@ -553,10 +570,65 @@ func (s *service) decodeCheckpoint(cp checkpoint.Checkpoint) ([]byte, error) {
 	return b.State, nil
 }
 
+// resendLater sends again, with backoff, a handler's message whose journal
+// write failed, until it is durable or the runtime closes (then the sender
+// stays uncheckpointed and replay sends it after the restart).
+func (m *MethodOf[S, Req, Resp]) resendLater(sender *service, to Ref, req Req, key string, cause error) {
+	rt := sender.kind.rt
+	delay := 10 * time.Millisecond
+	rt.log.Warn("reactor: a message was not journaled; sending it again", "from", sender.addr(), "to", to.addr, "method", m.name, "err", cause)
+	var try func()
+	try = func() {
+		err := m.post(WithIdempotencyKey(rt.ctx, key), to, req, m.pack(req, nil), false, true)
+		switch {
+		case err == nil:
+			sender.releaseResend()
+		case rt.closing.Load():
+			rt.log.Warn("reactor: message still not journaled at close; replay will send it", "from", sender.addr(), "to", to.addr, "method", m.name, "err", err)
+		default:
+			delay = min(2*delay, time.Second)
+			time.AfterFunc(delay, try)
+		}
+	}
+	time.AfterFunc(delay, try)
+}
+
+func (s *service) holdResend() {
+	s.mu.Lock()
+	s.js.resending++
+	s.mu.Unlock()
+}
+
+func (s *service) releaseResend() {
+	s.mu.Lock()
+	s.js.resending--
+	s.mu.Unlock()
+}
+
+// checkResends fails a checkpoint of s while a message it sent is being
+// sent again: the input that sent it must stay in the journal until the
+// message is. It does not wait (the journal may be down for long, and an
+// eviction runs on a worker): the next round tries again.
+func (s *service) checkResends() error {
+	if s.js == nil {
+		return nil
+	}
+	s.mu.Lock()
+	n := s.js.resending
+	s.mu.Unlock()
+	if n > 0 {
+		return fmt.Errorf("reactor: checkpoint of %s: %d message(s) it sent not journaled yet (being sent again)", s.addr(), n)
+	}
+	return nil
+}
+
 // waitOutbound makes a checkpoint wait until every record the service's
 // handlers appended is durable: a checkpoint that covers an input must not
-// outrun the messages that input sent.
+// outrun the messages that input sent (nor one being sent again).
 func (s *service) waitOutbound(ctx context.Context, outSeq uint64) error {
+	if err := s.checkResends(); err != nil {
+		return err
+	}
 	err := s.kind.rt.durable.wait(ctx, outSeq)
 	if errors.Is(err, errNotDurable) {
 		err = fmt.Errorf("reactor: checkpoint of %s: a message it sent was not journaled: %w", s.addr(), err)

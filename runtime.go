@@ -431,6 +431,16 @@ func (rt *Runtime) ref(addr string, s *service) Ref {
 // Addr returns the referenced address.
 func (r Ref) Addr() string { return r.addr }
 
+// Parent returns a reference to the address one level up ("/rooms" for
+// "/rooms/42"), or the zero Ref for a top-level address.
+func (r Ref) Parent() Ref {
+	i := strings.LastIndexByte(r.addr, '/')
+	if i <= 0 {
+		return Ref{}
+	}
+	return Ref{rt: r.rt, addr: r.addr[:i]}
+}
+
 // Child returns a reference to the keyed child key of this address.
 func (r Ref) Child(key string) Ref { return Ref{rt: r.rt, addr: r.addr + "/" + key} }
 
