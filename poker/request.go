@@ -256,4 +256,3 @@ func printable(s string) bool {
 	}
 	return true
 }
-

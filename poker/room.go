@@ -51,15 +51,15 @@ type Session struct {
 // runtime. Its exported fields are its checkpoint. Handlers run one at a
 // time, so joins with one name are naturally serialised: the first wins.
 type Room struct {
-	ID           string    `json:"id"`
-	Created      bool      `json:"created"`
-	Closed       bool      `json:"closed,omitempty"`
-	Title        string    `json:"title,omitempty"`
-	Capacity     int       `json:"capacity,omitempty"`
-	Deck         []string  `json:"deck,omitempty"`
-	Leader       string    `json:"leader,omitempty"`
-	Members      []Member  `json:"members,omitempty"`
-	Session      *Session  `json:"session,omitempty"`
+	ID       string   `json:"id"`
+	Created  bool     `json:"created"`
+	Closed   bool     `json:"closed,omitempty"`
+	Title    string   `json:"title,omitempty"`
+	Capacity int      `json:"capacity,omitempty"`
+	Deck     []string `json:"deck,omitempty"`
+	Leader   string   `json:"leader,omitempty"`
+	Members  []Member `json:"members,omitempty"`
+	Session  *Session `json:"session,omitempty"`
 	// Rounds counts the rounds started (the last round's number).
 	Rounds int `json:"rounds,omitempty"`
 	// Queue holds the stories waiting for a round, next first (at most
