@@ -529,7 +529,9 @@
           el("span", { className: "vote-state", "aria-label": voted ? "has voted" : "has not voted", role: "img", text: voted ? "✓" : "" })
       ]);
       if (isLeader && m.member !== me) {
-        li.appendChild(el("button", {
+        var actions = el("span", { className: "member-actions" });
+        li.appendChild(actions);
+        actions.appendChild(el("button", {
           type: "button", className: "btn btn-small", "data-testid": "member-make-leader",
           "data-member-id": m.member, "aria-label": "Make " + m.name + " the leader", text: "Make leader"
         }));
@@ -537,7 +539,7 @@
           type: "button", className: "btn btn-ghost btn-small", "data-testid": "member-remove",
           "data-member-id": m.member, "aria-label": "Remove " + m.name, text: "Remove"
         });
-        li.appendChild(rm);
+        actions.appendChild(rm);
       }
       list.appendChild(li);
     });
@@ -587,7 +589,8 @@
     ql.textContent = "";
     queue.forEach(function (q) { ql.appendChild(el("li", { "data-testid": "queue-item", text: q })); });
 
-    $("toggle-role").textContent = isObserver ? "Vote again (become a voter)" : "Watch only (become an observer)";
+    $("toggle-role").textContent = isObserver ? "Vote again" : "Watch only";
+    $("toggle-role").setAttribute("aria-label", isObserver ? "Become a voter again" : "Watch only: become an observer, without voting");
     renderHistory();
   }
 
@@ -654,7 +657,9 @@
         el("span", { className: "result-value", text: has ? v : "no vote" })
       ]));
     }
-    st.members.forEach(function (m) { row(m.member, m.name); });
+    st.members.forEach(function (m) {
+      if (m.role !== "observer" || Object.prototype.hasOwnProperty.call(votes, m.member)) row(m.member, m.name);
+    });
     Object.keys(votes).forEach(function (id) { if (!seen[id]) row(id, "(left)"); });
   }
 
