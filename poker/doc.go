@@ -5,8 +5,15 @@
 // Each room is a keyed child service at /rooms/{id}. Its handlers run one at
 // a time, so the rules that involve concurrent requests — unique member
 // names, room capacity, votes during an open session — hold without locks.
+// Members are voters or observers (who watch without voting); the leader
+// queues stories, starts numbered rounds (a re-vote is a new round of the
+// same story), reveals, records the agreed estimate of the last finished
+// round and may hand the role over. Finished rounds are kept in the room's
+// state (at most MaxHistory) and read with Rooms.History.
+//
 // Every command a room accepts publishes events (member_joined, member_left,
-// leader_changed, session_started, vote_cast, session_finished, rejected,
+// leader_changed, role_changed, session_started, round_started,
+// queue_changed, vote_cast, session_finished, estimate_recorded, rejected,
 // room_closed) to the room's [eventlog.Log], from which each member's
 // Server-Sent-Events stream reads. A "rejected" event goes only to the
 // member whose command was refused.

@@ -40,6 +40,13 @@ var (
 	// ErrTooManyStreams: the member has Options.StreamsPerMember event
 	// streams open already.
 	ErrTooManyStreams = reactor.NewError("poker.too_many_streams", reactor.CodeResourceExhausted, "poker: too many event streams for this member")
+	// ErrNoRound: an estimate while no round has been finished (or the
+	// finished rounds were all dropped).
+	ErrNoRound = reactor.NewError("poker.no_round", reactor.CodeFailedPrecondition, "poker: no finished round")
+	// ErrQueueEmpty: "next story" with no story queued.
+	ErrQueueEmpty = reactor.NewError("poker.queue_empty", reactor.CodeFailedPrecondition, "poker: no story queued")
+	// ErrQueueFull: queuing would hold more than MaxQueue stories.
+	ErrQueueFull = reactor.NewError("poker.queue_full", reactor.CodeResourceExhausted, "poker: story queue full")
 	// ErrClosed: the Rooms were closed.
 	ErrClosed = reactor.NewError("poker.closed", reactor.CodeUnavailable, "poker: closed")
 )

@@ -17,7 +17,31 @@ const (
 	MaxNameLen      = 40  // runes
 	MaxTitleLen     = 120 // runes
 	MaxStoryLen     = 500 // runes
+	// MaxQueue bounds the stories waiting in a room's queue.
+	MaxQueue = 50
+	// MaxHistory bounds the finished rounds a room keeps: beyond it the
+	// oldest round is dropped (its "round" number says so: numbers keep
+	// growing).
+	MaxHistory = 100
 )
+
+// Member roles: a voter votes and counts in "X of N voted"; an observer
+// watches without voting.
+const (
+	RoleVoter    = "voter"
+	RoleObserver = "observer"
+)
+
+// cleanRole applies the default role and validates it.
+func cleanRole(field, role string) (string, error) {
+	switch role {
+	case "":
+		return RoleVoter, nil
+	case RoleVoter, RoleObserver:
+		return role, nil
+	}
+	return "", invalid(field, "%s must be %q or %q", field, RoleVoter, RoleObserver)
+}
 
 // DefaultDeck is the deck of a room created without one.
 var DefaultDeck = []string{"0", "1", "2", "3", "5", "8", "13", "21", "?"}
@@ -29,12 +53,18 @@ type CreateRequest struct {
 	Leader   string   `json:"leader"`
 	Capacity int      `json:"capacity,omitempty"`
 	Deck     []string `json:"deck,omitempty"`
+	// Role is the leader's role: "voter" (default) or "observer" (a
+	// facilitator who does not vote).
+	Role string `json:"role,omitempty"`
 }
 
 // Normalize trims the text fields, applies the defaults and validates the
 // request, returning an *InvalidError naming the first bad field.
 func (r *CreateRequest) Normalize() error {
 	var err error
+	if r.Role, err = cleanRole("role", r.Role); err != nil {
+		return err
+	}
 	if r.Title, err = cleanText("title", r.Title, MaxTitleLen); err != nil {
 		return err
 	}
@@ -75,15 +105,89 @@ func (r *CreateRequest) Normalize() error {
 	return nil
 }
 
-// JoinRequest asks to join a room under a name.
+// JoinRequest asks to join a room under a name, as a voter (Role "" or
+// "voter") or an observer.
 type JoinRequest struct {
 	Name string `json:"name"`
+	Role string `json:"role,omitempty"`
 }
 
-// Normalize trims and validates the name.
+// Normalize trims and validates the name and the role.
 func (r *JoinRequest) Normalize() (err error) {
-	r.Name, err = cleanName("name", r.Name)
+	if r.Name, err = cleanName("name", r.Name); err != nil {
+		return err
+	}
+	r.Role, err = cleanRole("role", r.Role)
 	return err
+}
+
+// RoleRequest changes a member's role.
+type RoleRequest struct {
+	Role string `json:"role"`
+}
+
+// Normalize validates the role (required).
+func (r *RoleRequest) Normalize() (err error) {
+	if r.Role == "" {
+		return invalid("role", "role is required")
+	}
+	r.Role, err = cleanRole("role", r.Role)
+	return err
+}
+
+// LeaderRequest hands the leader role to another member.
+type LeaderRequest struct {
+	Member string `json:"member"`
+}
+
+// Normalize validates the member id's shape.
+func (r *LeaderRequest) Normalize() error {
+	r.Member = strings.TrimSpace(r.Member)
+	if r.Member == "" {
+		return invalid("member", "member is required")
+	}
+	if len(r.Member) > 64 || !printable(r.Member) {
+		return invalid("member", "member must be a member id")
+	}
+	return nil
+}
+
+// EstimateRequest records the agreed estimate of the last finished round.
+// Any card-shaped value is accepted (a team may agree on a value between
+// two cards).
+type EstimateRequest struct {
+	Value string `json:"value"`
+}
+
+// Normalize trims and validates the value's shape.
+func (r *EstimateRequest) Normalize() error {
+	v := VoteRequest{Value: r.Value}
+	err := v.Normalize()
+	r.Value = v.Value
+	return err
+}
+
+// QueueRequest lists stories for the queue (appended, or replacing it).
+type QueueRequest struct {
+	Stories []string `json:"stories"`
+}
+
+// Normalize trims and validates every story. An empty list is valid (it
+// clears the queue when it replaces it).
+func (r *QueueRequest) Normalize() error {
+	if len(r.Stories) > MaxQueue {
+		return invalid("stories", "at most %d stories may be queued", MaxQueue)
+	}
+	out := make([]string, len(r.Stories))
+	for i, s := range r.Stories {
+		c, err := cleanText("stories", s, MaxStoryLen)
+		if err != nil {
+			return err
+		}
+		out[i] = c
+	}
+	r.Stories = out
+	return nil
 }
 
 // StartRequest starts a voting session on a story.

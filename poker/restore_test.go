@@ -181,9 +181,11 @@ func vote(who, value string) reactortest.Step[*pokerRun] {
 	})
 }
 
-func join(who string) reactortest.Step[*pokerRun] {
-	return cmd(who+" joins", func(ctx context.Context, r *pokerRun) (any, error) {
-		c, err := r.rooms.Join(ctx, r.room, poker.JoinRequest{Name: who})
+func join(who string) reactortest.Step[*pokerRun] { return joinAs(who, "") }
+
+func joinAs(who, role string) reactortest.Step[*pokerRun] {
+	return cmd(who+" joins "+role, func(ctx context.Context, r *pokerRun) (any, error) {
+		c, err := r.rooms.Join(ctx, r.room, poker.JoinRequest{Name: who, Role: role})
 		if err == nil {
 			r.token[who], r.id[who], r.tokenOf[who] = c.Token, c.Member, c.Token
 			r.order = append(r.order, who)
@@ -211,6 +213,48 @@ func remove(who, whom string) reactortest.Step[*pokerRun] {
 			r.token[whom] = ""
 		}
 		return nil, err
+	})
+}
+
+func revote(who string) reactortest.Step[*pokerRun] {
+	return cmd(who+" calls a re-vote", func(ctx context.Context, r *pokerRun) (any, error) {
+		return nil, r.rooms.Revote(ctx, r.room, r.token[who])
+	})
+}
+
+func next(who string) reactortest.Step[*pokerRun] {
+	return cmd(who+" moves to the next story", func(ctx context.Context, r *pokerRun) (any, error) {
+		return nil, r.rooms.Next(ctx, r.room, r.token[who])
+	})
+}
+
+func queue(who string, replace bool, stories ...string) reactortest.Step[*pokerRun] {
+	return cmd(fmt.Sprintf("%s queues %q (replace %t)", who, stories, replace), func(ctx context.Context, r *pokerRun) (any, error) {
+		return nil, r.rooms.Queue(ctx, r.room, r.token[who], poker.QueueRequest{Stories: stories}, replace)
+	})
+}
+
+func estimate(who, value string) reactortest.Step[*pokerRun] {
+	return cmd(who+" records "+value, func(ctx context.Context, r *pokerRun) (any, error) {
+		return nil, r.rooms.Estimate(ctx, r.room, r.token[who], poker.EstimateRequest{Value: value})
+	})
+}
+
+func handOver(who, whom string) reactortest.Step[*pokerRun] {
+	return cmd(who+" hands the lead to "+whom, func(ctx context.Context, r *pokerRun) (any, error) {
+		return nil, r.rooms.HandOver(ctx, r.room, r.token[who], poker.LeaderRequest{Member: r.id[whom]})
+	})
+}
+
+func setRole(who, whom, role string) reactortest.Step[*pokerRun] {
+	return cmd(who+" makes "+whom+" "+role, func(ctx context.Context, r *pokerRun) (any, error) {
+		return nil, r.rooms.SetRole(ctx, r.room, r.token[who], r.id[whom], poker.RoleRequest{Role: role})
+	})
+}
+
+func history(who string) reactortest.Step[*pokerRun] {
+	return cmd(who+" reads the history", func(ctx context.Context, r *pokerRun) (any, error) {
+		return r.rooms.History(ctx, r.room, r.token[who])
 	})
 }
 
@@ -298,9 +342,46 @@ func TestRoomDifferential(t *testing.T) {
 			finish("bob"),
 			remove("bob", "cid"),
 			view("bob"),
+			// Roles, the queue, re-votes, estimates, hand-off, history.
+			joinAs("eve", "observer"),
+			joinAs("fay", "voter"),
+			estimate("bob", "3"), // the last finished round: signup
+			estimate("fay", "5"), // not the leader
+			queue("bob", false, "search", "export"),
+			queue("bob", false, "import"),
+			queue("fay", false, "x"), // not the leader
+			next("bob"),              // search
+			vote("eve", "5"),         // an observer: forbidden
+			vote("fay", "8"),
+			vote("bob", "2"),
+			setRole("fay", "fay", "observer"), // withdraws fay's vote
+			setRole("eve", "fay", "voter"),    // not the leader
+			setRole("bob", "fay", "voter"),
+			vote("fay", "3"),
+			finish("bob"),
+			revote("bob"),
+			vote("fay", "3"),
+			vote("bob", "3"),
+			finish("bob"),
+			estimate("bob", "3"),
+			estimate("bob", "5"), // changes it
+			queue("bob", true, "import", "export"),
+			handOver("bob", "fay"),
+			handOver("bob", "eve"), // no longer the leader
+			next("fay"),            // import
+			queue("fay", true),     // clears the queue
+			next("fay"),            // empty
+			revote("fay"),
+			history("eve"),
+			view("eve"),
 		},
 		Final: func(ctx context.Context, r *pokerRun) (any, error) {
-			return r.rooms.State(ctx, r.room, "")
+			v, err := r.rooms.State(ctx, r.room, "")
+			if err != nil {
+				return nil, err
+			}
+			h, err := r.rooms.History(ctx, r.room, r.tokenOf["fay"])
+			return map[string]any{"view": v, "history": h}, err
 		},
 		Normalize: func(r *pokerRun, s string) string {
 			names := map[string]string{r.room: "ROOM", r.other[0]: "OTHER0", r.other[1]: "OTHER1"}

@@ -28,10 +28,18 @@ type Member struct {
 	ID        string `json:"id"`
 	Name      string `json:"name"`
 	TokenHash []byte `json:"tokenHash"`
+	// Role is RoleVoter or RoleObserver (a checkpoint written before roles
+	// existed has none: OnLoad makes it a voter).
+	Role string `json:"role"`
 }
+
+func (m *Member) votes() bool { return m.Role != RoleObserver }
 
 // Session is the current (or last) voting round.
 type Session struct {
+	// Round numbers the rounds of a room from 1 (0: a round started
+	// before rounds were numbered).
+	Round  int    `json:"round,omitempty"`
 	Story  string `json:"story"`
 	Status string `json:"status"`
 	// Votes is never nil in a room's state (OnLoad restores the empty map
@@ -43,15 +51,22 @@ type Session struct {
 // runtime. Its exported fields are its checkpoint. Handlers run one at a
 // time, so joins with one name are naturally serialised: the first wins.
 type Room struct {
-	ID           string    `json:"id"`
-	Created      bool      `json:"created"`
-	Closed       bool      `json:"closed,omitempty"`
-	Title        string    `json:"title,omitempty"`
-	Capacity     int       `json:"capacity,omitempty"`
-	Deck         []string  `json:"deck,omitempty"`
-	Leader       string    `json:"leader,omitempty"`
-	Members      []Member  `json:"members,omitempty"`
-	Session      *Session  `json:"session,omitempty"`
+	ID       string   `json:"id"`
+	Created  bool     `json:"created"`
+	Closed   bool     `json:"closed,omitempty"`
+	Title    string   `json:"title,omitempty"`
+	Capacity int      `json:"capacity,omitempty"`
+	Deck     []string `json:"deck,omitempty"`
+	Leader   string   `json:"leader,omitempty"`
+	Members  []Member `json:"members,omitempty"`
+	Session  *Session `json:"session,omitempty"`
+	// Rounds counts the rounds started (the last round's number).
+	Rounds int `json:"rounds,omitempty"`
+	// Queue holds the stories waiting for a round, next first (at most
+	// MaxQueue).
+	Queue []string `json:"queue,omitempty"`
+	// History holds the finished rounds, oldest first (at most MaxHistory).
+	History      []Round   `json:"history,omitempty"`
 	LastActivity time.Time `json:"lastActivity"`
 	// LastEventID is the id of the last event the room published; the
 	// event log is recreated from it after a restart so ids keep growing.
@@ -88,6 +103,19 @@ func (r *Room) normalize() {
 	if s := r.Session; s != nil && s.Votes == nil {
 		s.Votes = map[string]string{}
 	}
+	for i := range r.Members {
+		if r.Members[i].Role == "" {
+			r.Members[i].Role = RoleVoter
+		}
+	}
+	for i := range r.History {
+		if h := &r.History[i]; h.Votes == nil {
+			h.Votes = map[string]string{}
+		}
+		if h := &r.History[i]; h.Names == nil {
+			h.Names = map[string]string{}
+		}
+	}
 	if r.Created && !r.Closed && r.Members == nil {
 		r.Members = []Member{}
 	}
@@ -106,6 +134,12 @@ func (r *Room) SizeHint() int {
 	n += len(r.Members) * 128
 	if r.Session != nil {
 		n += len(r.Session.Story) + 48*len(r.Session.Votes)
+	}
+	for _, q := range r.Queue {
+		n += 16 + len(q)
+	}
+	for _, h := range r.History {
+		n += 160 + len(h.Story) + 48*len(h.Votes) + 96*len(h.Names)
 	}
 	return n
 }
@@ -163,6 +197,7 @@ func (r *Room) close(c *reactor.Ctx, reason string) {
 	r.emit("", "room_closed", map[string]string{"reason": reason})
 	r.Closed = true
 	r.Title, r.Deck, r.Members, r.Session, r.Leader = "", nil, nil, nil, ""
+	r.Queue, r.History = nil, nil
 	c.MarkModified()
 	if r.log != nil {
 		r.log.Close()
@@ -208,10 +243,14 @@ func (r *Room) create(c *reactor.Ctx, req createCmd) (struct{}, error) {
 	r.rooms.markLive(r.ID)
 	r.Title, r.Capacity, r.Deck = req.Title, req.Capacity, req.Deck
 	r.Leader = req.Member
-	r.Members = []Member{{ID: req.Member, Name: req.Leader, TokenHash: req.TokenHash}}
+	role := req.Role
+	if role == "" { // a create journaled before roles existed
+		role = RoleVoter
+	}
+	r.Members = []Member{{ID: req.Member, Name: req.Leader, TokenHash: req.TokenHash, Role: role}}
 	r.touch(c)
 	r.log = r.rooms.logFor(r.ID, r.LastEventID)
-	r.emit("", "member_joined", memberEvent{Member: req.Member, Name: req.Leader})
+	r.emit("", "member_joined", memberEvent{Member: req.Member, Name: req.Leader, Role: role})
 	r.armTimer(c)
 	if !c.Replaying() {
 		r.rooms.createdRooms.Add(1)
@@ -221,6 +260,7 @@ func (r *Room) create(c *reactor.Ctx, req createCmd) (struct{}, error) {
 
 type joinCmd struct {
 	Name      string `json:"name"`
+	Role      string `json:"role,omitempty"`
 	Member    string `json:"member"`
 	TokenHash []byte `json:"tokenHash"`
 }
@@ -240,9 +280,13 @@ func (r *Room) join(c *reactor.Ctx, req joinCmd) (struct{}, error) {
 	if r.memberByID(req.Member) >= 0 {
 		return struct{}{}, fmt.Errorf("poker: member id %s reused: %w", req.Member, ErrNameTaken)
 	}
-	r.Members = append(r.Members, Member{ID: req.Member, Name: req.Name, TokenHash: req.TokenHash})
+	role := req.Role
+	if role == "" { // a join journaled before roles existed
+		role = RoleVoter
+	}
+	r.Members = append(r.Members, Member{ID: req.Member, Name: req.Name, TokenHash: req.TokenHash, Role: role})
 	r.touch(c)
-	r.emit("", "member_joined", memberEvent{Member: req.Member, Name: req.Name})
+	r.emit("", "member_joined", memberEvent{Member: req.Member, Name: req.Name, Role: role})
 	return struct{}{}, nil
 }
 
@@ -257,15 +301,195 @@ type startCmd struct {
 }
 
 func (r *Room) start(c *reactor.Ctx, req startCmd) (struct{}, error) {
+	if _, err := r.leader(c, req.TokenHash); err != nil {
+		return struct{}{}, err
+	}
+	r.touch(c)
+	r.startRound(req.Story, false)
+	return struct{}{}, nil
+}
+
+// startRound opens a new round on story: session_started (as before
+// rounds were numbered), then round_started with the round's number.
+func (r *Room) startRound(story string, revote bool) {
+	r.Rounds++
+	r.Session = &Session{Round: r.Rounds, Story: story, Status: StatusVoting, Votes: map[string]string{}}
+	r.emit("", "session_started", map[string]string{"story": story})
+	r.emit("", "round_started", roundEvent{Round: r.Rounds, Story: story, Revote: revote})
+}
+
+type roundEvent struct {
+	Round  int    `json:"round"`
+	Story  string `json:"story"`
+	Revote bool   `json:"revote"`
+}
+
+// revote starts a new round of the current story (voting or finished).
+func (r *Room) revote(c *reactor.Ctx, req auth) (struct{}, error) {
 	m, err := r.leader(c, req.TokenHash)
 	if err != nil {
 		return struct{}{}, err
 	}
-	_ = m
-	r.Session = &Session{Story: req.Story, Status: StatusVoting, Votes: map[string]string{}}
 	r.touch(c)
-	r.emit("", "session_started", map[string]string{"story": req.Story})
+	if r.Session == nil {
+		r.reject(m.ID, ErrNotVoting)
+		return struct{}{}, nil
+	}
+	r.startRound(r.Session.Story, true)
 	return struct{}{}, nil
+}
+
+// next starts a round on the first queued story.
+func (r *Room) next(c *reactor.Ctx, req auth) (struct{}, error) {
+	if _, err := r.leader(c, req.TokenHash); err != nil {
+		return struct{}{}, err
+	}
+	if len(r.Queue) == 0 {
+		return struct{}{}, ErrQueueEmpty
+	}
+	r.touch(c)
+	story := r.Queue[0]
+	if r.Queue = slices.Delete(r.Queue, 0, 1); len(r.Queue) == 0 {
+		r.Queue = nil // as a checkpoint gives it back
+	}
+	r.emit("", "queue_changed", queueEvent{Queue: r.queueView()})
+	r.startRound(story, false)
+	return struct{}{}, nil
+}
+
+type queueEvent struct {
+	Queue []string `json:"queue"`
+}
+
+func (r *Room) queueView() []string {
+	if len(r.Queue) == 0 {
+		return []string{}
+	}
+	return slices.Clone(r.Queue)
+}
+
+type queueCmd struct {
+	auth
+	Stories []string `json:"stories"`
+	Replace bool     `json:"replace,omitempty"`
+}
+
+// queue appends stories to the queue, or replaces it.
+func (r *Room) queue(c *reactor.Ctx, req queueCmd) (struct{}, error) {
+	if _, err := r.leader(c, req.TokenHash); err != nil {
+		return struct{}{}, err
+	}
+	q := req.Stories
+	if !req.Replace {
+		q = append(slices.Clone(r.Queue), req.Stories...)
+	}
+	if len(q) > MaxQueue {
+		return struct{}{}, ErrQueueFull
+	}
+	r.touch(c)
+	r.Queue = slices.Clone(q)
+	if len(r.Queue) == 0 {
+		r.Queue = nil
+	}
+	r.emit("", "queue_changed", queueEvent{Queue: r.queueView()})
+	return struct{}{}, nil
+}
+
+type estimateCmd struct {
+	auth
+	Value string `json:"value"`
+}
+
+// estimate records the agreed estimate of the last finished round.
+func (r *Room) estimate(c *reactor.Ctx, req estimateCmd) (struct{}, error) {
+	if _, err := r.leader(c, req.TokenHash); err != nil {
+		return struct{}{}, err
+	}
+	if len(r.History) == 0 {
+		return struct{}{}, ErrNoRound
+	}
+	r.touch(c)
+	h := &r.History[len(r.History)-1]
+	v := req.Value
+	h.Estimate = &v
+	r.emit("", "estimate_recorded", estimateEvent{Round: h.Round, Story: h.Story, Estimate: v})
+	return struct{}{}, nil
+}
+
+type estimateEvent struct {
+	Round    int    `json:"round"`
+	Story    string `json:"story"`
+	Estimate string `json:"estimate"`
+}
+
+type leaderCmd struct {
+	auth
+	Member string `json:"member"`
+}
+
+// handOver makes another member the leader.
+func (r *Room) handOver(c *reactor.Ctx, req leaderCmd) (struct{}, error) {
+	m, err := r.leader(c, req.TokenHash)
+	if err != nil {
+		return struct{}{}, err
+	}
+	if r.memberByID(req.Member) < 0 {
+		return struct{}{}, ErrMemberNotFound
+	}
+	r.touch(c)
+	if req.Member == m.ID {
+		return struct{}{}, nil // leads already
+	}
+	r.Leader = req.Member
+	r.emit("", "leader_changed", leaderEvent{Leader: req.Member, Previous: m.ID, Reason: "handed_over"})
+	return struct{}{}, nil
+}
+
+type leaderEvent struct {
+	Leader   string `json:"leader"`
+	Previous string `json:"previous"`
+	Reason   string `json:"reason"` // handed_over, left
+}
+
+type roleCmd struct {
+	auth
+	Member string `json:"member"`
+	Role   string `json:"role"`
+}
+
+// setRole changes a member's role (the member itself, or the leader). An
+// observer's vote in the open round is withdrawn.
+func (r *Room) setRole(c *reactor.Ctx, req roleCmd) (struct{}, error) {
+	if err := r.live(c, true); err != nil {
+		return struct{}{}, err
+	}
+	m := r.member(req.TokenHash)
+	if m == nil {
+		return struct{}{}, ErrUnauthorized
+	}
+	if m.ID != req.Member && m.ID != r.Leader {
+		return struct{}{}, &ForbiddenError{Reason: "only the leader may change another member's role"}
+	}
+	i := r.memberByID(req.Member)
+	if i < 0 {
+		return struct{}{}, ErrMemberNotFound
+	}
+	r.touch(c)
+	t := &r.Members[i]
+	if t.Role == req.Role {
+		return struct{}{}, nil
+	}
+	t.Role = req.Role
+	if req.Role == RoleObserver && r.Session != nil && r.Session.Status == StatusVoting {
+		delete(r.Session.Votes, t.ID)
+	}
+	r.emit("", "role_changed", roleEvent{Member: t.ID, Role: t.Role})
+	return struct{}{}, nil
+}
+
+type roleEvent struct {
+	Member string `json:"member"`
+	Role   string `json:"role"`
 }
 
 func (r *Room) leader(c *reactor.Ctx, hash []byte) (*Member, error) {
@@ -295,6 +519,9 @@ func (r *Room) vote(c *reactor.Ctx, req voteCmd) (struct{}, error) {
 	if m == nil {
 		return struct{}{}, ErrUnauthorized
 	}
+	if !m.votes() {
+		return struct{}{}, &ForbiddenError{Reason: "observers do not vote"}
+	}
 	r.touch(c)
 	switch {
 	case r.Session == nil || r.Session.Status != StatusVoting:
@@ -323,8 +550,20 @@ func (r *Room) finish(c *reactor.Ctx, req auth) (struct{}, error) {
 		return struct{}{}, nil
 	}
 	r.Session.Status = StatusFinished
+	st := ComputeStats(r.Session.Votes)
+	round := Round{Round: r.Session.Round, Story: r.Session.Story, Votes: maps(r.Session.Votes),
+		Names: map[string]string{}, Stats: st, FinishedAt: c.Now().UTC()}
+	for _, m := range r.Members {
+		if _, voted := r.Session.Votes[m.ID]; voted || m.votes() {
+			round.Names[m.ID] = m.Name
+		}
+	}
+	r.History = append(r.History, round)
+	if n := len(r.History) - MaxHistory; n > 0 {
+		r.History = slices.Delete(r.History, 0, n)
+	}
 	r.emit("", "session_finished", finishedEvent{
-		Story: r.Session.Story, Votes: r.Session.Votes, Stats: ComputeStats(r.Session.Votes),
+		Round: round.Round, Story: r.Session.Story, Votes: r.Session.Votes, Stats: st, FinishedAt: round.FinishedAt,
 	})
 	return struct{}{}, nil
 }
@@ -363,7 +602,7 @@ func (r *Room) remove(c *reactor.Ctx, req removeCmd) (struct{}, error) {
 		r.Leader = ""
 		if len(r.Members) > 0 {
 			r.Leader = r.Members[0].ID // the longest-standing member leads on
-			r.emit("", "leader_changed", map[string]string{"leader": r.Leader})
+			r.emit("", "leader_changed", leaderEvent{Leader: r.Leader, Previous: req.Member, Reason: "left"})
 		}
 	}
 	return struct{}{}, nil
@@ -383,12 +622,15 @@ func (r *Room) expire(c *reactor.Ctx, gen uint64) (struct{}, error) {
 // --- queries (read-only, not journaled) ---
 
 // checkQuery authenticates a member command before it is journaled: the
-// token's member must exist, lead the room if Leader, and may remove
-// Remove (itself, or anyone if it leads) if not empty.
+// token's member must exist, lead the room if Leader, vote if Voter, and
+// may act on Subject (itself, or anyone if it leads) if not empty; Target,
+// if not empty, must be a member.
 type checkQuery struct {
 	auth
-	Leader bool
-	Remove string
+	Leader  bool
+	Voter   bool
+	Subject string
+	Target  string
 	// Key is the command's idempotency key: a retry whose first answer the
 	// room remembers passes, to get that answer (a member who left retries
 	// the leave, say).
@@ -408,9 +650,11 @@ func (r *Room) check(c *reactor.Ctx, q checkQuery) (struct{}, error) {
 		return struct{}{}, ErrUnauthorized
 	case q.Leader && m.ID != r.Leader:
 		return struct{}{}, &ForbiddenError{Reason: "only the leader may do this"}
-	case q.Remove != "" && m.ID != q.Remove && m.ID != r.Leader:
-		return struct{}{}, &ForbiddenError{Reason: "only the leader may remove others"}
-	case q.Remove != "" && r.memberByID(q.Remove) < 0:
+	case q.Voter && !m.votes():
+		return struct{}{}, &ForbiddenError{Reason: "observers do not vote"}
+	case q.Subject != "" && m.ID != q.Subject && m.ID != r.Leader:
+		return struct{}{}, &ForbiddenError{Reason: "only the leader may do this for another member"}
+	case q.Subject != "" && r.memberByID(q.Subject) < 0, q.Target != "" && r.memberByID(q.Target) < 0:
 		return struct{}{}, ErrMemberNotFound
 	}
 	return struct{}{}, nil
@@ -486,29 +730,38 @@ type View struct {
 	Leader   string       `json:"leader"`
 	Members  []MemberView `json:"members"`
 	Session  *SessionView `json:"session"`
-	Me       string       `json:"me,omitempty"`
+	// Queue lists the stories waiting for a round, next first.
+	Queue []string `json:"queue"`
+	// Rounds is the number of rounds finished and kept (see the history).
+	Rounds int    `json:"rounds"`
+	Me     string `json:"me,omitempty"`
 }
 
 // MemberView is one member in a View.
 type MemberView struct {
 	Member string `json:"member"`
 	Name   string `json:"name"`
+	Role   string `json:"role"`
 	Voted  bool   `json:"voted"`
 }
 
 // SessionView is the session in a View: votes and stats only once
 // finished; myVote is the caller's own vote.
 type SessionView struct {
+	Round  int               `json:"round"`
 	Story  string            `json:"story"`
 	Status string            `json:"status"`
 	Votes  map[string]string `json:"votes,omitempty"`
 	Stats  *Stats            `json:"stats,omitempty"`
 	MyVote *string           `json:"myVote"`
+	// Estimate is the agreed estimate recorded for this round once it is
+	// finished (null until the leader records one).
+	Estimate *string `json:"estimate,omitempty"`
 }
 
 func (r *Room) view(me *Member) View {
 	v := View{Room: r.ID, Title: r.Title, Capacity: r.Capacity, Deck: r.Deck, Leader: r.Leader,
-		Members: make([]MemberView, 0, len(r.Members))}
+		Members: make([]MemberView, 0, len(r.Members)), Queue: r.queueView(), Rounds: len(r.History)}
 	if me != nil {
 		v.Me = me.ID
 	}
@@ -517,10 +770,10 @@ func (r *Room) view(me *Member) View {
 		if r.Session != nil {
 			_, voted = r.Session.Votes[m.ID]
 		}
-		v.Members = append(v.Members, MemberView{Member: m.ID, Name: m.Name, Voted: voted})
+		v.Members = append(v.Members, MemberView{Member: m.ID, Name: m.Name, Role: m.Role, Voted: voted})
 	}
 	if s := r.Session; s != nil {
-		sv := &SessionView{Story: s.Story, Status: s.Status}
+		sv := &SessionView{Round: s.Round, Story: s.Story, Status: s.Status}
 		if me != nil {
 			if mine, ok := s.Votes[me.ID]; ok {
 				sv.MyVote = &mine
@@ -530,6 +783,10 @@ func (r *Room) view(me *Member) View {
 			sv.Votes = maps(s.Votes)
 			st := ComputeStats(s.Votes)
 			sv.Stats = &st
+			if n := len(r.History); n > 0 && r.History[n-1].Round == s.Round && r.History[n-1].Estimate != nil {
+				e := *r.History[n-1].Estimate
+				sv.Estimate = &e
+			}
 		}
 		v.Session = sv
 	}
@@ -547,12 +804,53 @@ func maps(m map[string]string) map[string]string {
 type memberEvent struct {
 	Member string `json:"member"`
 	Name   string `json:"name"`
+	Role   string `json:"role"`
 }
 
 type finishedEvent struct {
-	Story string            `json:"story"`
-	Votes map[string]string `json:"votes"`
-	Stats Stats             `json:"stats"`
+	Round      int               `json:"round"`
+	Story      string            `json:"story"`
+	Votes      map[string]string `json:"votes"`
+	Stats      Stats             `json:"stats"`
+	FinishedAt time.Time         `json:"finishedAt"`
+}
+
+// Round is a finished round as the room keeps it (GET …/history): the
+// story, the votes by member id, the names of the members who voted or
+// could have (voters at the time), the stats, the agreed estimate (nil
+// until the leader records one) and when it was revealed.
+type Round struct {
+	Round      int               `json:"round"`
+	Story      string            `json:"story"`
+	Votes      map[string]string `json:"votes"`
+	Names      map[string]string `json:"names"`
+	Stats      Stats             `json:"stats"`
+	Estimate   *string           `json:"estimate"`
+	FinishedAt time.Time         `json:"finishedAt"`
+}
+
+// historyQuery reads the finished rounds (a member's token required).
+type historyQuery struct {
+	auth
+}
+
+func (r *Room) history(c *reactor.Ctx, q historyQuery) ([]Round, error) {
+	if err := r.live(c, false); err != nil {
+		return nil, err
+	}
+	if r.member(q.TokenHash) == nil {
+		return nil, ErrUnauthorized
+	}
+	out := make([]Round, len(r.History))
+	for i, h := range r.History {
+		h.Votes, h.Names = maps(h.Votes), maps(h.Names)
+		if h.Estimate != nil {
+			e := *h.Estimate
+			h.Estimate = &e
+		}
+		out[i] = h
+	}
+	return out, nil
 }
 
 // Stats summarises the votes of a finished session. Average and Median are

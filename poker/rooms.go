@@ -274,6 +274,13 @@ var (
 	voteMethod     = method("poker.room.vote", (*Room).vote)
 	finishMethod   = method("poker.room.finish", (*Room).finish)
 	removeMethod   = method("poker.room.remove", (*Room).remove)
+	revoteMethod   = method("poker.room.revote", (*Room).revote)
+	nextMethod     = method("poker.room.next", (*Room).next)
+	queueMethod    = method("poker.room.queue", (*Room).queue)
+	estimateMethod = method("poker.room.estimate", (*Room).estimate)
+	leaderMethod   = method("poker.room.leader", (*Room).handOver)
+	roleMethod     = method("poker.room.role", (*Room).setRole)
+	historyMethod  = method("poker.room.history", (*Room).history, reactor.ReadOnly())
 	snapshotMethod = method("poker.room.snapshot", (*Room).snapshot, reactor.ReadOnly())
 	// checkMethod and canJoinMethod authenticate and validate a command
 	// before it is journaled (read-only: they cost no journal record, no
@@ -334,7 +341,7 @@ func (p *Rooms) Join(ctx context.Context, room string, req JoinRequest) (Credent
 		return Credentials{}, err
 	}
 	member, token := NewID(10), NewToken()
-	_, err := do(ctx, p, joinMethod, room, joinCmd{Name: req.Name, Member: member, TokenHash: HashToken(token)})
+	_, err := do(ctx, p, joinMethod, room, joinCmd{Name: req.Name, Role: req.Role, Member: member, TokenHash: HashToken(token)})
 	if err != nil {
 		return Credentials{}, err
 	}
@@ -366,7 +373,7 @@ func (p *Rooms) Vote(ctx context.Context, room, token string, req VoteRequest) e
 	if token == "" {
 		return ErrUnauthorized
 	}
-	if err := p.check(ctx, room, checkQuery{auth: auth{HashToken(token)}}); err != nil {
+	if err := p.check(ctx, room, checkQuery{auth: auth{HashToken(token)}, Voter: true}); err != nil {
 		return err
 	}
 	_, err := do(ctx, p, voteMethod, room, voteCmd{auth: auth{HashToken(token)}, Value: req.Value})
@@ -390,10 +397,96 @@ func (p *Rooms) Remove(ctx context.Context, room, token, member string) error {
 	if token == "" {
 		return ErrUnauthorized
 	}
-	if err := p.check(ctx, room, checkQuery{auth: auth{HashToken(token)}, Remove: member}); err != nil {
+	if err := p.check(ctx, room, checkQuery{auth: auth{HashToken(token)}, Subject: member}); err != nil {
 		return err
 	}
 	_, err := do(ctx, p, removeMethod, room, removeCmd{auth: auth{HashToken(token)}, Member: member})
+	return err
+}
+
+// Revote starts a new round of the current story (whether it is still
+// being voted on or finished); only the leader may. With no story yet the
+// leader gets a "rejected" event (not_voting).
+func (p *Rooms) Revote(ctx context.Context, room, token string) error {
+	return leaderDo(ctx, p, room, token, revoteMethod, auth{HashToken(token)})
+}
+
+// Next starts a round on the first queued story and takes it off the
+// queue; only the leader may. ErrQueueEmpty when nothing is queued.
+func (p *Rooms) Next(ctx context.Context, room, token string) error {
+	return leaderDo(ctx, p, room, token, nextMethod, auth{HashToken(token)})
+}
+
+// Queue appends stories to the room's story queue, or replaces the queue
+// (replace: reorder, remove, clear); only the leader may. ErrQueueFull
+// beyond MaxQueue stories.
+func (p *Rooms) Queue(ctx context.Context, room, token string, req QueueRequest, replace bool) error {
+	if err := req.Normalize(); err != nil {
+		return err
+	}
+	return leaderDo(ctx, p, room, token, queueMethod, queueCmd{auth: auth{HashToken(token)}, Stories: req.Stories, Replace: replace})
+}
+
+// Estimate records the agreed estimate of the last finished round (again:
+// the new value replaces the old); only the leader may. ErrNoRound when no
+// round was finished.
+func (p *Rooms) Estimate(ctx context.Context, room, token string, req EstimateRequest) error {
+	if err := req.Normalize(); err != nil {
+		return err
+	}
+	return leaderDo(ctx, p, room, token, estimateMethod, estimateCmd{auth: auth{HashToken(token)}, Value: req.Value})
+}
+
+// HandOver makes another member the leader; only the leader may.
+func (p *Rooms) HandOver(ctx context.Context, room, token string, req LeaderRequest) error {
+	if err := req.Normalize(); err != nil {
+		return err
+	}
+	if token == "" {
+		return ErrUnauthorized
+	}
+	if err := p.check(ctx, room, checkQuery{auth: auth{HashToken(token)}, Leader: true, Target: req.Member}); err != nil {
+		return err
+	}
+	_, err := do(ctx, p, leaderMethod, room, leaderCmd{auth: auth{HashToken(token)}, Member: req.Member})
+	return err
+}
+
+// SetRole makes member a voter or an observer: the member itself or the
+// leader may. A vote in the open round is withdrawn when its member
+// becomes an observer.
+func (p *Rooms) SetRole(ctx context.Context, room, token, member string, req RoleRequest) error {
+	if err := req.Normalize(); err != nil {
+		return err
+	}
+	if token == "" {
+		return ErrUnauthorized
+	}
+	if err := p.check(ctx, room, checkQuery{auth: auth{HashToken(token)}, Subject: member}); err != nil {
+		return err
+	}
+	_, err := do(ctx, p, roleMethod, room, roleCmd{auth: auth{HashToken(token)}, Member: member, Role: req.Role})
+	return err
+}
+
+// History returns the room's finished rounds, oldest first (at most
+// MaxHistory); any member may read them.
+func (p *Rooms) History(ctx context.Context, room, token string) ([]Round, error) {
+	if token == "" {
+		return nil, ErrUnauthorized
+	}
+	return do(ctx, p, historyMethod, room, historyQuery{auth{HashToken(token)}})
+}
+
+// leaderDo checks that token leads room, then sends the command.
+func leaderDo[Req any](ctx context.Context, p *Rooms, room, token string, m *roomMethod[Req, struct{}], req Req) error {
+	if token == "" {
+		return ErrUnauthorized
+	}
+	if err := p.check(ctx, room, checkQuery{auth: auth{HashToken(token)}, Leader: true}); err != nil {
+		return err
+	}
+	_, err := do(ctx, p, m, room, req)
 	return err
 }
 

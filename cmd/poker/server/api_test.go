@@ -208,6 +208,7 @@ func TestFullRoundAndEvents(t *testing.T) {
 		if ev := s.expect("session_started"); ev.Data != `{"story":"Login page"}` {
 			t.Fatalf("session_started %+v", ev)
 		}
+		s.expect("round_started") // every session_started is followed by it
 	}
 	e.accept("POST", base+"/votes", bob.Token, `{"value":"7"}`) // not in the deck
 	if ev := bs.expect("rejected"); !strings.Contains(ev.Data, `"error":"invalid_vote"`) {
@@ -260,6 +261,7 @@ func TestFullRoundAndEvents(t *testing.T) {
 	// A new session replaces the finished one.
 	e.accept("POST", base+"/session", c.Token, `{"story":"Next"}`)
 	ann.expect("session_started")
+	ann.expect("round_started")
 	r = e.do("GET", base, bob.Token, nil)
 	if !strings.Contains(string(r.Body), `"myVote":null`) || !strings.Contains(string(r.Body), `"voted":false`) {
 		t.Fatalf("state after restart: %s", r.Body)
@@ -269,6 +271,7 @@ func TestFullRoundAndEvents(t *testing.T) {
 	e.accept("DELETE", base+"/members/"+bob.Member, bob.Token, nil)
 	ann.expect("member_left")
 	bs.expect("session_started")
+	bs.expect("round_started")
 	bs.expect("member_left")
 	if !bs.ended() {
 		t.Fatal("a removed member's stream stays open")
@@ -299,7 +302,7 @@ func TestResumeWithLastEventID(t *testing.T) {
 	e.accept("POST", base+"/votes", c.Token, `{"value":"2"}`)
 	s2 := e.stream(c.Room, c.Token, ev.ID)
 	last, _ := strconv.Atoi(ev.ID)
-	for _, typ := range []string{"session_started", "vote_cast", "vote_cast"} {
+	for _, typ := range []string{"session_started", "round_started", "vote_cast", "vote_cast"} {
 		got := s2.expect(typ)
 		id, _ := strconv.Atoi(got.ID)
 		if id <= last {
@@ -310,7 +313,7 @@ func TestResumeWithLastEventID(t *testing.T) {
 	s2.quiet(100 * time.Millisecond)
 	// Bob resuming from before his rejection sees it.
 	s3 := e.stream(c.Room, bob.Token, ev.ID)
-	for _, typ := range []string{"session_started", "vote_cast", "rejected", "vote_cast"} {
+	for _, typ := range []string{"session_started", "round_started", "vote_cast", "rejected", "vote_cast"} {
 		s3.expect(typ)
 	}
 	// An id from the future (e.g. another server's) gets a fresh snapshot.

@@ -16,14 +16,17 @@ func FuzzAPIBodies(f *testing.F) {
 	for _, s := range []string{
 		`{"title":"Sprint 42","leader":"ann","capacity":12,"deck":["1","2","3"]}`,
 		`{"name":"bob"}`, `{"story":"x"}`, `{"value":"5"}`, `{"title":1}`, `[]`, `{"deck":null}`, "\x00",
+		`{"name":"olga","role":"observer"}`, `{"stories":["a","b"]}`, `{"member":"x"}`, `{"role":"voter"}`,
 	} {
 		f.Add(s, uint8(0))
 		f.Add(s, uint8(1))
 	}
-	e := newEnv(f, server.Config{})
+	e := newEnv(f, server.Config{CreatesPerMinute: -1}) // fuzzing creates many rooms
 	c := e.create("ann", nil)
 	h := e.srv.Handler()
-	paths := []string{"/api/rooms", "/api/rooms/" + c.Room + "/members", "/api/rooms/" + c.Room + "/session", "/api/rooms/" + c.Room + "/votes"}
+	base := "/api/rooms/" + c.Room
+	paths := []string{"/api/rooms", base + "/members", base + "/session", base + "/votes",
+		base + "/queue", base + "/estimate", base + "/leader", base + "/members/" + c.Member + "/role"}
 	allowed := map[int]bool{201: true, 202: true, 400: true, 401: true, 403: true, 404: true, 409: true, 413: true, 415: true}
 	f.Fuzz(func(t *testing.T, body string, which uint8) {
 		path := paths[int(which)%len(paths)]

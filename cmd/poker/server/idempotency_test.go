@@ -39,6 +39,7 @@ func TestIdempotencyKey(t *testing.T) {
 		t.Fatalf("start: %d", code)
 	}
 	s.expect("session_started")
+	s.expect("round_started")
 	for range 2 {
 		if code := e.postKeyed(room+"/votes", bob.Token, "vote-1", `{"value":"5"}`); code != http.StatusAccepted {
 			t.Fatalf("vote: %d", code)

@@ -37,6 +37,14 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/rooms/{room}/session", s.startSession)
 	m.HandleFunc("POST /api/rooms/{room}/session/finish", s.finishSession)
 	m.HandleFunc("POST /api/rooms/{room}/votes", s.vote)
+	m.HandleFunc("POST /api/rooms/{room}/session/revote", s.revote)
+	m.HandleFunc("POST /api/rooms/{room}/session/next", s.nextStory)
+	m.HandleFunc("POST /api/rooms/{room}/queue", s.queueAppend)
+	m.HandleFunc("PUT /api/rooms/{room}/queue", s.queueReplace)
+	m.HandleFunc("POST /api/rooms/{room}/estimate", s.estimate)
+	m.HandleFunc("POST /api/rooms/{room}/leader", s.handOver)
+	m.HandleFunc("POST /api/rooms/{room}/members/{member}/role", s.setRole)
+	m.HandleFunc("GET /api/rooms/{room}/history", s.history)
 	m.HandleFunc("GET /api/rooms/{room}/events", s.events)
 	m.HandleFunc("/api/", s.noRoute)
 	m.HandleFunc("GET /healthz", s.healthz)
@@ -86,6 +94,9 @@ func newErrorMapper(log *slog.Logger) *gateway.ErrorMapper {
 	m.Map(poker.ErrRoomExists, http.StatusConflict, "room_exists", "room exists")
 	m.Map(poker.ErrClosed, http.StatusServiceUnavailable, "shutting_down", "server is shutting down, retry later")
 	m.Map(poker.ErrTooManyRooms, http.StatusServiceUnavailable, "too_many_rooms", "the server holds as many rooms as it may; retry later")
+	m.Map(poker.ErrNoRound, http.StatusConflict, "no_round", "no round has been finished yet")
+	m.Map(poker.ErrQueueEmpty, http.StatusConflict, "queue_empty", "no story is queued")
+	m.Map(poker.ErrQueueFull, http.StatusConflict, "queue_full", "the story queue is full")
 	m.Map(poker.ErrTooManyStreams, http.StatusTooManyRequests, "too_many_streams", "this member has as many event streams open as it may")
 	return m
 }
@@ -202,6 +213,75 @@ func (s *Server) vote(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) finishSession(w http.ResponseWriter, r *http.Request) {
 	s.command(w, r, nil, func(ctx context.Context) error { return s.rooms.Finish(ctx, r.PathValue("room"), bearer(r)) })
+}
+
+func (s *Server) revote(w http.ResponseWriter, r *http.Request) {
+	s.command(w, r, nil, func(ctx context.Context) error { return s.rooms.Revote(ctx, r.PathValue("room"), bearer(r)) })
+}
+
+func (s *Server) nextStory(w http.ResponseWriter, r *http.Request) {
+	s.command(w, r, nil, func(ctx context.Context) error { return s.rooms.Next(ctx, r.PathValue("room"), bearer(r)) })
+}
+
+func (s *Server) queueAppend(w http.ResponseWriter, r *http.Request) {
+	var req poker.QueueRequest
+	s.command(w, r, &req, func(ctx context.Context) error { return s.rooms.Queue(ctx, r.PathValue("room"), bearer(r), req, false) })
+}
+
+func (s *Server) queueReplace(w http.ResponseWriter, r *http.Request) {
+	var req poker.QueueRequest
+	s.command(w, r, &req, func(ctx context.Context) error { return s.rooms.Queue(ctx, r.PathValue("room"), bearer(r), req, true) })
+}
+
+func (s *Server) estimate(w http.ResponseWriter, r *http.Request) {
+	var req poker.EstimateRequest
+	s.command(w, r, &req, func(ctx context.Context) error { return s.rooms.Estimate(ctx, r.PathValue("room"), bearer(r), req) })
+}
+
+func (s *Server) handOver(w http.ResponseWriter, r *http.Request) {
+	var req poker.LeaderRequest
+	s.command(w, r, &req, func(ctx context.Context) error { return s.rooms.HandOver(ctx, r.PathValue("room"), bearer(r), req) })
+}
+
+func (s *Server) setRole(w http.ResponseWriter, r *http.Request) {
+	var req poker.RoleRequest
+	s.command(w, r, &req, func(ctx context.Context) error {
+		return s.rooms.SetRole(ctx, r.PathValue("room"), bearer(r), r.PathValue("member"), req)
+	})
+}
+
+// historyBody is the JSON answer of GET …/history.
+type historyBody struct {
+	Rounds []poker.Round `json:"rounds"`
+}
+
+// history answers the room's finished rounds, oldest first: JSON by
+// default, CSV (one header row, one row per round) with ?format=csv.
+func (s *Server) history(w http.ResponseWriter, r *http.Request) {
+	format := r.URL.Query().Get("format")
+	if format != "" && format != "json" && format != "csv" {
+		gateway.JSON(w, http.StatusBadRequest, errorBody{Error: "invalid_query", Field: "format",
+			Message: `format must be "json" or "csv"`})
+		return
+	}
+	rounds, err := s.rooms.History(r.Context(), r.PathValue("room"), bearer(r))
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if format != "csv" {
+		if rounds == nil {
+			rounds = []poker.Round{}
+		}
+		gateway.JSON(w, http.StatusOK, historyBody{Rounds: rounds})
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="planning-poker-history.csv"`)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_ = writeHistoryCSV(w, rounds)
 }
 
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {

@@ -6,14 +6,19 @@
  *
  *   views        view-create, view-join, view-room, view-gone (+ gone-text, gone-home)
  *   create form  create-form, create-title, create-name, create-deck
- *                (values: fibonacci | tshirt | pow2), create-submit
- *   join form    join-form, join-room-id, join-name, join-submit
+ *                (values: fibonacci | tshirt | pow2), create-observer, create-submit
+ *   join form    join-form, join-room-title, join-room-members, join-room-id,
+ *                join-name, join-observer (checkbox), join-submit
  *   room header  room-title, me-name, me-role, share-link (input), copy-link (button)
  *   members      member-list, member-count;
  *                repeated li[data-testid="member"] with data-member-id,
- *                data-voted="true|false", data-leader, data-me;
- *                leader-only button[data-testid="member-remove"][data-member-id]
- *   leader       leader-panel, story-input, start-voting, reveal
+ *                data-voted="true|false", data-leader, data-me, data-role;
+ *                leader-only button[data-testid="member-remove"][data-member-id],
+ *                button[data-testid="member-make-leader"][data-member-id];
+ *                toggle-role (switch oneself between voter and observer)
+ *   leader       leader-panel, story-input, start-voting, reveal, revote,
+ *                next-story, queue-input, queue-add, queue-clear
+ *   queue        queue-view, queue-list; repeated li[data-testid="queue-item"]
  *   session      session-panel, session-status (data-status="none|voting|finished"),
  *                current-story, session-hint, vote-area, my-vote-text
  *   cards        cards; repeated button[data-testid="card"][data-value],
@@ -21,8 +26,13 @@
  *   results      results, stat-average, stat-median,
  *                stat-consensus (data-consensus="true|false"), result-list;
  *                repeated li[data-testid="result-vote"] with data-member-id,
- *                data-value (the member's vote, "" if none)
- *   misc         leave-room, connection-status (data-state="idle|connecting|
+ *                data-value (the member's vote, "" if none);
+ *                agreed-estimate (data-estimate), leader-only estimate-form,
+ *                estimate-input, record-estimate; observer-note
+ *   history      history-panel, history-count, history-empty, history-list;
+ *                repeated li[data-testid="history-round"] with data-round,
+ *                data-estimate; export-csv, export-json
+ *   misc         offline-banner, leave-room, connection-status (data-state="idle|connecting|
  *                live|reconnecting|offline"), error-message (role=alert),
  *                announcer (aria-live polite), home-link
  */
@@ -112,6 +122,7 @@
     var base = Math.max(retryAfterSec * 1000, 300 * Math.pow(2, n));
     return Math.min(base, 5000) * (0.5 + Math.random() * 0.5);
   }
+  function errorKind(err) { return err && (err.code === "network" || err.status === 503) ? "conn" : "error"; }
   function messageFor(err) {
     if (err && MESSAGES[err.code]) return MESSAGES[err.code];
     return (err && err.message) || "Something went wrong.";
@@ -132,6 +143,8 @@
     ["create", "join", "room", "gone"].forEach(function (v) { $("view-" + v).hidden = v !== name; });
   }
   var errorTimer = null;
+  // showError shows msg (kind "error", "info" which fades, or "conn": a
+  // connection problem, cleared as soon as the event stream is live again).
   function showError(msg, kind) {
     var a = $("error-message");
     clearTimeout(errorTimer);
@@ -150,12 +163,21 @@
     btn.disabled = on;
     if (on) btn.setAttribute("aria-busy", "true"); else btn.removeAttribute("aria-busy");
   }
+  var connState = "idle";
   function setConn(state, text) {
     var c = $("connection-status");
     c.hidden = state === "idle";
     c.setAttribute("data-state", state);
     c.querySelector(".conn-text").textContent = text;
+    var changed = connState !== state;
+    connState = state;
+    if (state === "live") {
+      var a = $("error-message");
+      if (!a.hidden && a.getAttribute("data-kind") === "conn") showError("");
+    }
+    if (changed && S && S.state) render();
   }
+  function online() { return connState === "live"; }
   function invalid(input, on) {
     if (on) { input.setAttribute("aria-invalid", "true"); input.focus(); }
     else input.removeAttribute("aria-invalid");
@@ -198,7 +220,8 @@
     showError("");
     busy(btn, true);
     var deck = DECKS[$("create-deck").value] || DECKS.fibonacci;
-    api("POST", "/api/rooms", { title: title.value.trim(), leader: name.value.trim(), deck: deck })
+    var role = $("create-observer").checked ? "observer" : "voter";
+    api("POST", "/api/rooms", { title: title.value.trim(), leader: name.value.trim(), deck: deck, role: role })
       .then(function (res) {
         saveCreds(res.room, { member: res.member, token: res.token, name: name.value.trim() });
         navigate("/r/" + encodeURIComponent(res.room));
@@ -208,13 +231,31 @@
 
   // ---------- join ----------
   var joinRoom = null;
+  // showJoin asks for a name only once the link is known to work: the
+  // room's public state gives its title; a dead or closed link is refused
+  // before anyone types.
   function showJoin(room) {
     joinRoom = room;
     document.title = "Join room · Planning poker";
     setConn("idle", "");
     $("join-room-id").textContent = room;
-    showView("join");
-    $("join-name").focus();
+    $("join-room-title").textContent = "the room";
+    $("join-room-members").textContent = "";
+    api("GET", "/api/rooms/" + encodeURIComponent(room)).then(function (v) {
+      if (joinRoom !== room) return;
+      $("join-room-title").textContent = "“" + (v.title || "the room") + "”";
+      document.title = "Join " + (v.title || "room") + " · Planning poker";
+      var n = (v.members || []).length;
+      $("join-room-members").textContent = " (" + n + (n === 1 ? " member" : " members") + " so far)";
+      showView("join");
+      $("join-name").focus();
+    }, function (err) {
+      if (joinRoom !== room) return;
+      if (err.status === 404 || err.code === "room_not_found") return gone(room, MESSAGES.room_not_found);
+      showView("join"); // the server is unreachable: let the join itself say so
+      showError(messageFor(err));
+      $("join-name").focus();
+    });
   }
   $("join-form").addEventListener("submit", function (ev) {
     ev.preventDefault();
@@ -223,7 +264,8 @@
     if (!name.value.trim()) { invalid(name, true); showError("Please enter your name."); return; }
     showError("");
     busy(btn, true);
-    api("POST", "/api/rooms/" + encodeURIComponent(room) + "/members", { name: name.value.trim() })
+    var role = $("join-observer").checked ? "observer" : "voter";
+    api("POST", "/api/rooms/" + encodeURIComponent(room) + "/members", { name: name.value.trim(), role: role })
       .then(function (res) {
         saveCreds(room, { member: res.member, token: res.token, name: name.value.trim() });
         enterRoom(room, loadCreds(room) || { member: res.member, token: res.token, name: name.value.trim() });
@@ -248,7 +290,7 @@
   var S = null; // { room, creds, state, es, retryTimer }
 
   function enterRoom(room, creds) {
-    S = { room: room, creds: creds, state: null, es: null, retryTimer: null, failures: 0 };
+    S = { room: room, creds: creds, state: null, es: null, retryTimer: null, failures: 0, history: [], historyGen: 0 };
     $("me-name").textContent = creds.name || "";
     $("me-role").textContent = "";
     $("room-title").textContent = "Loading…";
@@ -256,6 +298,7 @@
     $("member-list").textContent = "";
     $("results").hidden = true;
     $("vote-area").hidden = true;
+    $("history-list").textContent = "";
     showView("room");
     connect();
   }
@@ -276,6 +319,8 @@
     var es = new EventSource(url);
     s.es = es;
     es.onopen = function () { s.failures = 0; setConn("live", "Live"); };
+    // A vote made while offline is not sent (the cards are disabled); one
+    // whose answer was lost is retried by api() with its Idempotency-Key.
     es.onerror = function () {
       if (S !== s) return;
       if (es.readyState === EventSource.CONNECTING) {
@@ -307,10 +352,10 @@
         fn(data || {});
       });
     }
-    on("snapshot", function (d) { s.state = normalize(d); render(); });
+    on("snapshot", function (d) { s.state = normalize(d); render(); loadHistory(s); });
     on("member_joined", function (d) {
       if (!s.state) return;
-      if (!findMember(d.member)) s.state.members.push({ member: d.member, name: d.name, voted: false });
+      if (!findMember(d.member)) s.state.members.push({ member: d.member, name: d.name, role: d.role || "voter", voted: false });
       render();
       if (d.member !== s.creds.member) announce(d.name + " joined");
     });
@@ -326,10 +371,41 @@
     });
     on("session_started", function (d) {
       if (!s.state) return;
-      s.state.session = { story: d.story, status: "voting", votes: null, myVote: null, stats: null };
+      s.state.session = { story: d.story, status: "voting", votes: null, myVote: null, stats: null, round: 0, estimate: null };
       s.state.members.forEach(function (m) { m.voted = false; });
       render();
       announce("Voting started: " + d.story);
+    });
+    on("round_started", function (d) {
+      if (!s.state || !s.state.session) return;
+      s.state.session.round = d.round;
+      if (d.revote) announce("Re-vote: " + d.story);
+    });
+    on("queue_changed", function (d) {
+      if (!s.state) return;
+      s.state.queue = d.queue || [];
+      render();
+    });
+    on("estimate_recorded", function (d) {
+      if (!s.state) return;
+      var sess = s.state.session;
+      if (sess && sess.status === "finished" && sess.round === d.round) sess.estimate = d.estimate;
+      render();
+      loadHistory(s);
+      announce("Agreed estimate for " + d.story + ": " + d.estimate);
+    });
+    on("role_changed", function (d) {
+      if (!s.state) return;
+      var m = findMember(d.member);
+      if (!m) return;
+      m.role = d.role;
+      var sess = s.state.session;
+      if (d.role === "observer") {
+        if (sess && sess.status === "voting") m.voted = false;
+        if (d.member === s.creds.member && sess && sess.status === "voting") sess.myVote = null;
+      }
+      render();
+      announce((d.member === s.creds.member ? "You are" : m.name + " is") + " now " + (d.role === "observer" ? "an observer" : "a voter"));
     });
     on("vote_cast", function (d) {
       if (!s.state) return;
@@ -344,8 +420,12 @@
       sess.status = "finished";
       sess.votes = d.votes || {};
       sess.stats = d.stats || null;
+      sess.round = d.round || sess.round;
+      sess.estimate = null;
       s.state.session = sess;
+      s.state.rounds = (s.state.rounds || 0) + 1;
       render();
+      loadHistory(s);
       announce("Votes revealed");
     });
     on("leader_changed", function (d) {
@@ -353,7 +433,8 @@
       s.state.leader = d.leader;
       render();
       var m = findMember(d.leader);
-      if (m) announce(m.name + " now leads the room");
+      if (d.leader === s.creds.member) announce("You now lead the room");
+      else if (m) announce(m.name + " now leads the room");
     });
     on("rejected", function (d) { showError(messageFor({ code: d.error, message: d.message })); });
     on("room_closed", function (d) {
@@ -375,10 +456,15 @@
     if (!Array.isArray(deck) || !deck.length) deck = DECKS.fibonacci;
     return {
       room: d.room, title: d.title || "", capacity: d.capacity, leader: d.leader,
-      deck: deck.map(String), members: (d.members || []).slice(),
+      deck: deck.map(String),
+      members: (d.members || []).map(function (m) {
+        return { member: m.member, name: m.name, role: m.role || "voter", voted: !!m.voted };
+      }),
+      queue: (d.queue || []).slice(), rounds: d.rounds || 0,
       session: d.session ? {
         story: d.session.story, status: d.session.status, votes: d.session.votes || null,
-        myVote: d.session.myVote == null ? null : String(d.session.myVote), stats: d.session.stats || null
+        myVote: d.session.myVote == null ? null : String(d.session.myVote), stats: d.session.stats || null,
+        round: d.session.round || 0, estimate: d.session.estimate == null ? null : String(d.session.estimate)
       } : null
     };
   }
@@ -416,8 +502,10 @@
     document.title = st.title + " · Planning poker";
     $("room-title").textContent = st.title;
     var meM = findMember(me);
+    var isObserver = !!meM && meM.role === "observer";
     if (meM) $("me-name").textContent = meM.name;
-    $("me-role").textContent = isLeader ? " · leader" : "";
+    $("me-role").textContent = (isLeader ? " · leader" : "") + (isObserver ? " · observer" : "");
+    $("offline-banner").hidden = connState !== "reconnecting" && connState !== "offline";
 
     // Members.
     var list = $("member-list");
@@ -427,22 +515,31 @@
       if (sess && sess.status === "finished") voted = !!(sess.votes && Object.prototype.hasOwnProperty.call(sess.votes, m.member));
       var li = el("li", {
         "data-testid": "member", "data-member-id": m.member, "data-voted": String(voted),
-        "data-leader": String(m.member === st.leader), "data-me": String(m.member === me)
+        "data-leader": String(m.member === st.leader), "data-me": String(m.member === me),
+        "data-role": m.role || "voter"
       }, [
         el("span", { className: "avatar", "aria-hidden": "true", text: initials(m.name) }),
         el("span", { className: "member-name" }, [
-          el("span", { className: "name", text: m.name }),
+          el("span", { className: "name", text: m.name, title: m.name }),
           m.member === st.leader ? el("span", { className: "tag", text: "leader" }) : null,
+          m.role === "observer" ? el("span", { className: "tag", text: "observer" }) : null,
           m.member === me ? el("span", { className: "tag", text: "you" }) : null
         ]),
-        el("span", { className: "vote-state", "aria-label": voted ? "has voted" : "has not voted", role: "img", text: voted ? "✓" : "" })
+        m.role === "observer" ? null :
+          el("span", { className: "vote-state", "aria-label": voted ? "has voted" : "has not voted", role: "img", text: voted ? "✓" : "" })
       ]);
       if (isLeader && m.member !== me) {
+        var actions = el("span", { className: "member-actions" });
+        li.appendChild(actions);
+        actions.appendChild(el("button", {
+          type: "button", className: "btn btn-small", "data-testid": "member-make-leader",
+          "data-member-id": m.member, "aria-label": "Make " + m.name + " the leader", text: "Make leader"
+        }));
         var rm = el("button", {
           type: "button", className: "btn btn-ghost btn-small", "data-testid": "member-remove",
           "data-member-id": m.member, "aria-label": "Remove " + m.name, text: "Remove"
         });
-        li.appendChild(rm);
+        actions.appendChild(rm);
       }
       list.appendChild(li);
     });
@@ -451,6 +548,11 @@
     // Leader panel.
     $("leader-panel").hidden = !isLeader;
     $("reveal").disabled = !(sess && sess.status === "voting");
+    $("revote").disabled = !sess;
+    var queue = st.queue || [];
+    $("next-story").disabled = !queue.length;
+    $("next-story").textContent = queue.length ? "Next story: " + clip(queue[0], 40) : "Next story";
+    $("queue-clear").hidden = !queue.length;
     $("start-voting").textContent = sess && sess.status === "voting" ? "Restart with this story" : "Start voting";
 
     // Session.
@@ -459,26 +561,42 @@
     ss.setAttribute("data-status", status);
     ss.textContent = status === "voting" ? "Voting" : status === "finished" ? "Revealed" : "Waiting";
     $("current-story").textContent = sess ? sess.story : "No story yet";
-    var votedCount = st.members.filter(function (m) { return m.voted; }).length;
+    // Observers do not count in "X of N voted".
+    var voters = st.members.filter(function (m) { return m.role !== "observer"; });
+    var votedCount = voters.filter(function (m) { return m.voted; }).length;
     $("session-hint").textContent = !sess
       ? (isLeader ? "Type a story above and start a voting round." : "The leader will start a voting round soon.")
       : status === "voting"
-        ? votedCount + " of " + st.members.length + " voted." + (isLeader ? " Reveal when everyone is ready." : "")
-        : "Votes are revealed." + (isLeader ? " Start the next story when ready." : "");
+        ? votedCount + " of " + voters.length + " voted." + (isLeader ? " Reveal when everyone is ready." : "")
+        : "Votes are revealed." + (isLeader ? " Record the agreed estimate, re-vote, or start the next story." : "");
 
-    // Cards.
+    // Cards: not for observers; disabled while offline (a vote could not
+    // be sent).
     var voteArea = $("vote-area");
-    voteArea.hidden = status !== "voting";
-    if (status === "voting") renderCards(st.deck, sess.myVote);
+    voteArea.hidden = status !== "voting" || isObserver;
+    $("observer-note").hidden = status !== "voting" || !isObserver;
+    if (status === "voting" && !isObserver) renderCards(st.deck, sess.myVote, !online());
     $("my-vote-text").textContent = status === "voting" && sess.myVote != null ? " — you picked " + sess.myVote + " (you can change it)" : "";
 
     // Results.
     var results = $("results");
     results.hidden = status !== "finished";
-    if (status === "finished") renderResults(st, sess);
+    if (status === "finished") renderResults(st, sess, isLeader);
+
+    // Queue.
+    $("queue-view").hidden = !queue.length;
+    var ql = $("queue-list");
+    ql.textContent = "";
+    queue.forEach(function (q) { ql.appendChild(el("li", { "data-testid": "queue-item", text: q })); });
+
+    $("toggle-role").textContent = isObserver ? "Vote again" : "Watch only";
+    $("toggle-role").setAttribute("aria-label", isObserver ? "Become a voter again" : "Watch only: become an observer, without voting");
+    renderHistory();
   }
 
-  function renderCards(deck, myVote) {
+  function clip(text, n) { return text.length > n ? text.slice(0, n - 1) + "…" : text; }
+
+  function renderCards(deck, myVote, disabled) {
     var box = $("cards");
     var existing = box.querySelectorAll("button");
     var same = existing.length === deck.length;
@@ -494,10 +612,32 @@
     }
     Array.prototype.forEach.call(box.querySelectorAll("button"), function (b) {
       b.setAttribute("aria-pressed", String(myVote != null && b.getAttribute("data-value") === String(myVote)));
+      b.disabled = !!disabled;
     });
   }
 
-  function renderResults(st, sess) {
+  // mostCommon returns the most frequent vote ("" when none; ties: the
+  // first in deck order).
+  function mostCommon(votes, deck) {
+    var count = {}, best = "", n = 0;
+    Object.keys(votes || {}).forEach(function (k) { count[votes[k]] = (count[votes[k]] || 0) + 1; });
+    deck.concat(Object.keys(count)).forEach(function (v) { if ((count[v] || 0) > n) { n = count[v]; best = v; } });
+    return best;
+  }
+
+  function renderResults(st, sess, isLeader) {
+    var agreed = $("agreed-estimate");
+    agreed.textContent = sess.estimate != null ? sess.estimate : "not recorded yet";
+    agreed.setAttribute("data-estimate", sess.estimate != null ? sess.estimate : "");
+    $("estimate-form").hidden = !isLeader;
+    var input = $("estimate-input");
+    if (isLeader && input.getAttribute("data-round") !== String(sess.round)) {
+      input.setAttribute("data-round", String(sess.round));
+      input.value = sess.estimate != null ? sess.estimate : mostCommon(sess.votes, st.deck);
+      var dl = $("estimate-values");
+      dl.textContent = "";
+      st.deck.forEach(function (v) { dl.appendChild(el("option", { value: v })); });
+    }
     var votes = sess.votes || {};
     var stats = sess.stats || computeStats(votes);
     $("stat-average").textContent = fmt(stats.average);
@@ -517,9 +657,64 @@
         el("span", { className: "result-value", text: has ? v : "no vote" })
       ]));
     }
-    st.members.forEach(function (m) { row(m.member, m.name); });
+    st.members.forEach(function (m) {
+      if (m.role !== "observer" || Object.prototype.hasOwnProperty.call(votes, m.member)) row(m.member, m.name);
+    });
     Object.keys(votes).forEach(function (id) { if (!seen[id]) row(id, "(left)"); });
   }
+
+  // ---------- history ----------
+  function loadHistory(s) {
+    var gen = ++s.historyGen;
+    api("GET", "/api/rooms/" + encodeURIComponent(s.room) + "/history", undefined, s.creds.token).then(function (h) {
+      if (S !== s || gen !== s.historyGen) return;
+      s.history = (h && h.rounds) || [];
+      renderHistory();
+    }, function () { /* shown again with the next event */ });
+  }
+
+  function renderHistory() {
+    if (!S) return;
+    var rounds = S.history || [];
+    $("history-count").textContent = rounds.length ? "(" + rounds.length + ")" : "";
+    $("history-empty").hidden = rounds.length > 0;
+    var list = $("history-list");
+    list.textContent = "";
+    rounds.slice().reverse().forEach(function (r) {
+      var ids = Object.keys(r.names || {});
+      Object.keys(r.votes || {}).forEach(function (id) { if (ids.indexOf(id) < 0) ids.push(id); });
+      var votes = ids.map(function (id) {
+        var name = (r.names && r.names[id]) || "(left)";
+        var has = r.votes && Object.prototype.hasOwnProperty.call(r.votes, id);
+        return name + " " + (has ? r.votes[id] : "–");
+      }).join(", ");
+      list.appendChild(el("li", { "data-testid": "history-round", "data-round": String(r.round), "data-estimate": r.estimate == null ? "" : r.estimate }, [
+        el("span", { className: "history-story", text: r.story }),
+        el("span", { className: "history-estimate", text: r.estimate == null ? "no estimate" : r.estimate }),
+        el("span", { className: "history-votes muted small", text: votes || "no votes" })
+      ]));
+    });
+  }
+
+  // exportHistory downloads the history: fetched with the member's token
+  // (never put in a URL), saved through a temporary object URL.
+  function exportHistory(format) {
+    if (!S) return;
+    var s = S;
+    fetch(roomPath("/history?format=" + format), { headers: { "Authorization": "Bearer " + s.creds.token }, cache: "no-store" })
+      .then(function (res) {
+        if (!res.ok) throw new ApiError(res.status, "http_" + res.status, "Could not download the history.");
+        return res.blob();
+      }).then(function (blob) {
+        var url = URL.createObjectURL(blob);
+        var a = el("a", { href: url, download: "planning-poker-" + slug(s.state ? s.state.title : "room") + "." + format });
+        document.body.appendChild(a);
+        a.click();
+        a.remove();
+        setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+      }).then(null, function (err) { showError(err.code === "http_0" ? MESSAGES.network : messageFor(err), "conn"); });
+  }
+  function slug(t) { return String(t).toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 40) || "room"; }
 
   function initials(name) {
     var parts = String(name || "?").trim().split(/\s+/);
@@ -536,12 +731,14 @@
     if (btn) busy(btn, true);
     return api(method, roomPath(suffix), body, s.creds.token).then(null, function (err) {
       if (S !== s) return;
-      if (err.status === 401 || err.status === 403) {
+      if (err.status === 401) {
         clearCreds(s.room); disconnect(); showJoin(s.room); showError(MESSAGES.unauthorized, "info");
       } else if (err.code === "room_not_found") {
         gone(s.room, MESSAGES.room_not_found);
+      } else if (err.status === 403) {
+        showError(err.message || MESSAGES.not_leader); // e.g. the lead moved meanwhile
       } else {
-        showError(messageFor(err));
+        showError(messageFor(err), errorKind(err));
       }
       throw err;
     }).then(function () { if (btn) busy(btn, false); render(); }, function () { if (btn) busy(btn, false); render(); });
@@ -552,14 +749,55 @@
     var story = $("story-input");
     invalid(story, false);
     if (!story.value.trim()) { invalid(story, true); showError("Type the story to estimate first."); return; }
-    act($("start-voting"), "POST", "/session", { story: story.value.trim() });
+    act($("start-voting"), "POST", "/session", { story: story.value.trim() }).then(function () {
+      story.value = "";
+      focusLater("reveal");
+    }, function () {});
   });
   $("reveal").addEventListener("click", function () {
-    act($("reveal"), "POST", "/session/finish");
+    act($("reveal"), "POST", "/session/finish").then(function () { focusLater("estimate-input"); }, function () {});
   });
+  $("revote").addEventListener("click", function () {
+    act($("revote"), "POST", "/session/revote").then(function () { focusLater("reveal"); }, function () {});
+  });
+  $("next-story").addEventListener("click", function () {
+    act($("next-story"), "POST", "/session/next").then(function () { focusLater("reveal"); }, function () {});
+  });
+  $("queue-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var input = $("queue-input");
+    var stories = input.value.split("\n").map(function (x) { return x.trim(); }).filter(Boolean);
+    invalid(input, false);
+    if (!stories.length) { invalid(input, true); showError("Type one story per line first."); return; }
+    act($("queue-add"), "POST", "/queue", { stories: stories }).then(function () { input.value = ""; input.focus(); }, function () {});
+  });
+  $("queue-clear").addEventListener("click", function () {
+    if (!window.confirm("Remove every queued story?")) return;
+    act($("queue-clear"), "PUT", "/queue", { stories: [] });
+  });
+  $("estimate-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var input = $("estimate-input");
+    invalid(input, false);
+    if (!input.value.trim()) { invalid(input, true); showError("Type the agreed estimate first."); return; }
+    act($("record-estimate"), "POST", "/estimate", { value: input.value.trim() }).then(function () {
+      announce("Estimate recorded");
+      focusLater(S && S.state && (S.state.queue || []).length ? "next-story" : "story-input");
+    }, function () {});
+  });
+  $("export-csv").addEventListener("click", function () { exportHistory("csv"); });
+  $("export-json").addEventListener("click", function () { exportHistory("json"); });
+  $("toggle-role").addEventListener("click", function () {
+    var m = S && findMember(S.creds.member);
+    if (!m) return;
+    act($("toggle-role"), "POST", "/members/" + encodeURIComponent(m.member) + "/role", { role: m.role === "observer" ? "voter" : "observer" })
+      .then(function () { $("toggle-role").focus(); }, function () {});
+  });
+  function focusLater(id) { setTimeout(function () { var n = $(id); if (n && !n.disabled && n.offsetParent) n.focus(); }, 0); }
   $("cards").addEventListener("click", function (ev) {
     var b = ev.target.closest("button[data-value]");
-    if (!b || !S || !S.state || !S.state.session) return;
+    if (!b || b.disabled || !S || !S.state || !S.state.session) return;
+    if (!online()) { showError("You are offline: the vote was not sent. Vote again once the connection is back.", "conn"); return; }
     var sess = S.state.session, prev = sess.myVote, v = b.getAttribute("data-value");
     sess.myVote = v; // optimistic; rolled back on error
     render();
@@ -567,10 +805,17 @@
       announce("You voted " + v);
     }, function (err) {
       if (S && S.state && S.state.session === sess) { sess.myVote = prev; render(); }
-      showError(messageFor(err));
+      showError((err.code === "network" ? "Your vote was not counted: " : "") + messageFor(err), errorKind(err));
     });
   });
   $("member-list").addEventListener("click", function (ev) {
+    var h = ev.target.closest("button[data-testid='member-make-leader']");
+    if (h && S) {
+      var to = findMember(h.getAttribute("data-member-id"));
+      if (!to || !window.confirm("Make " + to.name + " the leader? You will no longer run the rounds.")) return;
+      act(h, "POST", "/leader", { member: to.member });
+      return;
+    }
     var b = ev.target.closest("button[data-testid='member-remove']");
     if (!b || !S) return;
     var m = findMember(b.getAttribute("data-member-id"));
@@ -580,6 +825,13 @@
   $("leave-room").addEventListener("click", function () {
     if (!S) return;
     var s = S;
+    if (s.state && s.state.leader === s.creds.member) {
+      var others = s.state.members.filter(function (m) { return m.member !== s.creds.member; });
+      var msg = others.length
+        ? "You lead this room. If you leave, " + others[0].name + " will lead it. (To choose someone else, use “Make leader” first.) Leave?"
+        : "You are the last member. Leave the room?";
+      if (!window.confirm(msg)) return;
+    }
     act($("leave-room"), "DELETE", "/members/" + encodeURIComponent(s.creds.member)).then(function () {
       clearCreds(s.room);
       disconnect();

@@ -1,0 +1,209 @@
+package server_test
+
+import (
+	"context"
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/reactorgo/reactor/cmd/poker/server"
+	"github.com/reactorgo/reactor/internal/testenv"
+)
+
+// TestBrowserRefinement drives a refinement meeting through the real UI: a
+// dead link refused before a name is asked, the join page showing the
+// room's title, an observer, a queue of two stories, a keyboard-only vote
+// with a visible focus ring, an explicit re-vote, a recorded estimate, the
+// history list, the CSV export (parsed) and a leader hand-off.
+func TestBrowserRefinement(t *testing.T) {
+	chromium := testenv.Chromium(t)
+	e := newEnv(t, server.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1100, 1000),
+	)
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	defer cancelBrowser()
+	if err := chromedp.Do(browser); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	tab := func() context.Context {
+		c, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+		t.Cleanup(cancel)
+		return c
+	}
+	ann, bob, olga := tab(), tab(), tab()
+	do := func(who string, c context.Context, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(c, steps...); err != nil {
+			t.Fatalf("%s: %v", who, err)
+		}
+	}
+	poll := func(who string, c context.Context, expr string) {
+		t.Helper()
+		if _, err := chromedp.Run(c, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+			t.Fatalf("%s: waiting for %s: %v", who, expr, err)
+		}
+	}
+	eval := func(who string, c context.Context, expr string) string {
+		t.Helper()
+		v, err := chromedp.Run(c, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("%s: %s: %v", who, expr, err)
+		}
+		return v
+	}
+	dir := os.Getenv("REACTOR_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	shot := func(who string, c context.Context, name string) {
+		t.Helper()
+		png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("%s: screenshot: %v", who, err)
+		}
+		path := filepath.Join(dir, "poker-"+name+".png")
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", path)
+	}
+	all := map[string]context.Context{"ann": ann, "bob": bob, "olga": olga}
+
+	// A dead link is refused before anyone types a name.
+	do("bob", bob, chromedp.Navigate(e.url+"/r/aaaaaaaaaaaaaaaaaaaaaaaaaa"))
+	poll("bob", bob, `!document.querySelector("#view-gone").hidden && document.querySelector("#view-join").hidden`)
+
+	// The leader creates the room; the title may be 120 characters.
+	do("ann", ann, chromedp.Navigate(e.url+"/"), chromedp.WaitVisible(chromedp.CSS("#create-form")))
+	if got := eval("ann", ann, `String(document.querySelector("#create-title").maxLength)`); got != "120" {
+		t.Fatalf("title maxlength %s", got)
+	}
+	do("ann", ann,
+		chromedp.SetValue(chromedp.CSS("#create-title"), "Refinement"),
+		chromedp.SetValue(chromedp.CSS("#create-name"), "Ann"),
+		chromedp.Click(chromedp.CSS("#create-submit")),
+	)
+	poll("ann", ann, `location.pathname.startsWith("/r/") && document.querySelector("#connection-status").dataset.state === "live"`)
+	link := eval("ann", ann, `document.querySelector("#share-link").value`)
+
+	// Bob joins as a voter, Olga as an observer; the join page names the room.
+	for _, m := range []struct {
+		who      string
+		name     string
+		observer bool
+	}{{"bob", "Bob", false}, {"olga", "Olga", true}} {
+		c := all[m.who]
+		do(m.who, c, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("#join-name")))
+		poll(m.who, c, `document.querySelector("#join-room-title").textContent.includes("Refinement")`)
+		do(m.who, c, chromedp.SetValue(chromedp.CSS("#join-name"), m.name))
+		if m.observer {
+			do(m.who, c, chromedp.Click(chromedp.CSS("#join-observer")))
+		}
+		do(m.who, c, chromedp.Click(chromedp.CSS("#join-submit")))
+		poll(m.who, c, `document.querySelector("#connection-status").dataset.state === "live" && !document.querySelector("#view-room").hidden`)
+	}
+	poll("ann", ann, `document.querySelectorAll('[data-testid="member"]').length === 3 &&
+		document.querySelector('[data-testid="member"][data-role="observer"]') !== null`)
+
+	// A queue of two stories; the first goes to a round.
+	do("ann", ann,
+		chromedp.SetValue(chromedp.CSS("#queue-input"), "Story A\nStory B"),
+		chromedp.Click(chromedp.CSS("#queue-add")),
+	)
+	poll("bob", bob, `document.querySelectorAll('[data-testid="queue-item"]').length === 2`)
+	do("ann", ann, chromedp.Click(chromedp.CSS("#next-story")))
+	for who, c := range all {
+		poll(who, c, `document.querySelector("#session-status").dataset.status === "voting" &&
+			document.querySelector("#current-story").textContent === "Story A" &&
+			document.querySelectorAll('[data-testid="queue-item"]').length === 1`)
+	}
+	// The observer sees no cards and does not count.
+	poll("olga", olga, `document.querySelector("#vote-area").hidden && !document.querySelector("#observer-note").hidden`)
+	poll("ann", ann, `document.querySelector("#session-hint").textContent.startsWith("0 of 2 voted")`)
+
+	// Bob votes with the keyboard only; the focused card shows a ring.
+	do("bob", bob, chromedp.KeyEvent("\t"))
+	eval("bob", bob, `(document.querySelector('#cards button[data-value="5"]').focus(), "")`)
+	ring := eval("bob", bob, `(() => { const b = document.activeElement;
+		return b.dataset.value + " " + b.matches(":focus-visible") + " " + getComputedStyle(b).outlineStyle; })()`)
+	if ring != "5 true solid" {
+		t.Fatalf("focused card: %q, want a visible solid outline", ring)
+	}
+	shot("bob", bob, "keyboard-focus")
+	do("bob", bob, chromedp.KeyEvent("\r"))
+	poll("bob", bob, `document.querySelector('#cards button[data-value="5"]').getAttribute("aria-pressed") === "true"`)
+	do("ann", ann, chromedp.Click(chromedp.CSS(`#cards button[data-value="8"]`)))
+	poll("ann", ann, `document.querySelector("#session-hint").textContent.startsWith("2 of 2 voted")`)
+	do("ann", ann, chromedp.Click(chromedp.CSS("#reveal")))
+	poll("olga", olga, `document.querySelector("#session-status").dataset.status === "finished"`)
+
+	// No agreement: an explicit re-vote of the same story.
+	do("ann", ann, chromedp.Click(chromedp.CSS("#revote")))
+	for who, c := range all {
+		poll(who, c, `document.querySelector("#session-status").dataset.status === "voting" &&
+			document.querySelector("#current-story").textContent === "Story A"`)
+	}
+	do("bob", bob, chromedp.Click(chromedp.CSS(`#cards button[data-value="5"]`)))
+	do("ann", ann, chromedp.Click(chromedp.CSS(`#cards button[data-value="5"]`)))
+	poll("ann", ann, `document.querySelector("#session-hint").textContent.startsWith("2 of 2 voted")`)
+	do("ann", ann, chromedp.Click(chromedp.CSS("#reveal")))
+	// The estimate is prefilled with the most common vote.
+	poll("ann", ann, `!document.querySelector("#estimate-form").hidden && document.querySelector("#estimate-input").value === "5"`)
+	do("ann", ann, chromedp.Click(chromedp.CSS("#record-estimate")))
+	for who, c := range all {
+		poll(who, c, `document.querySelector("#agreed-estimate").dataset.estimate === "5" &&
+			document.querySelectorAll('[data-testid="history-round"]').length === 2 &&
+			document.querySelector('[data-testid="history-round"][data-round="2"]').dataset.estimate === "5"`)
+	}
+	poll("bob", bob, `document.querySelector("#estimate-form").hidden`) // the leader's only
+	shot("ann", ann, "refinement-ann")
+
+	// The second story.
+	do("ann", ann, chromedp.Click(chromedp.CSS("#next-story")))
+	poll("bob", bob, `document.querySelector("#current-story").textContent === "Story B" && document.querySelector("#queue-view").hidden`)
+
+	// The CSV export, fetched as the page does, parsed.
+	room := strings.TrimPrefix(eval("olga", olga, `location.pathname`), "/r/")
+	text, err := chromedp.Run(olga, chromedp.Evaluate[string](`fetch("/api/rooms/`+room+`/history?format=csv", {headers: {
+		Authorization: "Bearer " + JSON.parse(localStorage.getItem("poker:room:`+room+`")).token}}).then(r => r.text())`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(strings.NewReader(text)).ReadAll()
+	if err != nil {
+		t.Fatalf("csv %q: %v", text, err)
+	}
+	if len(rows) != 3 || rows[0][0] != "round" || rows[1][1] != "Story A" || rows[1][2] != "" ||
+		rows[2][1] != "Story A" || rows[2][2] != "5" || rows[2][3] != "Ann: 5; Bob: 5" {
+		t.Fatalf("csv rows %q", rows)
+	}
+
+	// Ann hands the lead to Bob (confirming).
+	eval("ann", ann, `(window.confirm = () => true, "")`)
+	do("ann", ann, chromedp.Click(chromedp.CSS(`button[data-testid="member-make-leader"][data-member-id="`+
+		eval("ann", ann, `document.querySelector('[data-testid="member"][data-me="false"][data-role="voter"]').dataset.memberId`)+`"]`)))
+	poll("bob", bob, `!document.querySelector("#leader-panel").hidden && document.querySelector("#me-role").textContent.includes("leader")`)
+	poll("ann", ann, `document.querySelector("#leader-panel").hidden`)
+	shot("olga", olga, "refinement-observer")
+}
