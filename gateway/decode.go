@@ -173,12 +173,19 @@ func inexactField(raw []byte, t reflect.Type, path string) string {
 			}
 		}
 	case reflect.Struct:
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(raw, &obj) != nil {
+		// Keys in document order, so the first offending one is named.
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 			return ""
 		}
 		fields := jsonFields(t)
-		for key, v := range obj {
+		for dec.More() {
+			tok, err := dec.Token()
+			key, isKey := tok.(string)
+			var v json.RawMessage
+			if err != nil || !isKey || dec.Decode(&v) != nil {
+				return ""
+			}
 			ft, ok := fields[key]
 			if !ok {
 				return path + key
