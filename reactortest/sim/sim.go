@@ -114,10 +114,10 @@ func (a *Account) Credit(_ *reactor.Ctx, amount int64) (int64, error) {
 func (a *Account) Read(*reactor.Ctx, struct{}) (int64, error) { return a.Balance, nil }
 
 var (
-	deposit  = reactor.Method("sim.account.deposit", (*Account).Deposit)
-	transfer_ = reactor.Method("sim.account.transfer", (*Account).Transfer)
-	credit   = reactor.Method("sim.account.credit", (*Account).Credit)
-	read     = reactor.Method("sim.account.read", (*Account).Read, reactor.ReadOnly())
+	deposit   = reactor.Method("sim.account.deposit", (*Account).Deposit)
+	mTransfer = reactor.Method("sim.account.transfer", (*Account).Transfer)
+	credit    = reactor.Method("sim.account.credit", (*Account).Credit)
+	read      = reactor.Method("sim.account.read", (*Account).Read, reactor.ReadOnly())
 )
 
 type op struct {
@@ -199,7 +199,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		s.p.stop(ctx, true)
 	}
 	if err != nil {
-		return s.res, fmt.Errorf("sim: seed %d: %w (rerun: go test ./reactortest/sim -run TestSeeds -sim.seed=%d)", cfg.Seed, err, cfg.Seed)
+		return s.res, fmt.Errorf("sim: seed %d: %w (rerun: go test ./reactortest/sim -run TestSeeds -v -args -sim.seed=%d)", cfg.Seed, err, cfg.Seed)
 	}
 	return s.res, nil
 }
@@ -271,6 +271,9 @@ func (s *sim) run(ctx context.Context) error {
 				}
 				s.res.Acked++
 			default:
+				if errors.Is(d.err, syscall.ENOSPC) {
+					s.res.Reached["disk full failed an op"]++
+				}
 				unknown = append(unknown, d.o)
 			}
 		}
@@ -285,14 +288,14 @@ func (s *sim) run(ctx context.Context) error {
 		o := s.nextOp(next)
 		next++
 		if o.kind == "transfer" {
+			// A transfer depends on balances: it starts alone, once every
+			// earlier operation is resolved and every credit has landed.
 			unknown, err := settle()
 			if err != nil {
 				return err
 			}
-			if len(unknown) > 0 {
-				if err := s.recover(ctx, unknown, false); err != nil {
-					return err
-				}
+			if err := s.recover(ctx, unknown, false); err != nil {
+				return err
 			}
 		}
 		inflight.Add(1)
@@ -305,7 +308,19 @@ func (s *sim) run(ctx context.Context) error {
 			done = append(done, outcome{o, err})
 			mu.Unlock()
 		}()
-		if o.kind == "transfer" || s.rng.IntN(s.cfg.InFlight) == 0 {
+		if o.kind == "transfer" {
+			// Its answer depends on the balance it saw: resolve it now,
+			// before anything else changes that balance.
+			unknown, err := settle()
+			if err != nil {
+				return err
+			}
+			if len(unknown) > 0 {
+				if err := s.recover(ctx, unknown, false); err != nil {
+					return err
+				}
+			}
+		} else if s.rng.IntN(s.cfg.InFlight) == 0 {
 			inflight.Wait()
 		}
 		switch f := s.rng.IntN(100); {
@@ -363,7 +378,7 @@ func (s *sim) do(ctx context.Context, p *process, o op) error {
 	if o.kind == "deposit" {
 		_, err = deposit.Call(cctx, ref, o.amount)
 	} else {
-		_, err = transfer_.Call(cctx, ref, transfer{To: o.to, Amount: o.amount})
+		_, err = mTransfer.Call(cctx, ref, transfer{To: o.to, Amount: o.amount})
 	}
 	return err
 }
@@ -392,9 +407,18 @@ func (s *sim) restart(ctx context.Context, inflight *sync.WaitGroup, fault func(
 }
 
 // recover retries the operations of unknown outcome with their keys, then
-// checks the balances against the model.
+// checks the balances against the model. Deposits go first (they commute);
+// a transfer (there is at most one: transfers run alone) is retried only
+// once every credit in flight has landed, since its answer depends on the
+// balance.
 func (s *sim) recover(ctx context.Context, unknown []op, final bool) error {
+	sort.SliceStable(unknown, func(i, j int) bool { return unknown[i].kind == "deposit" && unknown[j].kind != "deposit" })
 	for _, o := range unknown {
+		if o.kind == "transfer" {
+			if err := s.check(ctx, false); err != nil {
+				return fmt.Errorf("before retrying %s: %w", o.key, err)
+			}
+		}
 		s.res.Unknown++
 		var err error
 		for try := 0; try < 3; try++ {
