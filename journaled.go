@@ -144,8 +144,10 @@ func (m *MethodOf[S, Req, Resp]) postJournaled(ctx context.Context, to Ref, svc 
 	// cause is durable and applied, so dropping it would lose it until a
 	// restart replayed the cause.
 	var sender *service
+	var resend func(error) // built only for a handler's send: no cost for the others
 	if internal && c.svc != nil && c.svc.js != nil && e.r == nil && key != "" {
 		sender = c.svc
+		resend = func(err error) { m.resendLater(sender, to, req, key, err) }
 	}
 	rec := journal.Record{Time: meta.time, Seed: meta.seed, Service: svc.addr(), Method: m.name, Key: key, Payload: payload}
 	seq, err := rt.cfg.Journal.Append(ctx, &rec, func(seq uint64, err error) {
@@ -159,8 +161,8 @@ func (m *MethodOf[S, Req, Resp]) postJournaled(ctx context.Context, to Ref, svc 
 			if ack != nil {
 				ack <- err
 			}
-			if sender != nil {
-				m.resendLater(sender, to, req, key, err)
+			if resend != nil {
+				resend(err)
 			}
 			return
 		}
@@ -237,7 +239,8 @@ func (m *MethodOf[S, Req, Resp]) lookupReply(c *Ctx, e *envelope) bool {
 }
 
 func (m *MethodOf[S, Req, Resp]) rememberReply(c *Ctx, e *envelope, resp Resp, err error) {
-	if js := c.svc.js; js != nil {
+	// Checked here, before resp is boxed: most messages carry no key.
+	if js := c.svc.js; js != nil && e.meta != nil && e.meta.key != "" {
 		js.remember(e.meta, resp, err, c.rt.cfg.IdempotencyWindow)
 	}
 }
