@@ -142,19 +142,8 @@ func (s *service) saveNow(ctx context.Context) error {
 	if js == nil {
 		return s.save(ctx)
 	}
-	s.mu.Lock()
-	for js.writing {
-		if js.idle == nil {
-			js.idle = make(chan struct{})
-		}
-		idle := js.idle
-		s.mu.Unlock()
-		select {
-		case <-idle:
-		case <-ctx.Done():
-			return fmt.Errorf("reactor: save %s: wait for the checkpoint being written: %w", s.addr(), ctx.Err())
-		}
-		s.mu.Lock()
+	if err := s.lockWhenNotWriting(ctx); err != nil {
+		return fmt.Errorf("reactor: save %s: %w", s.addr(), err)
 	}
 	queued := js.pending
 	js.pending, js.writing = nil, true
@@ -264,19 +253,8 @@ func (w *seqWaiter) wait(ctx context.Context, seq uint64) error {
 // flight and instead of a queued one.
 func (s *service) deleteNow(ctx context.Context) error {
 	if js := s.js; js != nil {
-		s.mu.Lock()
-		for js.writing {
-			if js.idle == nil {
-				js.idle = make(chan struct{})
-			}
-			idle := js.idle
-			s.mu.Unlock()
-			select {
-			case <-idle:
-			case <-ctx.Done():
-				return fmt.Errorf("reactor: forget %s: wait for the checkpoint being written: %w", s.addr(), ctx.Err())
-			}
-			s.mu.Lock()
+		if err := s.lockWhenNotWriting(ctx); err != nil {
+			return fmt.Errorf("reactor: forget %s: %w", s.addr(), err)
 		}
 		js.pending = nil
 		js.firstUnsaved = 0 // its inputs no longer hold the journal back
@@ -286,5 +264,26 @@ func (s *service) deleteNow(ctx context.Context) error {
 		return fmt.Errorf("reactor: forget %s: %w", s.addr(), err)
 	}
 	s.dirty.Store(false)
+	return nil
+}
+
+// lockWhenNotWriting waits until no checkpoint write of s is in flight and
+// returns with s.mu held (or an error, without it).
+func (s *service) lockWhenNotWriting(ctx context.Context) error {
+	js := s.js
+	s.mu.Lock()
+	for js.writing {
+		if js.idle == nil {
+			js.idle = make(chan struct{})
+		}
+		idle := js.idle
+		s.mu.Unlock()
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the checkpoint being written: %w", ctx.Err())
+		}
+		s.mu.Lock()
+	}
 	return nil
 }
