@@ -3,6 +3,8 @@ package sim_test
 import (
 	"context"
 	"flag"
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 var (
 	seed  = flag.Uint64("sim.seed", 0, "run only this seed")
 	seeds = flag.Int("sim.seeds", 40, "how many seeds TestSeeds sweeps")
+	trace = flag.Bool("sim.log", false, "log the runtime's and the journal's warnings to stderr")
 )
 
 // TestSeeds sweeps seeds through the simulation: every run must keep every
@@ -30,12 +33,19 @@ func TestSeeds(t *testing.T) {
 	reached := map[string]int{}
 	began := time.Now()
 	for s := first; s < first+uint64(n); s++ {
-		res, err := sim.Run(context.Background(), sim.Config{Seed: s})
+		cfg := sim.Config{Seed: s}
+		if *trace {
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		}
+		res, err := sim.Run(context.Background(), cfg)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, res)
 		}
 		for k, v := range res.Reached {
 			reached[k] += v
+		}
+		for _, e := range res.RecoveryRetried {
+			t.Logf("seed %d: a start failed and was retried: %s", s, e)
 		}
 		if *seed != 0 {
 			t.Log(res)
