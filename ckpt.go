@@ -224,10 +224,15 @@ func raise(v *atomic.Uint64, x uint64) {
 // error.
 func (w *seqWaiter) wait(ctx context.Context, seq uint64) error {
 	for {
+		// settled first: advance raises durable before settled, so a
+		// record seen settled here has its durable mark visible below. (Read
+		// the other way round, a record acknowledged between the two loads
+		// looked failed: a spurious "journal record failed" at Start.)
+		settled := w.settled.Load()
 		if w.durable.Load() >= seq {
 			return nil
 		}
-		if w.settled.Load() >= seq {
+		if settled >= seq {
 			return errNotDurable
 		}
 		w.mu.Lock()

@@ -66,9 +66,6 @@ type Result struct {
 	// failed an op", "unknown op applied before the crash", "unknown op
 	// applied by its retry".
 	Reached map[string]int
-	// RecoveryRetried holds the errors of starts that failed and were
-	// retried (see docs/SIMULATION.md: an open finding while non-empty).
-	RecoveryRetried []string
 }
 
 func (r Result) String() string {
@@ -404,14 +401,7 @@ func (s *sim) restart(ctx context.Context, inflight *sync.WaitGroup, fault func(
 	s.p = nil
 	s.fullDisk.Store(false)
 	if err := s.open(ctx); err != nil {
-		// Recovery may refuse to start on a transient journal error; an
-		// operator starts the process again. Losing or doubling data is
-		// what the oracle checks, after the second start.
-		s.res.RecoveryRetried = append(s.res.RecoveryRetried, err.Error())
-		s.res.Reached["recovery failed and was started again"]++
-		if err := s.open(ctx); err != nil {
-			return fmt.Errorf("recovery, second start: %w (first: %s)", err, s.res.RecoveryRetried[len(s.res.RecoveryRetried)-1])
-		}
+		return fmt.Errorf("recovery: %w", err)
 	}
 	return s.recover(ctx, unknown, false)
 }
