@@ -205,7 +205,7 @@ func (r *Room) close(c *reactor.Ctx, reason string) {
 	}
 	r.rooms.dropLog(r.ID)
 	r.rooms.markGone(r.ID)
-	c.Forget() // no tombstone on disk: once evicted, the room's checkpoint is deleted
+	c.Forget()          // no tombstone on disk: once evicted, the room's checkpoint is deleted
 	if !c.Replaying() { // counted when it happened, not again on recovery
 		r.rooms.closedRooms.Add(1)
 	}
