@@ -629,10 +629,14 @@ func (s *service) checkResends() error {
 // handlers appended is durable: a checkpoint that covers an input must not
 // outrun the messages that input sent (nor one being sent again).
 func (s *service) waitOutbound(ctx context.Context, outSeq uint64) error {
-	if err := s.checkResends(); err != nil {
-		return err
-	}
 	err := s.kind.rt.durable.wait(ctx, outSeq)
+	// Resends are counted after the wait: a failed record is counted
+	// before it is settled, so every failure the wait saw is counted now.
+	// (Counted before the wait, a send failing meanwhile was missed once a
+	// later record made the wait pass, and the checkpoint covered its cause.)
+	if rerr := s.checkResends(); rerr != nil {
+		return rerr
+	}
 	if errors.Is(err, errNotDurable) {
 		err = fmt.Errorf("reactor: checkpoint of %s: a message it sent was not journaled: %w", s.addr(), err)
 		if jerr := s.kind.rt.cfg.Journal.Stats().Err; jerr != nil {
