@@ -241,6 +241,10 @@ func TestUnsentMessageBlocksCheckpointAtClose(t *testing.T) {
 	if _, err := relayPass.Call(ctx, a, relayReq{How: "direct", N: 1}); err != nil {
 		t.Fatal(err)
 	}
+	testutil.WaitFor(t, func() bool { // its send is written too: nothing else is in flight
+		got, _ := tallyCounts.Call(ctx, rt.Ref("/b"), struct{}{})
+		return got["direct"] == 1
+	})
 	// From now on the call's record is written, every journal write after
 	// it fails: its send's, and every attempt to send it again.
 	var journalWrites atomic.Int32
