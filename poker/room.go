@@ -460,19 +460,9 @@ type roleCmd struct {
 // setRole changes a member's role (the member itself, or the leader). An
 // observer's vote in the open round is withdrawn.
 func (r *Room) setRole(c *reactor.Ctx, req roleCmd) (struct{}, error) {
-	if err := r.live(c, true); err != nil {
+	_, i, err := r.forMember(c, req.auth, req.Member, "only the leader may change another member's role")
+	if err != nil {
 		return struct{}{}, err
-	}
-	m := r.member(req.TokenHash)
-	if m == nil {
-		return struct{}{}, ErrUnauthorized
-	}
-	if m.ID != req.Member && m.ID != r.Leader {
-		return struct{}{}, &ForbiddenError{Reason: "only the leader may change another member's role"}
-	}
-	i := r.memberByID(req.Member)
-	if i < 0 {
-		return struct{}{}, ErrMemberNotFound
 	}
 	r.touch(c)
 	t := &r.Members[i]
@@ -490,6 +480,27 @@ func (r *Room) setRole(c *reactor.Ctx, req roleCmd) (struct{}, error) {
 type roleEvent struct {
 	Member string `json:"member"`
 	Role   string `json:"role"`
+}
+
+// forMember authorises a command about member (the caller itself, or
+// anyone for the leader) and returns the caller and the member's index;
+// forbidden says what a non-leader may not do.
+func (r *Room) forMember(c *reactor.Ctx, a auth, member, forbidden string) (*Member, int, error) {
+	if err := r.live(c, true); err != nil {
+		return nil, 0, err
+	}
+	m := r.member(a.TokenHash)
+	switch {
+	case m == nil:
+		return nil, 0, ErrUnauthorized
+	case m.ID != member && m.ID != r.Leader:
+		return nil, 0, &ForbiddenError{Reason: forbidden}
+	}
+	i := r.memberByID(member)
+	if i < 0 {
+		return nil, 0, ErrMemberNotFound
+	}
+	return m, i, nil
 }
 
 func (r *Room) leader(c *reactor.Ctx, hash []byte) (*Member, error) {
@@ -574,19 +585,9 @@ type removeCmd struct {
 }
 
 func (r *Room) remove(c *reactor.Ctx, req removeCmd) (struct{}, error) {
-	if err := r.live(c, true); err != nil {
+	m, i, err := r.forMember(c, req.auth, req.Member, "only the leader may remove others")
+	if err != nil {
 		return struct{}{}, err
-	}
-	m := r.member(req.TokenHash)
-	if m == nil {
-		return struct{}{}, ErrUnauthorized
-	}
-	if m.ID != req.Member && m.ID != r.Leader {
-		return struct{}{}, &ForbiddenError{Reason: "only the leader may remove others"}
-	}
-	i := r.memberByID(req.Member)
-	if i < 0 {
-		return struct{}{}, ErrMemberNotFound
 	}
 	reason := "left"
 	if m.ID != req.Member {
