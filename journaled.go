@@ -105,9 +105,9 @@ func originKey(seq uint64, n int) string {
 // once durable. A Send from outside waits for durability; a Call waits for
 // its reply (which follows durability); sends from handlers do not block
 // the turn: replay re-sends them if the crash came first.
-func (m *MethodOf[S, Req, Resp]) postJournaled(ctx context.Context, to Ref, svc *service, req Req, e envelope, wait, force bool, key string) error {
+// c is the sending handler (post found it already), nil from outside.
+func (m *MethodOf[S, Req, Resp]) postJournaled(ctx context.Context, c *Ctx, to Ref, svc *service, req Req, e envelope, wait, force bool, key string) error {
 	rt := svc.kind.rt
-	c := handlerOf(ctx)
 	internal := c != nil
 	var boxed any = e.arg // already boxed for the inbox: encode that, not a second copy
 	if boxed == nil {

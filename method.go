@@ -232,7 +232,7 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 				c.sends++
 				key = originKey(c.meta.seq, c.sends)
 			}
-			err = m.postJournaled(ctx, to, svc, req, e, wait, force, key)
+			err = m.postJournaled(ctx, c, to, svc, req, e, wait, force, key)
 			if err == errRetry {
 				continue
 			}
@@ -297,7 +297,7 @@ func (m *MethodOf[S, Req, Resp]) replayPost(c *Ctx, to Ref, svc *service, req Re
 	key := originKey(c.meta.seq, c.sends)
 	rt := c.rt
 	rt.resends = append(rt.resends, func() {
-		if err := m.postJournaled(rt.ctx, to, svc, req, e, false, true, key); err != nil {
+		if err := m.postJournaled(rt.ctx, nil, to, svc, req, e, false, true, key); err != nil {
 			rt.log.Warn("reactor: resend after replay failed", "service", to.addr, "method", m.name, "err", err)
 		}
 	})

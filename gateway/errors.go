@@ -131,8 +131,8 @@ func (m *ErrorMapper) Resolve(err error) (status int, code, message string) {
 	case errors.Is(err, checkpoint.ErrCorrupt):
 		return http.StatusServiceUnavailable, "checkpoint_corrupt", "this resource's saved state is damaged; an operator has to repair it"
 	}
-	if st, ok := codeStatus[reactor.CodeOf(err)]; ok {
-		code := reactor.CodeOf(err).String()
+	if c := reactor.CodeOf(err); codeStatus[c] != 0 {
+		st, code := codeStatus[c], c.String()
 		return st, code, strings.ReplaceAll(code, "_", " ")
 	}
 	return http.StatusInternalServerError, "internal", "internal server error"
