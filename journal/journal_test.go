@@ -456,14 +456,7 @@ func TestBitFlipInSegmentHeader(t *testing.T) {
 }
 
 func TestDamageInNonFinalSegment(t *testing.T) {
-	src := t.TempDir()
-	j := open(t, journal.Options{Dir: src, SegmentSize: 4096})
-	appendWait(t, j, 0, 200)
-	j.Close()
-	segs := segments(t, src)
-	if len(segs) < 3 {
-		t.Fatalf("%d segments", len(segs))
-	}
+	_, segs := multiSegment(t, 200, 3)
 	b, _ := os.ReadFile(segs[0])
 	// Cut the end of the first segment: its last record is torn, but it is
 	// not the final segment, so this is corruption, not a torn tail.
@@ -774,4 +767,19 @@ func TestOptionsValidate(t *testing.T) {
 	if err := (journal.Options{Dir: "x"}).Validate(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// multiSegment writes records 0..n-1 to a journal of 4 KiB segments and
+// returns its directory and segment files, at least minSegs of them.
+func multiSegment(t *testing.T, n, minSegs int) (string, []string) {
+	t.Helper()
+	src := t.TempDir()
+	j := open(t, journal.Options{Dir: src, SegmentSize: 4096})
+	appendWait(t, j, 0, n)
+	j.Close()
+	segs := segments(t, src)
+	if len(segs) < minSegs {
+		t.Fatalf("%d segments", len(segs))
+	}
+	return src, segs
 }

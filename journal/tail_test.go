@@ -87,14 +87,7 @@ func TestBitFlipInLastRecordThenTornWrite(t *testing.T) {
 }
 
 func TestBitFlipInLastRecordOfLaterSegment(t *testing.T) {
-	src := t.TempDir()
-	j := open(t, journal.Options{Dir: src, SegmentSize: 4096})
-	appendWait(t, j, 0, 120)
-	j.Close()
-	segs := segments(t, src)
-	if len(segs) < 2 {
-		t.Fatalf("%d segments", len(segs))
-	}
+	src, segs := multiSegment(t, 120, 2)
 	last := segs[len(segs)-1]
 	var first uint64
 	fmt.Sscanf(filepath.Base(last), "%d", &first)
