@@ -165,6 +165,7 @@ func (f *family) evict(s *service) bool {
 	}
 	s.dead = true
 	s.active = 0
+	s.dropPins()
 	s.obj = nil
 	delete(f.m, s.key())
 	f.unlink(s)

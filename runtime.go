@@ -315,7 +315,9 @@ func (rt *Runtime) busy() int {
 	n := 0
 	for _, s := range rt.all() {
 		s.mu.Lock()
-		if s.active > 0 {
+		// reserved: a journaled message on its way (its record not yet
+		// durable) — it will be enqueued and must run before the saves.
+		if s.active > 0 || s.reserved > 0 {
 			n++
 		}
 		s.mu.Unlock()
@@ -374,6 +376,7 @@ func (rt *Runtime) Close(ctx context.Context) error {
 	for _, s := range rt.all() {
 		s.failQueued(ErrClosed)
 		s.mu.Lock()
+		s.dropPins()
 		busy := s.active > 0 && !drained
 		s.mu.Unlock()
 		if busy {

@@ -84,10 +84,11 @@ type service struct {
 	pins    int32
 	waiters int32 // blocked callers waiting for inbox space
 	space   chan struct{}
-	dead    bool        // evicted: senders must resolve the address again
-	forget  bool        // Ctx.Forget: delete the checkpoint at eviction instead of saving
-	evict   bool        // the family asked this child to save and leave
-	dirty   atomic.Bool // a modifying handler ran since the last save
+	dead    bool                // evicted: senders must resolve the address again
+	forget  bool                // Ctx.Forget: delete the checkpoint at eviction instead of saving
+	evict   bool                // the family asked this child to save and leave
+	dirty   atomic.Bool         // a modifying handler ran since the last save
+	pinned  map[uint64]struct{} // tokens of the closures this activation pinned (Pin)
 	// LRU links and bookkeeping, guarded by family.mu.
 	prev, next *service
 	lastUsed   int64 // unix seconds of the last turn, atomic
@@ -543,6 +544,13 @@ func (s *service) snapshot() (*saveJob, error) {
 				job.nextUnsaved = e.meta.seq
 				break
 			}
+		}
+		if job.nextUnsaved == 0 && js.lastEnqueued > js.applied {
+			// An input was enqueued but neither applied nor queued any
+			// more: failed at Close (ErrClosed). It is durable, and only
+			// replay can apply it now: keep the journal from just after
+			// what this checkpoint covers.
+			job.nextUnsaved = js.applied + 1
 		}
 		job.enqueued = js.lastEnqueued
 		s.mu.Unlock()

@@ -1,0 +1,64 @@
+package reactor_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/internal/testutil"
+)
+
+type relayIn struct {
+	N  int
+	to reactor.Ref
+}
+
+type relayOut struct{ N int }
+
+var (
+	relayOutAdd  = reactor.Method("test.closesend.add", func(o *relayOut, _ *reactor.Ctx, v int) (struct{}, error) { o.N += v; return struct{}{}, nil })
+	relayOutRead = reactor.Method("test.closesend.read", func(o *relayOut, _ *reactor.Ctx, _ struct{}) (int, error) { return o.N, nil }, reactor.ReadOnly())
+	relayInGo    = reactor.Method("test.closesend.go", func(in *relayIn, c *reactor.Ctx, v int) (struct{}, error) {
+		in.N++
+		return struct{}{}, relayOutAdd.Send(c, in.to, v)
+	})
+)
+
+// TestSendInFlightAtCloseIsApplied: a journaled handler's send whose record
+// is still being written when Close begins is applied — before Close
+// returns, or by replay at the next start. It used to be lost: Close did
+// not wait for it, dropped it from the inbox once it arrived, and then
+// checkpointed the receiver as if it covered it, so the journal floor
+// passed the record and the next start skipped it.
+func TestSendInFlightAtCloseIsApplied(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func() (*reactor.Runtime, func()) {
+		rt, j := testutil.OpenDurable(t, dir, reactor.Config{}, func(rt *reactor.Runtime) error {
+			if _, err := reactor.Register(rt, "/in", &relayIn{to: rt.Ref("/out")}, reactor.Journaled()); err != nil {
+				return err
+			}
+			_, err := reactor.Register(rt, "/out", &relayOut{}, reactor.Journaled())
+			return err
+		})
+		return rt, func() {
+			if err := rt.Close(ctx); err != nil {
+				t.Error(err)
+			}
+			j.Close()
+		}
+	}
+	const rounds = 8
+	rt, closeAll := open()
+	for range rounds {
+		if _, err := relayInGo.Call(ctx, rt.Ref("/in"), 1); err != nil {
+			t.Fatal(err)
+		}
+		closeAll() // at once: the send is still on its way
+		rt, closeAll = open()
+	}
+	defer closeAll()
+	if n, err := relayOutRead.Call(ctx, rt.Ref("/out"), struct{}{}); n != rounds || err != nil {
+		t.Fatalf("after %d sends each followed by a restart: %d applied (%v)", rounds, n, err)
+	}
+}
