@@ -52,6 +52,8 @@ type settings struct {
 	runAt       time.Time
 	delay       time.Duration
 	unique      string
+	rate        float64 // RateLimit: jobs per second (0: unlimited)
+	burst       int
 }
 
 // Queue puts the jobs in the named queue (default "default"). The queue
