@@ -99,10 +99,16 @@ type meter struct {
 	n     [60]uint32
 }
 
-func (m *meter) add(now time.Time) {
+// touch starts the measurement (at the queue's first enqueue), so that a
+// rate counts from when there was something to drain.
+func (m *meter) touch(now time.Time) {
 	if m.start.IsZero() {
 		m.start = now
 	}
+}
+
+func (m *meter) add(now time.Time) {
+	m.touch(now)
 	s := now.Unix()
 	i := int(uint64(s) % 60)
 	if m.sec[i] != s {

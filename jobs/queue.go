@@ -254,6 +254,8 @@ func (q *queue) enqueue(c *reactor.Ctx, r enqueueReq) (string, error) {
 		}
 	}
 	now := c.Now()
+	q.drained.touch(now)
+	q.completed.touch(now)
 	if !r.Tx && q.cfg.MaxDepth > 0 && q.Live >= q.cfg.MaxDepth {
 		return "", q.busy(now)
 	}
