@@ -133,10 +133,10 @@ func TestCronScheduleFakeClock(t *testing.T) {
 func TestCronSecondsAndZones(t *testing.T) {
 	base := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	for spec, want := range map[string]time.Time{
-		"*/20 * * * * *":                 base.Add(20 * time.Second),
-		"@every 90s":                     base.Add(90 * time.Second),
-		"@daily":                         time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC),
-		"30 6 * * *":                     time.Date(2026, 3, 2, 6, 30, 0, 0, time.UTC),
+		"*/20 * * * * *":                base.Add(20 * time.Second),
+		"@every 90s":                    base.Add(90 * time.Second),
+		"@daily":                        time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC),
+		"30 6 * * *":                    time.Date(2026, 3, 2, 6, 30, 0, 0, time.UTC),
 		"CRON_TZ=Asia/Tokyo 0 20 * * *": time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC),
 	} {
 		got, err := jobs.ParseSpec(spec, base)

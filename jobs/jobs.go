@@ -126,11 +126,11 @@ func (q *QueueConfig) setDefaults() {
 // in-process worker pools. Create it with New before rt.Start, call Start
 // after rt.Start, Close before rt.Close.
 type Queues struct {
-	rt     *reactor.Runtime
-	cfg    Config
-	refs   map[string]reactor.Ref
-	qcfg   map[string]QueueConfig
-	pokes  map[string]chan struct{}
+	rt    *reactor.Runtime
+	cfg   Config
+	refs  map[string]reactor.Ref
+	qcfg  map[string]QueueConfig
+	pokes map[string]chan struct{}
 	// buckets are the rate-limited kinds' token buckets, made in New
 	// from the kinds defined then (Define runs at package init).
 	buckets map[string]*bucket

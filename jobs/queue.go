@@ -57,17 +57,17 @@ const maxErrors = 10
 // Every field that is exported is checkpointed; the heaps are rebuilt from
 // Jobs in OnLoad.
 type queue struct {
-	Name   string
-	Jobs   map[string]*Info
-	Unique map[string]string // unique key → id of the live job holding it
-	Alias  map[string]string // id proposed by a transactional enqueue that hit a unique key → existing id
-	Seq    uint64            // enqueue counter
-	Token  uint64            // last fencing token handed out
-	Done   uint64            // completed, ever
-	Failed uint64            // failed attempts, ever
-	Live   int               // pending + running jobs
-	Leased uint64            // attempts started (leases handed out), ever
-	Dropped uint64           // cancelled jobs, ever
+	Name    string
+	Jobs    map[string]*Info
+	Unique  map[string]string // unique key → id of the live job holding it
+	Alias   map[string]string // id proposed by a transactional enqueue that hit a unique key → existing id
+	Seq     uint64            // enqueue counter
+	Token   uint64            // last fencing token handed out
+	Done    uint64            // completed, ever
+	Failed  uint64            // failed attempts, ever
+	Live    int               // pending + running jobs
+	Leased  uint64            // attempts started (leases handed out), ever
+	Dropped uint64            // cancelled jobs, ever
 	// Schedules are the periodic jobs of this queue, by name (cron.go).
 	Schedules map[string]*Schedule
 
@@ -700,7 +700,7 @@ func (q *queue) peek(_ *reactor.Ctx, r peekReq) (leaseResp, error) {
 // readyHeap orders due jobs: higher priority, earlier run-at, earlier enqueue.
 type readyHeap []*Info
 
-func (h readyHeap) Len() int { return len(h) }
+func (h readyHeap) Len() int           { return len(h) }
 func (h readyHeap) Less(a, b int) bool { return readyLess(h[a], h[b]) }
 
 func readyLess(x, y *Info) bool {
