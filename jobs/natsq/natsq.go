@@ -47,7 +47,11 @@ type Config struct {
 	// doubles per consecutive refusal up to 5s (default 50ms).
 	BusyBackoff time.Duration
 	// KeyPrefix is prepended to the message id to form the idempotency key
-	// (default "nats:"+Stream+":").
+	// (default "nats/"+Stream+":"). The part before the first colon is the
+	// key's scope: the runtime remembers at most 64 answers per scope (and
+	// 1,024 per service), so a redelivery is recognised only among the
+	// last 64 messages of a stream that reached the service — which covers
+	// the redeliveries after a crash as long as MaxAckPending is at most 64.
 	KeyPrefix string
 	// Logger receives warnings (default slog.Default()).
 	Logger *slog.Logger
@@ -58,7 +62,7 @@ func (c *Config) setDefaults() error {
 		return errors.New("natsq: Config.Stream and Config.Consumer are required")
 	}
 	if c.MaxAckPending <= 0 {
-		c.MaxAckPending = 64
+		c.MaxAckPending = 64 // the runtime's per-scope memory of keys: see KeyPrefix
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = 30 * time.Second
@@ -67,7 +71,7 @@ func (c *Config) setDefaults() error {
 		c.BusyBackoff = 50 * time.Millisecond
 	}
 	if c.KeyPrefix == "" {
-		c.KeyPrefix = "nats:" + c.Stream + ":"
+		c.KeyPrefix = "nats/" + c.Stream + ":"
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

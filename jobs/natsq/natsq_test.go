@@ -147,7 +147,7 @@ func TestConsumeRedeliveryAfterCrash(t *testing.T) {
 		t.Fatal("m-crash not delivered")
 	}
 	_, crash, ledger := openLedger(t, dir)
-	if err := natsq.Deliver(ctx, "nats:"+name+":", ledgerAdd, ledger, msg); err != nil {
+	if err := natsq.Deliver(ctx, "nats/"+name+":", ledgerAdd, ledger, msg); err != nil {
 		t.Fatal(err)
 	}
 	crash() // no ack
