@@ -27,8 +27,17 @@
 // attempt is retried after an exponential backoff with full jitter; out of
 // attempts (or failing with Permanent) the job is dead-lettered, where Dead,
 // Redrive and Purge find it. A queue holds at most MaxDepth pending and
-// running jobs: beyond it Enqueue fails with an error wrapping
-// reactor.ErrBusy.
+// running jobs: beyond it Enqueue fails with a *BusyError, which wraps
+// reactor.ErrBusy and advises a retry delay from the queue's drain rate
+// (Little's law).
+//
+// Kind.Schedule makes a kind periodic (cron syntax); the schedule is
+// journaled state and each tick's job is enqueued exactly once. RateLimit
+// limits how fast a process starts a kind's jobs; QueueConfig.MaxRunning
+// caps a queue's running jobs across all workers. Remote workers use
+// LeaseWait (long poll) through jobs/jobshttp; jobs/natsq and jobs/amqp
+// deliver broker messages into services, jobs/outbox publishes to brokers
+// with output commit, jobs/jobsmetrics exports Stats to Prometheus.
 //
 // Time comes from the queue's reactor.Ctx.Now (reactor.Config.Clock), so a
 // replay of the journal reproduces every lease deadline and backoff, and

@@ -67,6 +67,15 @@ type QueueConfig struct {
 	// InboxSize is the queue service's inbox capacity (default: the
 	// runtime's).
 	InboxSize int
+	// MaxRunning caps the jobs of this queue running at once across all
+	// workers — every process's pool and the remote workers — where
+	// Workers caps one process's pool (default 0: no cap beyond Workers).
+	MaxRunning int
+	// RetryAfterMax caps the Retry-After that a refused Enqueue carries
+	// (default 5m; the floor is 1s). Retry-After is the queue's depth
+	// divided by its measured drain rate (Little's law); a queue that
+	// drained nothing for a minute answers with this cap.
+	RetryAfterMax time.Duration
 }
 
 // Validate reports a configuration that cannot work.
@@ -75,7 +84,8 @@ func (c Config) Validate() error {
 		switch {
 		case name == "" || containsSlash(name):
 			return fmt.Errorf("jobs: invalid queue name %q", name)
-		case q.Workers < 0 || q.MaxDepth < 0 || q.LeaseTime < 0 || q.PollInterval < 0 || q.Retention < 0 || q.InboxSize < 0:
+		case q.Workers < 0 || q.MaxDepth < 0 || q.LeaseTime < 0 || q.PollInterval < 0 || q.Retention < 0 || q.InboxSize < 0 ||
+			q.MaxRunning < 0 || q.RetryAfterMax < 0:
 			return fmt.Errorf("jobs: queue %q: negative setting", name)
 		}
 	}
@@ -107,17 +117,27 @@ func (q *QueueConfig) setDefaults() {
 	if q.Retention == 0 {
 		q.Retention = time.Hour
 	}
+	if q.RetryAfterMax == 0 {
+		q.RetryAfterMax = 5 * time.Minute
+	}
 }
 
 // Queues is a set of durable job queues hosted by one runtime, with their
 // in-process worker pools. Create it with New before rt.Start, call Start
 // after rt.Start, Close before rt.Close.
 type Queues struct {
-	rt     *reactor.Runtime
-	cfg    Config
-	refs   map[string]reactor.Ref
-	qcfg   map[string]QueueConfig
-	pokes  map[string]chan struct{}
+	rt    *reactor.Runtime
+	cfg   Config
+	refs  map[string]reactor.Ref
+	qcfg  map[string]QueueConfig
+	pokes map[string]chan struct{}
+	// buckets are the rate-limited kinds' token buckets, made in New
+	// from the kinds defined then (Define runs at package init).
+	buckets map[string]*bucket
+	// wakes is closed and replaced at every poke of a queue: it wakes the
+	// long-polling LeaseWait callers (the pool has its own channel).
+	wakeMu sync.Mutex
+	wakes  map[string]chan struct{}
 	log    *slog.Logger
 	worker string
 
@@ -150,7 +170,14 @@ func New(rt *reactor.Runtime, cfg Config) (*Queues, error) {
 	}
 	host, _ := os.Hostname()
 	qs := &Queues{rt: rt, cfg: cfg, refs: map[string]reactor.Ref{}, qcfg: map[string]QueueConfig{},
-		pokes: map[string]chan struct{}{}, log: cfg.Logger, worker: host + "/" + strconv.Itoa(os.Getpid())}
+		pokes: map[string]chan struct{}{}, log: cfg.Logger, worker: host + "/" + strconv.Itoa(os.Getpid()),
+		buckets: map[string]*bucket{}, wakes: map[string]chan struct{}{}}
+	kinds.Range(func(name, v any) bool {
+		if s := v.(runner).settings(); s.rate > 0 {
+			qs.buckets[name.(string)] = newBucket(s.rate, s.burst)
+		}
+		return true
+	})
 	for name, qc := range cfg.Queues {
 		qc.setDefaults()
 		opts := []reactor.Option{}
@@ -167,11 +194,13 @@ func New(rt *reactor.Runtime, cfg Config) (*Queues, error) {
 		}
 		qs.refs[name], qs.qcfg[name] = ref, qc
 		qs.pokes[name] = make(chan struct{}, 1)
+		qs.wakes[name] = make(chan struct{})
 	}
 	return qs, nil
 }
 
-// poke wakes the queue's worker pool (it never blocks).
+// poke wakes the queue's worker pool and long-polling workers (it never
+// blocks).
 func (qs *Queues) poke(queue string) {
 	if ch := qs.pokes[queue]; ch != nil {
 		select {
@@ -179,6 +208,19 @@ func (qs *Queues) poke(queue string) {
 		default:
 		}
 	}
+	qs.wakeMu.Lock()
+	if ch, ok := qs.wakes[queue]; ok {
+		close(ch)
+		qs.wakes[queue] = make(chan struct{})
+	}
+	qs.wakeMu.Unlock()
+}
+
+// wakeup returns a channel closed at the queue's next poke.
+func (qs *Queues) wakeup(queue string) <-chan struct{} {
+	qs.wakeMu.Lock()
+	defer qs.wakeMu.Unlock()
+	return qs.wakes[queue]
 }
 
 func (qs *Queues) ref(queue string) (reactor.Ref, error) {
@@ -409,11 +451,8 @@ func (qs *Queues) Close(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { qs.wg.Wait(); close(done) }()
 	qs.stopping.Store(true)
-	for _, ch := range qs.pokes {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
+	for name := range qs.pokes {
+		qs.poke(name) // wakes the pools and the long-polling LeaseWait callers
 	}
 	select {
 	case <-done:

@@ -52,6 +52,8 @@ type settings struct {
 	runAt       time.Time
 	delay       time.Duration
 	unique      string
+	rate        float64 // RateLimit: jobs per second (0: unlimited)
+	burst       int
 }
 
 // Queue puts the jobs in the named queue (default "default"). The queue
@@ -150,4 +152,40 @@ func (k *Kind[A]) request(args A, opts []Option) (enqueueReq, settings, error) {
 		req.RunAt = s.runAt.UnixNano()
 	}
 	return req, s, nil
+}
+
+// EnqueueJSON enqueues a job of the named kind with arguments already
+// encoded as JSON: the untyped door for producers that are not Go code in
+// this process (jobs/jobshttp). If the kind is defined here its defaults
+// apply, then opts; the kind need not be defined in this process (a worker
+// elsewhere may run it). queue "" means the kind's queue, or DefaultQueue.
+// Like Kind.Enqueue from outside, it returns once the job is durable and
+// refuses with a *BusyError beyond MaxDepth.
+func (qs *Queues) EnqueueJSON(ctx context.Context, queue, kind string, args json.RawMessage, opts ...Option) (string, error) {
+	if kind == "" {
+		return "", fmt.Errorf("jobs: enqueue: empty kind: %w", ErrUnknownKind)
+	}
+	if !json.Valid(args) {
+		return "", fmt.Errorf("jobs: enqueue %s: args are not valid JSON", kind)
+	}
+	var s settings
+	if v, ok := kinds.Load(kind); ok {
+		s = v.(runner).settings()
+	}
+	if queue != "" {
+		s.queue = queue
+	}
+	for _, o := range opts {
+		o(&s)
+	}
+	ref, err := qs.ref(s.queue)
+	if err != nil {
+		return "", err
+	}
+	req := enqueueReq{Kind: kind, Args: args, Priority: s.priority, MaxAttempts: s.maxAttempts,
+		BackoffBase: s.backoffBase, BackoffMax: s.backoffMax, Unique: s.unique, Delay: s.delay}
+	if !s.runAt.IsZero() {
+		req.RunAt = s.runAt.UnixNano()
+	}
+	return mEnqueue.TryCall(ctx, ref, req)
 }

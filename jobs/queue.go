@@ -42,7 +42,9 @@ type Info struct {
 	// Token is the fencing token of the current (or last) lease.
 	Token uint64 `json:"token,omitempty"`
 	// LeaseUntil is the current lease's deadline (Running only).
-	LeaseUntil  time.Time     `json:"leaseUntil,omitzero"`
+	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
+	// StartedAt is when the current (or last) attempt was leased.
+	StartedAt   time.Time     `json:"startedAt,omitzero"`
 	Worker      string        `json:"worker,omitempty"`
 	Seq         uint64        `json:"seq"` // enqueue order within the queue
 	BackoffBase time.Duration `json:"backoffBase,omitempty"`
@@ -55,22 +57,38 @@ const maxErrors = 10
 // Every field that is exported is checkpointed; the heaps are rebuilt from
 // Jobs in OnLoad.
 type queue struct {
-	Name   string
-	Jobs   map[string]*Info
-	Unique map[string]string // unique key → id of the live job holding it
-	Alias  map[string]string // id proposed by a transactional enqueue that hit a unique key → existing id
-	Seq    uint64            // enqueue counter
-	Token  uint64            // last fencing token handed out
-	Done   uint64            // completed, ever
-	Failed uint64            // failed attempts, ever
-	Live   int               // pending + running jobs
+	Name    string
+	Jobs    map[string]*Info
+	Unique  map[string]string // unique key → id of the live job holding it
+	Alias   map[string]string // id proposed by a transactional enqueue that hit a unique key → existing id
+	Seq     uint64            // enqueue counter
+	Token   uint64            // last fencing token handed out
+	Done    uint64            // completed, ever
+	Failed  uint64            // failed attempts, ever
+	Live    int               // pending + running jobs
+	Leased  uint64            // attempts started (leases handed out), ever
+	Dropped uint64            // cancelled jobs, ever
+	// Schedules are the periodic jobs of this queue, by name (cron.go).
+	Schedules map[string]*Schedule
 
 	cfg   QueueConfig
 	owner *Queues
-	ready readyHeap        // Pending jobs due at the last look, by priority
+	// ready holds the Pending jobs due at the last look, one heap per kind,
+	// so that a lease can pass over the kinds a worker is rate-limited on
+	// without scanning their jobs.
+	ready map[string]*readyHeap
 	run   map[string]*Info // Running jobs
 	sched runAtHeap        // Pending jobs, by run-at
 	timer *reactor.Timer
+	crons map[string]cronSchedule // parsed specs, by spec text
+
+	// Measurements for Stats and Retry-After. They are not checkpointed:
+	// they are rebuilt from the handlers' journaled times after a replay
+	// and start empty after a checkpoint, which only changes the hints
+	// they give, never the queue's state.
+	drained   meter // jobs that left the live set (completed, dead, cancelled)
+	completed meter
+	latency   latencies // run time of completed attempts
 }
 
 // Requests and replies of the queue's methods.
@@ -92,6 +110,18 @@ type leaseReq struct {
 	Worker string        `json:"worker"`
 	Max    int           `json:"max"`
 	Lease  time.Duration `json:"lease"`
+	// Kinds caps the jobs of some kinds in this lease (a worker's rate
+	// limits; 0: none of that kind). Kinds not named are not capped.
+	Kinds map[string]int `json:"kinds,omitempty"`
+	// MaxRunning caps the queue's running jobs, across all workers
+	// (QueueConfig.MaxRunning as the caller saw it; 0: no cap). It travels
+	// in the request so that replay leases exactly what was leased.
+	MaxRunning int `json:"maxRunning,omitempty"`
+}
+
+// peekReq asks whether a job is due, passing over the kinds in Skip.
+type peekReq struct {
+	Skip []string `json:"skip,omitempty"`
 }
 
 type leaseResp struct {
@@ -127,6 +157,27 @@ type Stats struct {
 	Completed uint64        `json:"completed"` // ever
 	Failed    uint64        `json:"failed"`    // failed attempts, ever
 	OldestDue time.Duration `json:"oldestDue"` // how long the oldest runnable job has waited
+	// Depth is the pending and running jobs, the number MaxDepth bounds.
+	Depth    int `json:"depth"`
+	MaxDepth int `json:"maxDepth"`
+	// Attempts is the number of attempts started (leases handed out), ever.
+	Attempts uint64 `json:"attempts"`
+	// Cancelled is the number of cancelled jobs, ever.
+	Cancelled uint64 `json:"cancelled"`
+	// Throughput is the completions per second over the last minute;
+	// Drain counts every job that left the queue (completed, dead or
+	// cancelled), the rate Retry-After is computed from.
+	Throughput float64 `json:"throughput"`
+	Drain      float64 `json:"drain"`
+	// RunP50 and RunP99 are percentiles of the run time (lease to
+	// completion) of the last 1024 completed attempts.
+	RunP50 time.Duration `json:"runP50"`
+	RunP99 time.Duration `json:"runP99"`
+	// RetryAfter is what a refused enqueue would be told now (Little's
+	// law: Depth / Drain, clamped).
+	RetryAfter time.Duration `json:"retryAfter"`
+	// Schedules is the number of periodic schedules.
+	Schedules int `json:"schedules"`
 }
 
 var (
@@ -160,7 +211,10 @@ func (q *queue) OnLoad(*reactor.Ctx) error {
 	if q.Alias == nil {
 		q.Alias = map[string]string{}
 	}
-	q.ready, q.sched, q.run = q.ready[:0], q.sched[:0], map[string]*Info{}
+	if q.Schedules == nil {
+		q.Schedules = map[string]*Schedule{}
+	}
+	q.ready, q.sched, q.run = map[string]*readyHeap{}, q.sched[:0], map[string]*Info{}
 	for _, j := range q.Jobs {
 		switch j.State {
 		case Pending:
@@ -199,10 +253,12 @@ func (q *queue) enqueue(c *reactor.Ctx, r enqueueReq) (string, error) {
 			return id, nil
 		}
 	}
-	if !r.Tx && q.cfg.MaxDepth > 0 && q.Live >= q.cfg.MaxDepth {
-		return "", fmt.Errorf("jobs: queue %q holds %d jobs (MaxDepth): %w", q.Name, q.cfg.MaxDepth, reactor.ErrBusy)
-	}
 	now := c.Now()
+	q.drained.touch(now)
+	q.completed.touch(now)
+	if !r.Tx && q.cfg.MaxDepth > 0 && q.Live >= q.cfg.MaxDepth {
+		return "", q.busy(now)
+	}
 	q.Seq++
 	id := r.ID
 	if id == "" {
@@ -245,7 +301,12 @@ func (q *queue) promote(now time.Time) {
 			break
 		}
 		heap.Pop(&q.sched)
-		heap.Push(&q.ready, j)
+		h := q.ready[j.Kind]
+		if h == nil {
+			h = &readyHeap{}
+			q.ready[j.Kind] = h
+		}
+		heap.Push(h, j)
 	}
 }
 
@@ -284,6 +345,16 @@ func (q *queue) retry(j *Info, now, runAt time.Time, msg string, permanent bool)
 
 func (q *queue) finish(j *Info, s State, now time.Time) {
 	q.Live--
+	q.drained.add(now)
+	switch s {
+	case Completed:
+		q.completed.add(now)
+		if !j.StartedAt.IsZero() {
+			q.latency.add(now.Sub(j.StartedAt))
+		}
+	case Cancelled:
+		q.Dropped++
+	}
 	delete(q.run, j.ID)
 	j.State, j.FinishedAt, j.Worker, j.LeaseUntil = s, now, "", time.Time{}
 	if j.Unique != "" && q.Unique[j.Unique] == j.ID {
@@ -294,18 +365,25 @@ func (q *queue) finish(j *Info, s State, now time.Time) {
 func (q *queue) lease(c *reactor.Ctx, r leaseReq) (leaseResp, error) {
 	now := c.Now()
 	q.reap(now)
+	q.fire(c, now)
 	q.promote(now)
 	if r.Lease <= 0 {
 		r.Lease = q.cfg.LeaseTime
 	}
+	if r.MaxRunning > 0 {
+		r.Max = min(r.Max, r.MaxRunning-len(q.run))
+	}
 	var resp leaseResp
-	for len(resp.Jobs) < r.Max && len(q.ready) > 0 {
-		j := heap.Pop(&q.ready).(*Info)
-		if j.State != Pending {
-			continue
+	taken := map[string]int{}
+	for len(resp.Jobs) < r.Max {
+		j := q.popReady(r.Kinds, taken)
+		if j == nil {
+			break
 		}
+		taken[j.Kind]++
 		q.Token++
-		j.State, j.Token, j.Worker, j.LeaseUntil = Running, q.Token, r.Worker, now.Add(r.Lease)
+		q.Leased++
+		j.State, j.Token, j.Worker, j.LeaseUntil, j.StartedAt = Running, q.Token, r.Worker, now.Add(r.Lease), now
 		j.Attempt++
 		q.run[j.ID] = j
 		resp.Jobs = append(resp.Jobs, j.clone())
@@ -314,10 +392,42 @@ func (q *queue) lease(c *reactor.Ctx, r leaseReq) (leaseResp, error) {
 	return resp, nil
 }
 
+// popReady takes the best due job (priority, run-at, enqueue order) among
+// the kinds whose cap is not reached. Kinds are few, so comparing their
+// heads is cheap; stale heads (cancelled jobs) are dropped on the way.
+func (q *queue) popReady(caps map[string]int, taken map[string]int) *Info {
+	var best *readyHeap
+	for kind, h := range q.ready {
+		for h.Len() > 0 && (*h)[0].State != Pending {
+			heap.Pop(h)
+		}
+		if h.Len() == 0 {
+			delete(q.ready, kind)
+			continue
+		}
+		if c, ok := caps[kind]; ok && taken[kind] >= c {
+			continue
+		}
+		if best == nil || readyLess((*h)[0], (*best)[0]) {
+			best = h
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	return heap.Pop(best).(*Info)
+}
+
 // next is when the earliest pending job is due (unix ns), 0 if none.
 func (q *queue) next() int64 {
-	if len(q.ready) > 0 {
-		return q.ready[0].RunAt.UnixNano()
+	var first int64
+	for _, h := range q.ready {
+		if h.Len() > 0 && (first == 0 || (*h)[0].RunAt.UnixNano() < first) {
+			first = (*h)[0].RunAt.UnixNano()
+		}
+	}
+	if first != 0 {
+		return first
 	}
 	for len(q.sched) > 0 {
 		if q.sched[0].State == Pending {
@@ -480,6 +590,7 @@ func (q *queue) purge(_ *reactor.Ctx, r idsReq) (int, error) {
 func (q *queue) tick(c *reactor.Ctx, _ struct{}) (struct{}, error) {
 	now := c.Now()
 	q.reap(now)
+	q.fire(c, now)
 	if q.cfg.Retention > 0 {
 		for id, j := range q.Jobs {
 			if (j.State == Completed || j.State == Cancelled) && now.Sub(j.FinishedAt) > q.cfg.Retention {
@@ -530,7 +641,10 @@ func (q *queue) dead(_ *reactor.Ctx, limit int) ([]Info, error) {
 
 func (q *queue) stats(c *reactor.Ctx, _ struct{}) (Stats, error) {
 	now := c.Now()
-	s := Stats{Queue: q.Name, Completed: q.Done, Failed: q.Failed}
+	s := Stats{Queue: q.Name, Completed: q.Done, Failed: q.Failed, Depth: q.Live, MaxDepth: q.cfg.MaxDepth,
+		Attempts: q.Leased, Cancelled: q.Dropped, Throughput: q.completed.rate(now), Drain: q.drained.rate(now),
+		RetryAfter: q.retryAfter(now), Schedules: len(q.Schedules)}
+	s.RunP50, s.RunP99 = q.latency.percentile(0.50), q.latency.percentile(0.99)
 	var oldest time.Time
 	for _, j := range q.Jobs {
 		switch j.State {
@@ -556,15 +670,22 @@ func (q *queue) stats(c *reactor.Ctx, _ struct{}) (Stats, error) {
 
 // peek tells an idle worker whether a job is due (or a lease expired) and
 // when the next one will be, without journaling anything.
-func (q *queue) peek(_ *reactor.Ctx, _ struct{}) (leaseResp, error) {
+func (q *queue) peek(_ *reactor.Ctx, r peekReq) (leaseResp, error) {
 	var next int64
 	consider := func(at int64) {
 		if next == 0 || at < next {
 			next = at
 		}
 	}
-	if len(q.ready) > 0 {
-		consider(q.ready[0].RunAt.UnixNano())
+	for kind, h := range q.ready {
+		if h.Len() > 0 && !slices.Contains(r.Skip, kind) {
+			consider((*h)[0].RunAt.UnixNano())
+		}
+	}
+	for _, s := range q.Schedules {
+		if !s.Next.IsZero() {
+			consider(s.Next.UnixNano())
+		}
 	}
 	if len(q.sched) > 0 { // a stale (cancelled) head only makes a worker look early
 
@@ -579,9 +700,10 @@ func (q *queue) peek(_ *reactor.Ctx, _ struct{}) (leaseResp, error) {
 // readyHeap orders due jobs: higher priority, earlier run-at, earlier enqueue.
 type readyHeap []*Info
 
-func (h readyHeap) Len() int { return len(h) }
-func (h readyHeap) Less(a, b int) bool {
-	x, y := h[a], h[b]
+func (h readyHeap) Len() int           { return len(h) }
+func (h readyHeap) Less(a, b int) bool { return readyLess(h[a], h[b]) }
+
+func readyLess(x, y *Info) bool {
 	if x.Priority != y.Priority {
 		return x.Priority > y.Priority
 	}

@@ -20,20 +20,117 @@ type Lease struct {
 // (0: the queue's LeaseTime). Each lease gets a new fencing token, higher
 // than every token before it. This and Heartbeat, Complete and Fail are the
 // protocol the in-process workers use; remote workers would use the same.
+//
+// Lease does not apply the kinds' rate limits (LeaseWait does).
 func (qs *Queues) Lease(ctx context.Context, queue, worker string, max int, leaseTime time.Duration) ([]Lease, error) {
+	leases, _, err := qs.lease(ctx, queue, leaseReq{Worker: worker, Max: max, Lease: leaseTime})
+	return leases, err
+}
+
+func (qs *Queues) lease(ctx context.Context, queue string, r leaseReq) ([]Lease, int64, error) {
 	ref, err := qs.ref(queue)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	resp, err := mLease.Call(ctx, ref, leaseReq{Worker: worker, Max: max, Lease: leaseTime})
+	if queue == "" {
+		queue = DefaultQueue
+	}
+	r.MaxRunning = qs.qcfg[queue].MaxRunning
+	resp, err := mLease.Call(ctx, ref, r)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	out := make([]Lease, len(resp.Jobs))
 	for i, j := range resp.Jobs {
 		out[i] = Lease{j}
 	}
-	return out, nil
+	return out, resp.Next, nil
+}
+
+// tryLease is one round of the workers' protocol: peek (read-only, not
+// journaled) whether a job is due, passing over the kinds out of rate
+// tokens; if one is, lease up to free jobs within the rate limits. It
+// returns the leases, or when to look again (a due time by Config.Clock,
+// or 0: nothing pending) and how long until a throttled kind has a token
+// (0: none is throttled).
+func (qs *Queues) tryLease(ctx context.Context, queue string, ref reactor.Ref, worker string, free int, leaseTime time.Duration) (leases []Lease, next int64, wake time.Duration, err error) {
+	now := qs.cfg.Clock()
+	lim := qs.limitsFor(now, free)
+	peek, err := mPeek.Call(ctx, ref, peekReq{Skip: lim.skip})
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("jobs: peek %s: %w", queue, err)
+	}
+	if peek.Next == 0 || peek.Next > now.UnixNano() {
+		return nil, peek.Next, lim.wake, nil
+	}
+	leases, next, err = qs.lease(ctx, queue, leaseReq{Worker: worker, Max: free, Lease: leaseTime, Kinds: lim.caps})
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("jobs: lease %s: %w", queue, err)
+	}
+	qs.spend(now, leases)
+	if len(leases) == 0 && next != 0 && next <= now.UnixNano() {
+		// Due jobs, none leasable: throttled kinds, or MaxRunning. Look
+		// again at the next token or poll, not in a busy loop.
+		next = 0
+	}
+	return leases, next, lim.wake, nil
+}
+
+// LeaseWait is Lease with long polling and the kinds' rate limits: it
+// returns as soon as at least one job could be leased, or with none once
+// wait has passed (or ctx ended). It is what remote workers call (see
+// jobs/jobshttp). After Close it fails with ErrClosed.
+func (qs *Queues) LeaseWait(ctx context.Context, queue, worker string, max int, leaseTime, wait time.Duration) ([]Lease, error) {
+	ref, err := qs.ref(queue)
+	if err != nil {
+		return nil, err
+	}
+	if queue == "" {
+		queue = DefaultQueue
+	}
+	if max <= 0 {
+		max = 1
+	}
+	poll := qs.qcfg[queue].PollInterval
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		if qs.stopping.Load() {
+			return nil, ErrClosed
+		}
+		woken := qs.wakeup(queue) // before looking, so a poke in between is not lost
+		leases, next, wake, err := qs.tryLease(ctx, queue, ref, worker, max, leaseTime)
+		if err != nil || len(leases) > 0 {
+			return leases, err
+		}
+		d := qs.sleepFor(poll, next, wake)
+		t := time.NewTimer(d)
+		select {
+		case <-woken:
+		case <-t.C:
+		case <-deadline.C:
+			t.Stop()
+			return nil, nil
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+		t.Stop()
+	}
+}
+
+// sleepFor is how long an idle worker waits: until the next due job (by
+// Config.Clock), a throttled kind's next token, or poll, whichever is
+// first.
+func (qs *Queues) sleepFor(poll time.Duration, next int64, wake time.Duration) time.Duration {
+	d := poll
+	if next != 0 {
+		d = min(d, max(time.Duration(next-qs.cfg.Clock().UnixNano()), time.Millisecond))
+	}
+	if wake > 0 {
+		d = min(d, wake)
+	}
+	return d
 }
 
 // Heartbeat extends a lease by leaseTime (0: the queue's LeaseTime) from
@@ -96,37 +193,27 @@ func (p *pool) loop() {
 	for !p.qs.stopping.Load() {
 		free := p.cfg.Workers - running
 		var next int64
+		var wake time.Duration
 		if free > 0 {
-			now := p.qs.cfg.Clock().UnixNano()
-			peek, err := mPeek.Call(p.base, p.ref, struct{}{})
-			switch {
-			case err != nil:
-				p.qs.log.Warn("jobs: peek failed", "queue", p.name, "err", err)
-			case peek.Next != 0 && peek.Next <= now:
-				leases, err := p.qs.Lease(p.base, p.name, p.qs.worker, free, p.cfg.LeaseTime)
-				if err != nil {
-					p.qs.log.Warn("jobs: lease failed", "queue", p.name, "err", err)
-					break
-				}
-				for _, l := range leases {
-					running++
-					go func() {
-						defer func() { freed <- struct{}{} }()
-						p.run(l)
-					}()
-				}
-				if len(leases) > 0 {
-					continue // look again: more may be due
-				}
-			default:
-				next = peek.Next
+			leases, n, w, err := p.qs.tryLease(p.base, p.name, p.ref, p.qs.worker, free, p.cfg.LeaseTime)
+			if err != nil {
+				p.qs.log.Warn("jobs: lease failed", "queue", p.name, "err", err)
 			}
+			for _, l := range leases {
+				running++
+				go func() {
+					defer func() { freed <- struct{}{} }()
+					p.run(l)
+				}()
+			}
+			if len(leases) > 0 {
+				continue // look again: more may be due
+			}
+			next, wake = n, w
 		}
 		wait := p.cfg.PollInterval
-		if free > 0 && next != 0 {
-			if d := time.Duration(next - p.qs.cfg.Clock().UnixNano()); d < wait {
-				wait = max(d, time.Millisecond)
-			}
+		if free > 0 {
+			wait = p.qs.sleepFor(wait, next, wake)
 		}
 		t := time.NewTimer(wait)
 		select {
