@@ -59,7 +59,7 @@ const (
 	// webhookBackoffBase is the first retry's window: the delay before
 	// attempt n+1 is uniform in [0, min(max, base·2^(n-1))), so the first
 	// retry comes within 4 s (the contract says 5) and the delays reach
-	// the 5-minute cap after 7 failures.
+	// the 5-minute cap from the 8th failure on.
 	webhookBackoffBase = 4 * time.Second
 	// webhookLease outlives one attempt (the HTTP timeout) with room to
 	// spare; the worker heartbeats every third of it anyway. After a
