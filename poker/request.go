@@ -56,12 +56,19 @@ type CreateRequest struct {
 	// Role is the leader's role: "voter" (default) or "observer" (a
 	// facilitator who does not vote).
 	Role string `json:"role,omitempty"`
+	// Webhook, if set, is an http(s) URL every finished round of the room
+	// is POSTed to, signed with a secret the create answers once (see
+	// docs/POKER.md).
+	Webhook string `json:"webhook,omitempty"`
 }
 
 // Normalize trims the text fields, applies the defaults and validates the
 // request, returning an *InvalidError naming the first bad field.
 func (r *CreateRequest) Normalize() error {
 	var err error
+	if r.Webhook, err = cleanWebhook(r.Webhook); err != nil {
+		return err
+	}
 	if r.Role, err = cleanRole("role", r.Role); err != nil {
 		return err
 	}

@@ -71,6 +71,8 @@ type Room struct {
 	// LastEventID is the id of the last event the room published; the
 	// event log is recreated from it after a restart so ids keep growing.
 	LastEventID uint64 `json:"lastEventId"`
+	// Webhook receives the finished rounds (nil: none).
+	Webhook *Webhook `json:"webhook,omitempty"`
 
 	rooms    *Rooms
 	log      *eventlog.Log
@@ -197,7 +199,7 @@ func (r *Room) close(c *reactor.Ctx, reason string) {
 	r.emit("", "room_closed", map[string]string{"reason": reason})
 	r.Closed = true
 	r.Title, r.Deck, r.Members, r.Session, r.Leader = "", nil, nil, nil, ""
-	r.Queue, r.History = nil, nil
+	r.Queue, r.History, r.Webhook = nil, nil, nil
 	c.MarkModified()
 	if r.log != nil {
 		r.log.Close()
@@ -231,8 +233,9 @@ func (r *Room) memberByID(id string) int {
 
 type createCmd struct {
 	CreateRequest
-	Member    string `json:"member"`
-	TokenHash []byte `json:"tokenHash"`
+	Member        string `json:"member"`
+	TokenHash     []byte `json:"tokenHash"`
+	WebhookSecret string `json:"webhookSecret,omitempty"`
 }
 
 func (r *Room) create(c *reactor.Ctx, req createCmd) (struct{}, error) {
@@ -248,6 +251,9 @@ func (r *Room) create(c *reactor.Ctx, req createCmd) (struct{}, error) {
 		role = RoleVoter
 	}
 	r.Members = []Member{{ID: req.Member, Name: req.Leader, TokenHash: req.TokenHash, Role: role}}
+	if req.Webhook != "" {
+		r.Webhook = &Webhook{URL: req.Webhook, Secret: req.WebhookSecret}
+	}
 	r.touch(c)
 	r.log = r.rooms.logFor(r.ID, r.LastEventID)
 	r.emit("", "member_joined", memberEvent{Member: req.Member, Name: req.Leader, Role: role})
@@ -576,6 +582,7 @@ func (r *Room) finish(c *reactor.Ctx, req auth) (struct{}, error) {
 	r.emit("", "session_finished", finishedEvent{
 		Round: round.Round, Story: r.Session.Story, Votes: r.Session.Votes, Stats: st, FinishedAt: round.FinishedAt,
 	})
+	r.finished(c, round)
 	return struct{}{}, nil
 }
 

@@ -48,6 +48,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Extra options for the room registration, e.g. reactor.Journaled().
 	Extra []reactor.Option
+	// OnFinished, if set, is called inside the finish command's turn of a
+	// room created with a webhook (see Finished), so that what it sends
+	// from c exists iff the finish is durable. Also called on replay.
+	OnFinished func(c *reactor.Ctx, f Finished) error
 }
 
 // Rooms is the planning-poker domain on a reactor runtime: rooms are keyed
@@ -312,6 +316,9 @@ type Credentials struct {
 	Room   string `json:"room,omitempty"`
 	Member string `json:"member"`
 	Token  string `json:"token"`
+	// WebhookSecret signs the room's webhook deliveries (a room created
+	// with a webhook only; answered once, at creation).
+	WebhookSecret string `json:"webhookSecret,omitempty"`
 }
 
 // Create creates a room whose leader is req.Leader.
@@ -324,12 +331,16 @@ func (p *Rooms) Create(ctx context.Context, req CreateRequest) (Credentials, err
 	}
 	room, member, token, hash := NewID(16), NewID(10), NewToken(), [32]byte{}
 	hash = sha256.Sum256([]byte(token))
+	secret := ""
+	if req.Webhook != "" {
+		secret = NewWebhookSecret()
+	}
 	// The one command for a room that does not exist yet.
-	_, err := createMethod.TryCall(ctx, p.rt.Ref(Address).Child(room), createCmd{CreateRequest: req, Member: member, TokenHash: hash[:]})
+	_, err := createMethod.TryCall(ctx, p.rt.Ref(Address).Child(room), createCmd{CreateRequest: req, Member: member, TokenHash: hash[:], WebhookSecret: secret})
 	if err != nil {
 		return Credentials{}, err
 	}
-	return Credentials{Room: room, Member: member, Token: token}, nil
+	return Credentials{Room: room, Member: member, Token: token, WebhookSecret: secret}, nil
 }
 
 // Join adds a member named req.Name to room.

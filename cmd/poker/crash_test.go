@@ -47,12 +47,12 @@ type proc struct {
 	exited chan struct{}
 }
 
-func startPoker(t *testing.T, bin, data string) *proc {
+func startPoker(t *testing.T, bin, data string, flags ...string) *proc {
 	t.Helper()
 	for attempt := 0; ; attempt++ {
 		addr := freeAddr(t)
 		var log bytes.Buffer
-		cmd := exec.Command(bin, "-addr", addr, "-data", data)
+		cmd := exec.Command(bin, append([]string{"-addr", addr, "-data", data}, flags...)...)
 		cmd.Stdout, cmd.Stderr = &log, &log
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

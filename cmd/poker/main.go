@@ -70,6 +70,8 @@ func run(args []string) error {
 	streams := fs.Int("streams-per-member", 4, "open event streams one member may have")
 	reqTimeout := fs.Duration("request-timeout", 10*time.Second, "bound on one API request's work (504 beyond)")
 	writeTimeout := fs.Duration("write-timeout", 15*time.Second, "bound on writing a response, and on each write of an event stream")
+	hookPrivate := fs.Bool("webhook-allow-private", false, "let room webhooks reach loopback and private addresses (refused by default: SSRF)")
+	hookBackoff := fs.Duration("webhook-max-backoff", 5*time.Minute, "cap on the delay between two attempts of a webhook delivery")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: poker [flags]\n       poker journal replay [-data DIR] [-room-ttl D]\n\nServes the planning-poker web UI and API. Rooms survive crashes: every\ncommand answered 201/202 is in the fsynced journal under -data.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -109,7 +111,8 @@ func run(args []string) error {
 
 	srv, err := server.New(ctx, server.Config{DataDir: *data, RoomTTL: *ttl, CheckpointInterval: *cpEvery, Logger: log,
 		CreatesPerMinute: *createRate, MaxRooms: *maxRooms, EventLogBytes: *logBytes, EventLogTotalBytes: *logTotal,
-		StreamsPerMember: *streams, RequestTimeout: *reqTimeout, WriteTimeout: *writeTimeout})
+		StreamsPerMember: *streams, RequestTimeout: *reqTimeout, WriteTimeout: *writeTimeout,
+		WebhookAllowPrivate: *hookPrivate, WebhookBackoffMax: *hookBackoff})
 	if err != nil {
 		return err
 	}

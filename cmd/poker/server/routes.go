@@ -168,6 +168,10 @@ func (s *Server) createRoom(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
+	if err := s.hooks.admit(r.Context(), req.Webhook); err != nil {
+		s.writeError(w, err)
+		return
+	}
 	creds, err := s.rooms.Create(r.Context(), req)
 	if err != nil {
 		s.writeError(w, err)

@@ -23,6 +23,7 @@ import (
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/checkpoint/file"
 	"github.com/reactorgo/reactor/gateway"
+	"github.com/reactorgo/reactor/jobs"
 	"github.com/reactorgo/reactor/journal"
 	"github.com/reactorgo/reactor/poker"
 )
@@ -73,6 +74,20 @@ type Config struct {
 	// the operating system's). Tests inject journal/faultfs to fill the
 	// disk or fail an fsync.
 	FS journal.FS
+
+	// WebhookAllowPrivate lets room webhooks reach loopback, private and
+	// other non-public addresses (refused by default: SSRF).
+	WebhookAllowPrivate bool
+	// WebhookTimeout bounds one delivery attempt (default 10s).
+	WebhookTimeout time.Duration
+	// WebhookBackoffMax caps the delay between two delivery attempts
+	// (default 5m); the first retry comes within 4s.
+	WebhookBackoffMax time.Duration
+	// WebhookAttempts is how many times a delivery is tried before it is
+	// dead-lettered (default 10).
+	WebhookAttempts int
+	// WebhookWorkers is how many deliveries run at once (default 8).
+	WebhookWorkers int
 }
 
 // Server is a running planning-poker server: runtime, journal, rooms and
@@ -92,6 +107,8 @@ type Server struct {
 	health  *health
 	failLog gateway.LogLimiter // 5xx request lines
 	creates *limiter
+	jobs    *jobs.Queues // webhook deliveries
+	hooks   *webhooks
 
 	closeOnce sync.Once
 	closeErr  error
@@ -128,7 +145,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.journal.Close()
 		return nil, fmt.Errorf("server: runtime: %w", err)
 	}
-	s.rooms, err = Register(s.rt, cfg)
+	s.rooms, s.jobs, err = register(s.rt, cfg)
 	if err != nil {
 		s.journal.Close()
 		return nil, err
@@ -140,6 +157,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: start runtime: %w", err)
 	}
 	s.log.Info("poker: rooms restored", "took", time.Since(began).Round(time.Millisecond), "data", cfg.DataDir)
+	s.hooks = newWebhooks(cfg)
+	if err := s.jobs.Start(context.WithValue(ctx, webhooksKey{}, s.hooks)); err != nil {
+		_ = s.rt.Close(context.Background())
+		s.journal.Close()
+		return nil, fmt.Errorf("server: start webhook workers: %w", err)
+	}
 	s.errs = newErrorMapper(cfg.Logger)
 	s.health = newHealth(cfg.Logger, s.journal)
 	if cfg.CreatesPerMinute > 0 {
@@ -148,7 +171,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.reg = prometheus.NewRegistry()
 	s.http = newHTTPMetrics()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&collector{s: s}, s.http.requests, s.http.latency)
+		&collector{s: s}, &webhookCollector{s: s}, s.http.requests, s.http.latency)
 	s.beat = newHeartbeat(cfg.Heartbeat)
 	s.routes()
 	return s, nil
@@ -173,6 +196,18 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 15 * time.Second
+	}
+	if cfg.WebhookTimeout <= 0 {
+		cfg.WebhookTimeout = defaultWebhookTimeout
+	}
+	if cfg.WebhookBackoffMax <= 0 {
+		cfg.WebhookBackoffMax = defaultWebhookBackoffMax
+	}
+	if cfg.WebhookAttempts <= 0 {
+		cfg.WebhookAttempts = defaultWebhookAttempts
+	}
+	if cfg.WebhookWorkers <= 0 {
+		cfg.WebhookWorkers = defaultWebhookWorkers
 	}
 	return cfg
 }
@@ -201,13 +236,26 @@ func (s *Server) HTTPServer() *http.Server {
 // the server uses (cfg.DataDir is not looked at). New calls it, and so
 // does the offline replay (poker journal replay), so a journal is always
 // replayed by the registrations that wrote it.
+//
+// The webhook delivery queue (/jobs/webhooks) is registered with the rooms:
+// rooms enqueue into it from their turns, so a replay needs it too.
 func Register(rt *reactor.Runtime, cfg Config) (*poker.Rooms, error) {
+	rooms, _, err := register(rt, cfg)
+	return rooms, err
+}
+
+func register(rt *reactor.Runtime, cfg Config) (*poker.Rooms, *jobs.Queues, error) {
 	cfg = cfg.withDefaults()
-	return poker.Register(rt, poker.Options{
+	qs, onFinished, err := registerWebhooks(rt, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	rooms, err := poker.Register(rt, poker.Options{
 		TTL: cfg.RoomTTL, Logger: cfg.Logger, Extra: []reactor.Option{reactor.Journaled()},
 		MaxRooms: cfg.MaxRooms, EventLogBytes: cfg.EventLogBytes, EventLogTotalBytes: cfg.EventLogTotalBytes,
-		StreamsPerMember: cfg.StreamsPerMember,
+		StreamsPerMember: cfg.StreamsPerMember, OnFinished: onFinished,
 	})
+	return rooms, qs, err
 }
 
 // Handler returns the server's HTTP handler. Serve it with the timeouts of
@@ -243,6 +291,11 @@ func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.rooms.Close()
 		s.beat.Stop()
+		// Deliveries in flight get a moment; one cut short is retried
+		// (after a restart if need be): the queue is durable.
+		jctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_ = s.jobs.Close(jctx)
+		cancel()
 		err := s.rt.Close(ctx)
 		if jerr := s.journal.Close(); jerr != nil {
 			err = errors.Join(err, fmt.Errorf("server: close journal: %w", jerr))

@@ -49,6 +49,7 @@ Refreshes every 2 s. Prometheus metrics at <a href="/metrics">/metrics</a>.</p>
 <tr><th>segments</th><td>{{.Journal.Segments}}</td></tr>
 <tr><th>state</th><td>{{if .Journal.Err}}FAILED: {{.Journal.Err}}{{else}}healthy{{end}}</td></tr>
 </tbody></table>
+{{with .Webhooks}}{{template "webhooks" .}}{{end}}
 </main></body></html>
 `))
 
@@ -59,6 +60,7 @@ type statusData struct {
 	Services   []reactor.ServiceStats
 	Journal    journal.Stats
 	Rooms      poker.Counters
+	Webhooks   *webhookStatus
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
@@ -71,6 +73,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		Services:   s.rt.Stats(),
 		Journal:    s.journal.Stats(),
 		Rooms:      s.rooms.Counters(),
+		Webhooks:   s.webhookStatus(r.Context()),
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
