@@ -73,13 +73,13 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 </div>
 <div id="status-tables">
 <h2>Services</h2>
-<div class="table-scroll"><table data-testid="status-services"><thead><tr><th>service</th><th>received</th><th>handled</th><th>inbox</th>
+<div class="table-scroll" tabindex="0" role="region" aria-label="Services (scrolls sideways)"><table data-testid="status-services"><thead><tr><th>service</th><th>received</th><th>handled</th><th>inbox</th>
 <th>busy (503)</th><th>batches</th><th>avg batch</th><th>max batch</th><th>resident</th><th>loaded</th><th>evicted</th><th>checkpoints</th><th>panics</th></tr></thead>
 <tbody>{{range .Services}}<tr><td>{{.Addr}}{{if .Children}}/*{{end}}</td><td>{{num .Received}}</td><td>{{num .Handled}}</td><td>{{num .InboxDepth}}</td>
 <td>{{num .Busy}}</td><td>{{num .Batches}}</td><td>{{avg .Handled .Batches}}</td><td>{{num .MaxBatch}}</td><td>{{num .Resident}}</td><td>{{num .Loaded}}</td><td>{{num .Evicted}}</td><td>{{num .Saves}}</td><td>{{num .Panics}}</td></tr>
 {{end}}</tbody></table></div>
 <h2>Journal</h2>
-<div class="table-scroll"><table class="kv" data-testid="status-journal"><tbody>
+<div class="table-scroll" tabindex="0" role="region" aria-label="Journal"><table class="kv" data-testid="status-journal"><tbody>
 <tr><th>last sequence</th><td>{{num .Journal.LastSeq}}</td></tr>
 <tr><th>records appended / durable / failed</th><td>{{num .Journal.Appended}} / {{num .Journal.Acked}} / {{num .Journal.Failed}}</td></tr>
 <tr><th>pending</th><td>{{num .Journal.Pending}}</td></tr>

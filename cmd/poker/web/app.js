@@ -365,7 +365,9 @@
     var url = "/api/rooms/" + encodeURIComponent(s.room) + "/events?token=" + encodeURIComponent(s.creds.token);
     var es = new EventSource(url);
     s.es = es;
-    es.onopen = function () { s.failures = 0; setConn("live", "Live"); };
+    // A resumed stream (Last-Event-ID) gets no snapshot: a vote kept from
+    // the outage is resent as soon as the stream is open again.
+    es.onopen = function () { s.failures = 0; setConn("live", "Live"); resendPending(s); };
     // A vote made while offline is not sent (the cards are disabled); one
     // whose answer was lost is retried by api() with its Idempotency-Key.
     es.onerror = function () {
@@ -610,7 +612,7 @@
         li.appendChild(actions);
         actions.appendChild(el("button", {
           type: "button", className: "btn btn-small", "data-testid": "member-make-leader",
-          "data-member-id": m.member, "aria-label": "Make " + m.name + " the leader", text: "Make leader"
+          "data-member-id": m.member, "aria-label": "Make leader: " + m.name, text: "Make leader"
         }));
         var rm = el("button", {
           type: "button", className: "btn btn-ghost btn-small", "data-testid": "member-remove",
@@ -673,7 +675,7 @@
     queue.forEach(function (q) { ql.appendChild(el("li", { "data-testid": "queue-item", text: q })); });
 
     $("toggle-role").textContent = isObserver ? "Vote again" : "Watch only";
-    $("toggle-role").setAttribute("aria-label", isObserver ? "Become a voter again" : "Watch only: become an observer, without voting");
+    $("toggle-role").setAttribute("aria-label", isObserver ? "Vote again (become a voter)" : "Watch only (become an observer, without voting)");
     renderHistory();
   }
 
