@@ -201,7 +201,7 @@ func artifactShooter(t *testing.T) func(who string, c context.Context, name stri
 	}
 	return func(who string, c context.Context, name string) {
 		t.Helper()
-		png, err := chromedp.Run(c, chromedp.FullScreenshot(90))
+		png, err := chromedp.Run(c, chromedp.FullScreenshot(100)) // 100: PNG (below: JPEG)
 		if err != nil {
 			t.Fatalf("%s: screenshot: %v", who, err)
 		}
