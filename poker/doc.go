@@ -9,12 +9,15 @@
 // queues stories, starts numbered rounds (a re-vote is a new round of the
 // same story), reveals, records the agreed estimate of the last finished
 // round and may hand the role over. Finished rounds are kept in the room's
-// state (at most MaxHistory) and read with Rooms.History.
+// state (at most MaxHistory) and read with Rooms.History. A room may reveal
+// by itself once every voter voted (auto-reveal), and the leader may set a
+// countdown on the open round that reveals it when it ends; the deadline is
+// part of the room's durable state and is armed again after a restart.
 //
 // Every command a room accepts publishes events (member_joined, member_left,
 // leader_changed, role_changed, session_started, round_started,
-// queue_changed, vote_cast, session_finished, estimate_recorded, rejected,
-// room_closed) to the room's [eventlog.Log], from which each member's
+// queue_changed, vote_cast, session_finished, estimate_recorded,
+// settings_changed, timer_set, rejected, room_closed) to the room's [eventlog.Log], from which each member's
 // Server-Sent-Events stream reads. A "rejected" event goes only to the
 // member whose command was refused.
 //

@@ -60,6 +60,8 @@ type CreateRequest struct {
 	// is POSTed to, signed with a secret the create answers once (see
 	// docs/POKER.md).
 	Webhook string `json:"webhook,omitempty"`
+	// AutoReveal reveals the votes as soon as every voter has voted.
+	AutoReveal bool `json:"autoReveal,omitempty"`
 }
 
 // Normalize trims the text fields, applies the defaults and validates the
@@ -172,6 +174,40 @@ func (r *EstimateRequest) Normalize() error {
 	err := v.Normalize()
 	r.Value = v.Value
 	return err
+}
+
+// SettingsRequest changes room settings; a field left out (null) keeps
+// its value.
+type SettingsRequest struct {
+	AutoReveal *bool `json:"autoReveal"`
+}
+
+// Normalize requires at least one setting.
+func (r *SettingsRequest) Normalize() error {
+	if r.AutoReveal == nil {
+		return invalid("autoReveal", "autoReveal is required")
+	}
+	return nil
+}
+
+// Countdown limits (seconds).
+const (
+	MinTimer = 5
+	MaxTimer = 3600
+)
+
+// TimerRequest starts a countdown on the open round (Seconds between
+// MinTimer and MaxTimer), or stops it (0).
+type TimerRequest struct {
+	Seconds int `json:"seconds"`
+}
+
+// Normalize validates the length.
+func (r *TimerRequest) Normalize() error {
+	if r.Seconds != 0 && (r.Seconds < MinTimer || r.Seconds > MaxTimer) {
+		return invalid("seconds", "seconds must be 0 (stop) or between %d and %d", MinTimer, MaxTimer)
+	}
+	return nil
 }
 
 // QueueRequest lists stories for the queue (appended, or replacing it).

@@ -252,6 +252,18 @@ func setRole(who, whom, role string) reactortest.Step[*pokerRun] {
 	})
 }
 
+func settings(who string, autoReveal bool) reactortest.Step[*pokerRun] {
+	return cmd(fmt.Sprintf("%s sets auto-reveal %t", who, autoReveal), func(ctx context.Context, r *pokerRun) (any, error) {
+		return nil, r.rooms.Settings(ctx, r.room, r.token[who], poker.SettingsRequest{AutoReveal: &autoReveal})
+	})
+}
+
+func timer(who string, seconds int) reactortest.Step[*pokerRun] {
+	return cmd(fmt.Sprintf("%s sets a %ds countdown", who, seconds), func(ctx context.Context, r *pokerRun) (any, error) {
+		return nil, r.rooms.Timer(ctx, r.room, r.token[who], poker.TimerRequest{Seconds: seconds})
+	})
+}
+
 func history(who string) reactortest.Step[*pokerRun] {
 	return cmd(who+" reads the history", func(ctx context.Context, r *pokerRun) (any, error) {
 		return r.rooms.History(ctx, r.room, r.token[who])
@@ -373,6 +385,18 @@ func TestRoomDifferential(t *testing.T) {
 			next("fay"),            // empty
 			revote("fay"),
 			history("eve"),
+			// Auto-reveal and the countdown (started and stopped: a
+			// countdown that ends is timed, see TestCountdown).
+			settings("eve", true), // not the leader
+			settings("fay", true),
+			vote("fay", "5"),
+			timer("fay", 600),
+			timer("eve", 0), // not the leader
+			view("fay"),
+			timer("fay", 0),
+			vote("bob", "8"), // every voter voted: revealed by itself
+			timer("fay", 60), // nothing open: rejected
+			settings("fay", false),
 			view("eve"),
 		},
 		Final: func(ctx context.Context, r *pokerRun) (any, error) {

@@ -4,10 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
-	"math"
 	"slices"
-	"sort"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +42,9 @@ type Session struct {
 	// Votes is never nil in a room's state (OnLoad restores the empty map
 	// a checkpoint does not distinguish from nil): handlers write to it.
 	Votes map[string]string `json:"votes"` // member id → value
+	// Deadline, while voting, is when the leader's countdown ends and the
+	// votes are revealed (nil: no countdown).
+	Deadline *time.Time `json:"deadline,omitempty"`
 }
 
 // Room is the state of one room: a keyed child /rooms/{id} of the
@@ -58,8 +58,10 @@ type Room struct {
 	Capacity int      `json:"capacity,omitempty"`
 	Deck     []string `json:"deck,omitempty"`
 	Leader   string   `json:"leader,omitempty"`
-	Members  []Member `json:"members,omitempty"`
-	Session  *Session `json:"session,omitempty"`
+	// AutoReveal reveals the votes as soon as every voter has voted.
+	AutoReveal bool     `json:"autoReveal,omitempty"`
+	Members    []Member `json:"members,omitempty"`
+	Session    *Session `json:"session,omitempty"`
 	// Rounds counts the rounds started (the last round's number).
 	Rounds int `json:"rounds,omitempty"`
 	// Queue holds the stories waiting for a round, next first (at most
@@ -123,11 +125,24 @@ func (r *Room) normalize() {
 	}
 }
 
-// OnActive arms the idle timer of a live room.
+// OnActive arms the idle timer of a live room, and the countdown of its
+// open round (timers are not journaled until they fire).
 func (r *Room) OnActive(c *reactor.Ctx) {
 	if r.Created && !r.Closed {
 		r.armTimer(c)
+		r.armCountdown(c)
 	}
+}
+
+// armCountdown delivers a countdown message when the open round's deadline
+// passes.
+func (r *Room) armCountdown(c *reactor.Ctx) {
+	s := r.Session
+	if s == nil || s.Status != StatusVoting || s.Deadline == nil {
+		return
+	}
+	d := max(s.Deadline.Sub(c.Now()), 0)
+	countdownMethod.After(c, d+10*time.Millisecond, s.Round)
 }
 
 // SizeHint approximates the room's memory for the runtime's LRU.
@@ -244,7 +259,7 @@ func (r *Room) create(c *reactor.Ctx, req createCmd) (struct{}, error) {
 	}
 	r.Created = true
 	r.rooms.markLive(r.ID)
-	r.Title, r.Capacity, r.Deck = req.Title, req.Capacity, req.Deck
+	r.Title, r.Capacity, r.Deck, r.AutoReveal = req.Title, req.Capacity, req.Deck, req.AutoReveal
 	r.Leader = req.Member
 	role := req.Role
 	if role == "" { // a create journaled before roles existed
@@ -480,6 +495,7 @@ func (r *Room) setRole(c *reactor.Ctx, req roleCmd) (struct{}, error) {
 		delete(r.Session.Votes, t.ID)
 	}
 	r.emit("", "role_changed", roleEvent{Member: t.ID, Role: t.Role})
+	r.autoReveal(c)
 	return struct{}{}, nil
 }
 
@@ -553,6 +569,7 @@ func (r *Room) vote(c *reactor.Ctx, req voteCmd) (struct{}, error) {
 	}
 	r.Session.Votes[m.ID] = req.Value
 	r.emit("", "vote_cast", map[string]string{"member": m.ID})
+	r.autoReveal(c)
 	return struct{}{}, nil
 }
 
@@ -566,8 +583,23 @@ func (r *Room) finish(c *reactor.Ctx, req auth) (struct{}, error) {
 		r.reject(m.ID, ErrNotVoting)
 		return struct{}{}, nil
 	}
+	r.reveal(c, RevealLeader)
+	return struct{}{}, nil
+}
+
+// Why a round was revealed (the "reason" of session_finished).
+const (
+	RevealLeader = "leader" // the leader revealed
+	RevealAuto   = "auto"   // every voter had voted and the room reveals by itself
+	RevealTimer  = "timer"  // the leader's countdown ended
+)
+
+// reveal finishes the open round: its votes, stats and time go to the
+// history and to everyone (session_finished).
+func (r *Room) reveal(c *reactor.Ctx, reason string) {
 	r.Session.Status = StatusFinished
-	st := ComputeStats(r.Session.Votes)
+	r.Session.Deadline = nil
+	st := ComputeDeckStats(r.Session.Votes, r.Deck)
 	round := Round{Round: r.Session.Round, Story: r.Session.Story, Votes: maps(r.Session.Votes),
 		Names: map[string]string{}, Stats: st, FinishedAt: c.Now().UTC()}
 	for _, m := range r.Members {
@@ -581,8 +613,113 @@ func (r *Room) finish(c *reactor.Ctx, req auth) (struct{}, error) {
 	}
 	r.emit("", "session_finished", finishedEvent{
 		Round: round.Round, Story: r.Session.Story, Votes: r.Session.Votes, Stats: st, FinishedAt: round.FinishedAt,
+		Reason: reason,
 	})
 	r.finished(c, round)
+}
+
+// allVoted reports whether the open round has at least one voter and every
+// voter voted.
+func (r *Room) allVoted() bool {
+	s := r.Session
+	if s == nil || s.Status != StatusVoting {
+		return false
+	}
+	voters := 0
+	for _, m := range r.Members {
+		if !m.votes() {
+			continue
+		}
+		voters++
+		if _, ok := s.Votes[m.ID]; !ok {
+			return false
+		}
+	}
+	return voters > 0
+}
+
+// autoReveal reveals the open round when the room reveals by itself and
+// every voter has voted (after a vote, a voter leaving or watching, or the
+// setting turned on).
+func (r *Room) autoReveal(c *reactor.Ctx) {
+	if r.AutoReveal && r.allVoted() {
+		r.reveal(c, RevealAuto)
+	}
+}
+
+type settingsCmd struct {
+	auth
+	AutoReveal *bool `json:"autoReveal,omitempty"`
+}
+
+// settings changes the room's settings (only those given).
+func (r *Room) settings(c *reactor.Ctx, req settingsCmd) (struct{}, error) {
+	if _, err := r.leader(c, req.TokenHash); err != nil {
+		return struct{}{}, err
+	}
+	r.touch(c)
+	if req.AutoReveal != nil {
+		r.AutoReveal = *req.AutoReveal
+	}
+	r.emit("", "settings_changed", settingsEvent{AutoReveal: r.AutoReveal})
+	r.autoReveal(c)
+	return struct{}{}, nil
+}
+
+type settingsEvent struct {
+	AutoReveal bool `json:"autoReveal"`
+}
+
+type timerCmd struct {
+	auth
+	Seconds int `json:"seconds"`
+}
+
+// timer starts (seconds > 0) or stops (0) the countdown of the open round;
+// when it ends the votes are revealed.
+func (r *Room) timer(c *reactor.Ctx, req timerCmd) (struct{}, error) {
+	m, err := r.leader(c, req.TokenHash)
+	if err != nil {
+		return struct{}{}, err
+	}
+	r.touch(c)
+	s := r.Session
+	if s == nil || s.Status != StatusVoting {
+		r.reject(m.ID, ErrNotVoting)
+		return struct{}{}, nil
+	}
+	ev := timerEvent{Round: s.Round}
+	if req.Seconds > 0 {
+		end := c.Now().UTC().Add(time.Duration(req.Seconds) * time.Second)
+		s.Deadline, ev.EndsAt, ev.Seconds = &end, &end, req.Seconds
+	} else {
+		s.Deadline = nil
+	}
+	r.emit("", "timer_set", ev)
+	r.armCountdown(c)
+	return struct{}{}, nil
+}
+
+type timerEvent struct {
+	Round   int        `json:"round"`
+	EndsAt  *time.Time `json:"endsAt"`  // nil: the countdown was stopped
+	Seconds int        `json:"seconds"` // its length, 0 when stopped
+}
+
+// countdown arrives when a round's deadline may have passed: it reveals
+// that round if it is still open and its deadline has passed (a deadline
+// moved later re-arms it; one stopped or a round ended ignores it).
+func (r *Room) countdown(c *reactor.Ctx, round int) (struct{}, error) {
+	s := r.Session
+	if !r.Created || r.Closed || s == nil || s.Round != round || s.Status != StatusVoting || s.Deadline == nil {
+		return struct{}{}, nil
+	}
+	if c.Now().Before(*s.Deadline) {
+		r.armCountdown(c)
+		return struct{}{}, nil
+	}
+	r.touch(c)
+	r.reveal(c, RevealTimer)
 	return struct{}{}, nil
 }
 
@@ -613,6 +750,7 @@ func (r *Room) remove(c *reactor.Ctx, req removeCmd) (struct{}, error) {
 			r.emit("", "leader_changed", leaderEvent{Leader: r.Leader, Previous: req.Member, Reason: "left"})
 		}
 	}
+	r.autoReveal(c)
 	return struct{}{}, nil
 }
 
@@ -715,7 +853,7 @@ func (r *Room) snapshot(c *reactor.Ctx, q stateQuery) (snapshot, error) {
 			return snapshot{}, &ForbiddenError{Reason: "another member's stream"}
 		}
 	}
-	v := r.view(me)
+	v := r.view(me, c.Now())
 	out := snapshot{View: v, Log: r.log}
 	if me != nil {
 		out.Member = me.ID
@@ -741,8 +879,10 @@ type View struct {
 	// Queue lists the stories waiting for a round, next first.
 	Queue []string `json:"queue"`
 	// Rounds is the number of rounds finished and kept (see the history).
-	Rounds int    `json:"rounds"`
-	Me     string `json:"me,omitempty"`
+	Rounds int `json:"rounds"`
+	// AutoReveal: the votes are revealed as soon as every voter voted.
+	AutoReveal bool   `json:"autoReveal"`
+	Me         string `json:"me,omitempty"`
 }
 
 // MemberView is one member in a View.
@@ -765,11 +905,18 @@ type SessionView struct {
 	// Estimate is the agreed estimate recorded for this round once it is
 	// finished (null until the leader records one).
 	Estimate *string `json:"estimate,omitempty"`
+	// Deadline is when the leader's countdown ends (the votes are then
+	// revealed), RemainingMs how long that is from the server's clock when
+	// the view was taken (clients count down from it: their clocks may
+	// differ from the server's).
+	Deadline    *time.Time `json:"deadline,omitempty"`
+	RemainingMs *int64     `json:"remainingMs,omitempty"`
 }
 
-func (r *Room) view(me *Member) View {
+func (r *Room) view(me *Member, now time.Time) View {
 	v := View{Room: r.ID, Title: r.Title, Capacity: r.Capacity, Deck: r.Deck, Leader: r.Leader,
-		Members: make([]MemberView, 0, len(r.Members)), Queue: r.queueView(), Rounds: len(r.History)}
+		Members: make([]MemberView, 0, len(r.Members)), Queue: r.queueView(), Rounds: len(r.History),
+		AutoReveal: r.AutoReveal}
 	if me != nil {
 		v.Me = me.ID
 	}
@@ -782,6 +929,11 @@ func (r *Room) view(me *Member) View {
 	}
 	if s := r.Session; s != nil {
 		sv := &SessionView{Round: s.Round, Story: s.Story, Status: s.Status}
+		if s.Deadline != nil && s.Status == StatusVoting {
+			d := *s.Deadline
+			left := max(d.Sub(now), 0).Milliseconds()
+			sv.Deadline, sv.RemainingMs = &d, &left
+		}
 		if me != nil {
 			if mine, ok := s.Votes[me.ID]; ok {
 				sv.MyVote = &mine
@@ -789,7 +941,7 @@ func (r *Room) view(me *Member) View {
 		}
 		if s.Status == StatusFinished {
 			sv.Votes = maps(s.Votes)
-			st := ComputeStats(s.Votes)
+			st := ComputeDeckStats(s.Votes, r.Deck)
 			sv.Stats = &st
 			if n := len(r.History); n > 0 && r.History[n-1].Round == s.Round && r.History[n-1].Estimate != nil {
 				e := *r.History[n-1].Estimate
@@ -821,6 +973,8 @@ type finishedEvent struct {
 	Votes      map[string]string `json:"votes"`
 	Stats      Stats             `json:"stats"`
 	FinishedAt time.Time         `json:"finishedAt"`
+	// Reason says who revealed: RevealLeader, RevealAuto or RevealTimer.
+	Reason string `json:"reason"`
 }
 
 // Round is a finished round as the room keeps it (GET …/history): the
@@ -859,47 +1013,4 @@ func (r *Room) history(c *reactor.Ctx, q historyQuery) ([]Round, error) {
 		out[i] = h
 	}
 	return out, nil
-}
-
-// Stats summarises the votes of a finished session. Average and Median are
-// over the numeric votes only (nil when there are none); Consensus is true
-// when at least one vote was cast and all votes are equal.
-type Stats struct {
-	Average   *float64 `json:"average"`
-	Median    *float64 `json:"median"`
-	Consensus bool     `json:"consensus"`
-	Votes     int      `json:"votes"`
-}
-
-// ComputeStats computes the Stats of a set of votes.
-func ComputeStats(votes map[string]string) Stats {
-	st := Stats{Votes: len(votes)}
-	var nums []float64
-	first, same := "", true
-	for _, v := range votes {
-		if first == "" {
-			first = v
-		} else if v != first {
-			same = false
-		}
-		if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
-			nums = append(nums, f)
-		}
-	}
-	st.Consensus = len(votes) > 0 && same
-	if len(nums) > 0 {
-		sort.Float64s(nums)
-		sum := 0.0
-		for _, f := range nums {
-			sum += f
-		}
-		avg := sum / float64(len(nums))
-		mid := len(nums) / 2
-		med := nums[mid]
-		if len(nums)%2 == 0 {
-			med = (nums[mid-1] + nums[mid]) / 2
-		}
-		st.Average, st.Median = &avg, &med
-	}
-	return st
 }

@@ -241,6 +241,7 @@ type Counters struct {
 	Logs            int    // rooms with an event log in memory
 	Known           int    // rooms that may exist (see Options.MaxRooms)
 	EventBytes      int64  // bytes of the events all rooms keep
+	Members         int    // members with at least one open event stream
 }
 
 // Counters returns the domain's counters.
@@ -256,6 +257,9 @@ func (p *Rooms) Counters() Counters {
 	for _, l := range logs {
 		st.Streams += l.Subscribers()
 	}
+	p.smu.Lock()
+	st.Members = len(p.streams)
+	p.smu.Unlock()
 	return st
 }
 
@@ -284,6 +288,8 @@ var (
 	estimateMethod = method("poker.room.estimate", (*Room).estimate)
 	leaderMethod   = method("poker.room.leader", (*Room).handOver)
 	roleMethod     = method("poker.room.role", (*Room).setRole)
+	settingsMethod = method("poker.room.settings", (*Room).settings)
+	timerMethod    = method("poker.room.timer", (*Room).timer)
 	historyMethod  = method("poker.room.history", (*Room).history, reactor.ReadOnly())
 	snapshotMethod = method("poker.room.snapshot", (*Room).snapshot, reactor.ReadOnly())
 	// checkMethod and canJoinMethod authenticate and validate a command
@@ -298,7 +304,14 @@ var (
 // re-arms it (an initialization cycle otherwise).
 var expireMethod *roomMethod[uint64, struct{}]
 
-func init() { expireMethod = method("poker.room.expire", (*Room).expire) }
+// countdownMethod arrives when a round's countdown may have ended (set in
+// init for the same reason).
+var countdownMethod *roomMethod[int, struct{}]
+
+func init() {
+	expireMethod = method("poker.room.expire", (*Room).expire)
+	countdownMethod = method("poker.room.countdown", (*Room).countdown)
+}
 
 func do[Req, Resp any](ctx context.Context, p *Rooms, m *roomMethod[Req, Resp], room string, req Req) (Resp, error) {
 	var zero Resp
@@ -478,6 +491,25 @@ func (p *Rooms) SetRole(ctx context.Context, room, token, member string, req Rol
 	}
 	_, err := do(ctx, p, roleMethod, room, roleCmd{auth: auth{HashToken(token)}, Member: member, Role: req.Role})
 	return err
+}
+
+// Settings changes the room's settings (auto-reveal); only the leader may.
+// Turning auto-reveal on while every voter has voted reveals at once.
+func (p *Rooms) Settings(ctx context.Context, room, token string, req SettingsRequest) error {
+	if err := req.Normalize(); err != nil {
+		return err
+	}
+	return leaderDo(ctx, p, room, token, settingsMethod, settingsCmd{auth: auth{HashToken(token)}, AutoReveal: req.AutoReveal})
+}
+
+// Timer starts a countdown of req.Seconds on the open round (0 stops it);
+// when it ends the votes are revealed. Only the leader may. With no open
+// round the leader gets a "rejected" event (not_voting).
+func (p *Rooms) Timer(ctx context.Context, room, token string, req TimerRequest) error {
+	if err := req.Normalize(); err != nil {
+		return err
+	}
+	return leaderDo(ctx, p, room, token, timerMethod, timerCmd{auth: auth{HashToken(token)}, Seconds: req.Seconds})
 }
 
 // History returns the room's finished rounds, oldest first (at most

@@ -2,27 +2,35 @@
 // Sent-Events API whose rooms live in memory on the reactor runtime, made
 // durable by a journal of every accepted command plus checkpoints.
 //
-//	go run ./cmd/poker                  # http://localhost:8080
-//	go run ./cmd/poker -addr 127.0.0.1:9000 -data /var/lib/poker -room-ttl 8h
-//	go run ./cmd/poker journal replay -data /var/lib/poker -room-ttl 8h
+//	go run ./cmd/poker                  # http://127.0.0.1:8080, this machine only
+//	go run ./cmd/poker -addr :8080      # colleagues join over the network
+//	go run ./cmd/poker -addr :8080 -public-url https://poker.example.com -admin-addr 127.0.0.1:9090
+//	go run ./cmd/poker journal verify /var/lib/poker
+//	go run ./cmd/poker journal replay /var/lib/poker -room-ttl 8h
 //
 // A 201 or 202 answer means the command is in the fsynced journal: after a
 // crash (kill -9) and a restart on the same -data directory, every room,
 // member, token, session and vote that was answered is there.
 //
+// The operator pages (/status, /status.json, /metrics, /debug/pprof/) are
+// served on the public listener to loopback clients only, unless
+// -admin-public; with -admin-addr they move to a listener of their own.
+//
 // "poker journal replay" is the determinism check of package replay on a
-// (stopped or copied) -data directory: it replays the checkpoints and
+// (stopped or copied) data directory: it replays the checkpoints and
 // journal twice offline, on copies, with the server's own registration
-// (server.Register, the same -room-ttl) and compares the states. The
-// service-independent journal commands (inspect, verify) are in
-// cmd/reactor.
+// (server.Register, the same -room-ttl) and compares the states. "poker
+// journal inspect" and "verify" read the journal (as cmd/reactor's do);
+// all three take the data directory or its journal/ directory.
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,6 +38,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -57,7 +67,10 @@ func run(args []string) error {
 		return runJournal(context.Background(), args[1:], os.Stdout, os.Stderr)
 	}
 	fs := flag.NewFlagSet("poker", flag.ContinueOnError)
-	addr := fs.String("addr", ":8080", "`address` to listen on (host:port; port 0 picks a free one, printed in the log)")
+	addr := fs.String("addr", "127.0.0.1:8080", "`address` to listen on (host:port; the default serves this machine only: use :8080 to let colleagues join; port 0 picks a free one)")
+	publicURL := fs.String("public-url", "", "base `URL` of the invite links, e.g. https://poker.example.com (default: the listen address as colleagues reach it when -addr binds every interface, else the browser's address)")
+	adminAddr := fs.String("admin-addr", "", "serve /status, /metrics and pprof on this `address` only (e.g. 127.0.0.1:9090), not on -addr")
+	adminPublic := fs.Bool("admin-public", false, "serve /status, /metrics and pprof on -addr to every client (default: to loopback clients only)")
 	data, ttl := roomFlags(fs)
 	cpEvery := fs.Duration("checkpoint-interval", 30*time.Second, "how often modified rooms are checkpointed and the journal trimmed")
 	verbose := fs.Bool("v", false, "log every HTTP request (never tokens)")
@@ -73,7 +86,7 @@ func run(args []string) error {
 	hookPrivate := fs.Bool("webhook-allow-private", false, "let room webhooks reach loopback and private addresses (refused by default: SSRF)")
 	hookBackoff := fs.Duration("webhook-max-backoff", 5*time.Minute, "cap on the delay between two attempts of a webhook delivery")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: poker [flags]\n       poker journal replay [-data DIR] [-room-ttl D]\n\nServes the planning-poker web UI and API. Rooms survive crashes: every\ncommand answered 201/202 is in the fsynced journal under -data.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: poker [flags]\n       poker journal inspect|verify|replay [flags] [DIR]\n\nServes the planning-poker web UI and API. Rooms survive crashes: every\ncommand answered 201/202 is in the fsynced journal under -data.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -109,20 +122,50 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if *adminPublic && *adminAddr != "" {
+		return errors.New("-admin-public and -admin-addr exclude each other")
+	}
+	if _, err := server.ValidatePublicURL(*publicURL); err != nil {
+		return fmt.Errorf("-public-url: %w", err)
+	}
+	// Listen before opening the data: the address decides the default
+	// public URL, and a port in use fails fast.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	admin := server.AdminLoopback
+	switch {
+	case *adminPublic:
+		admin = server.AdminPublic
+	case *adminAddr != "":
+		admin = server.AdminOff
+	}
+	local, shared := listenURLs(ln.Addr())
+	public := *publicURL
+	if public == "" {
+		public = shared // "": the browser's own address
+	}
 	srv, err := server.New(ctx, server.Config{DataDir: *data, RoomTTL: *ttl, CheckpointInterval: *cpEvery, Logger: log,
 		CreatesPerMinute: *createRate, MaxRooms: *maxRooms, EventLogBytes: *logBytes, EventLogTotalBytes: *logTotal,
 		StreamsPerMember: *streams, RequestTimeout: *reqTimeout, WriteTimeout: *writeTimeout,
-		WebhookAllowPrivate: *hookPrivate, WebhookBackoffMax: *hookBackoff})
+		PublicURL: public, Admin: admin, WebhookAllowPrivate: *hookPrivate, WebhookBackoffMax: *hookBackoff})
 	if err != nil {
+		ln.Close()
 		return err
 	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		_ = srv.Close(context.Background())
-		return err
+	var adminSrv *http.Server
+	if *adminAddr != "" {
+		if adminSrv, err = serveAdmin(*adminAddr, srv.AdminHandler(), log); err != nil {
+			ln.Close()
+			_ = srv.Close(context.Background())
+			return err
+		}
 	}
 	hs := srv.HTTPServer()
-	log.Info("poker: listening", "addr", ln.Addr().String(), "url", "http://"+displayAddr(ln.Addr()), "data", *data, "room_ttl", *ttl)
+	log.Info("poker: listening", "addr", ln.Addr().String(), "url", local, "invite_links", cmp.Or(public, "the browser's address"),
+		"admin", cmp.Or(*adminAddr, admin), "data", *data, "room_ttl", *ttl)
+	printBanner(os.Stderr, local, shared, public)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 
@@ -136,6 +179,9 @@ func run(args []string) error {
 	if serr := hs.Shutdown(sctx); serr != nil {
 		log.Warn("poker: http shutdown", "err", serr)
 	}
+	if adminSrv != nil {
+		_ = adminSrv.Shutdown(sctx)
+	}
 	if cerr := srv.Close(sctx); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
@@ -144,6 +190,89 @@ func run(args []string) error {
 	}
 	log.Info("poker: stopped")
 	return err
+}
+
+// serveAdmin serves the operator endpoints on their own listener, with the
+// public listener's timeouts and room for a 60 s profile.
+func serveAdmin(addr string, h http.Handler, log *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	log.Info("poker: operator pages", "url", "http://"+ln.Addr().String()+"/status")
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() { _ = hs.Serve(ln) }()
+	return hs, nil
+}
+
+// listenURLs returns the URL to open on this machine and the one
+// colleagues can open: "" for a loopback listener (nobody else can
+// connect), the listener's address when it binds one address, and this
+// machine's first non-loopback address (else its host name) when it binds
+// every interface.
+func listenURLs(a net.Addr) (local, shared string) {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return "http://" + a.String(), ""
+	}
+	port := strconv.Itoa(ta.Port)
+	switch {
+	case ta.IP.IsLoopback():
+		return "http://" + net.JoinHostPort(ta.IP.String(), port), ""
+	case !ta.IP.IsUnspecified():
+		u := "http://" + net.JoinHostPort(ta.IP.String(), port)
+		return u, u
+	}
+	local = "http://localhost:" + port
+	if ip := lanAddress(); ip != "" {
+		return local, "http://" + net.JoinHostPort(ip, port)
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return local, "http://" + net.JoinHostPort(h, port)
+	}
+	return local, ""
+}
+
+// lanAddress returns this machine's first global unicast IPv4 address, or "".
+func lanAddress() string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+			return n.IP.String()
+		}
+	}
+	return ""
+}
+
+// printBanner tells the person who started the server where to point a
+// browser and what link colleagues get.
+func printBanner(w io.Writer, local, shared, public string) {
+	fmt.Fprintf(w, "\nPlanning poker is running: open %s\n", local)
+	switch {
+	case public != "":
+		fmt.Fprintf(w, "Invite links point to %s\n", public)
+	case shared == "":
+		fmt.Fprintf(w, "Only this machine can connect. To let colleagues join: -addr :%s (and -public-url if they reach it by another name)\n", portOf(local))
+	}
+	fmt.Fprintln(w)
+}
+
+func portOf(u string) string {
+	if i := strings.LastIndexByte(u, ':'); i >= 0 {
+		return u[i+1:]
+	}
+	return "8080"
 }
 
 // servePprof serves the profiling endpoints on their own listener, so they
@@ -172,14 +301,4 @@ func servePprof(addr string, log *slog.Logger) error {
 	}
 	go func() { _ = hs.Serve(ln) }()
 	return nil
-}
-
-func displayAddr(a net.Addr) string {
-	ta, ok := a.(*net.TCPAddr)
-	if !ok || ta.IP.IsUnspecified() {
-		if ok {
-			return fmt.Sprintf("localhost:%d", ta.Port)
-		}
-	}
-	return a.String()
 }

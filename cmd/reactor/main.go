@@ -1,6 +1,9 @@
 // Command reactor is the operator's tool for reactor deployments.
 //
 //	reactor journal inspect DIR   segments, records per service and method, bytes
+//	                              (DIR: the journal directory, or a data
+//	                              directory holding journal/; one without a
+//	                              journal is refused with exit 1)
 //	reactor journal verify DIR    check every checksum; exit 0 "ok N records" or 1
 //	                              (1 also for a damaged complete last record:
 //	                              only a torn final write is "ok" with a note)
@@ -24,6 +27,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/reactorgo/reactor/internal/journaldir"
 	"github.com/reactorgo/reactor/journal"
 )
 
@@ -79,18 +83,27 @@ func usage(w io.Writer, path string, c *command) {
 	}
 }
 
-func oneDir(args []string, stderr io.Writer, name string) (string, bool) {
+// oneDir returns the journal directory named by the one argument: the
+// journal directory itself or a data directory holding journal/. A
+// directory with no journal is refused (exit 1), not reported as an empty
+// journal.
+func oneDir(args []string, stderr io.Writer, name string) (string, int) {
 	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintf(stderr, "usage: reactor journal %s DIR\n", name)
-		return "", false
+		fmt.Fprintf(stderr, "usage: reactor journal %s DIR  (the journal directory, or a data directory holding journal/)\n", name)
+		return "", 2
 	}
-	return args[0], true
+	dir, _, err := journaldir.Resolve(args[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "reactor journal %s: %v\n", name, err)
+		return "", 1
+	}
+	return dir, 0
 }
 
 func journalVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	dir, ok := oneDir(args, stderr, "verify")
-	if !ok {
-		return 2
+	dir, code := oneDir(args, stderr, "verify")
+	if code != 0 {
+		return code
 	}
 	rep, err := journal.Inspect(ctx, nil, dir, nil)
 	if err != nil {
@@ -112,9 +125,9 @@ func journalVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 func journalInspect(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	dir, ok := oneDir(args, stderr, "inspect")
-	if !ok {
-		return 2
+	dir, code := oneDir(args, stderr, "inspect")
+	if code != 0 {
+		return code
 	}
 	services, methods := map[string]int{}, map[string]int{}
 	rep, err := journal.Inspect(ctx, nil, dir, func(r *journal.Record) error {

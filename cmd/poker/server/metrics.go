@@ -3,6 +3,8 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +49,13 @@ var (
 	descEvBytes   = prometheus.NewDesc("poker_event_log_bytes", "Bytes of the events all rooms keep for resuming clients.", nil, nil)
 	descStorage   = prometheus.NewDesc("poker_storage_failures_total", "Requests refused by a storage failure, by cause (disk_full, journal_failed, checkpoint_corrupt).", []string{"cause"}, nil)
 	descDegraded  = prometheus.NewDesc("poker_degraded", "1 while /healthz reports degraded storage, else 0.", nil, nil)
+	descOpen      = prometheus.NewDesc("poker_rooms_open", "Open rooms (created, not closed; closed rooms not loaded since the start count until they are).", nil, nil)
+	descMembers   = prometheus.NewDesc("poker_members_connected", "Members with at least one open event stream.", nil, nil)
+	descCPAge     = prometheus.NewDesc("reactor_checkpoint_age_seconds", "Seconds since the last successful checkpoint save (absent before the first).", nil, nil)
+	descCPLast    = prometheus.NewDesc("reactor_checkpoint_last_success_timestamp_seconds", "Unix time of the last successful checkpoint save (0: none yet).", nil, nil)
+	descCPSaves   = prometheus.NewDesc("reactor_checkpoint_saves_total", "Checkpoints saved (room states and journal floors).", nil, nil)
+	descCPFails   = prometheus.NewDesc("reactor_checkpoint_failures_total", "Checkpoint saves that failed.", nil, nil)
+	descJDisk     = prometheus.NewDesc("reactor_journal_disk_bytes", "Bytes of the journal's segment files on disk.", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
@@ -108,11 +117,28 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		degraded = 1
 	}
 	gauge(descDegraded, degraded)
+	gauge(descOpen, float64(p.Known))
+	gauge(descMembers, float64(p.Members))
+	st := c.s.store
+	last := st.lastSave()
+	if !last.IsZero() {
+		gauge(descCPAge, time.Since(last).Seconds())
+		gauge(descCPLast, float64(last.UnixNano())/1e9)
+	} else {
+		gauge(descCPLast, 0)
+	}
+	counter(descCPSaves, float64(st.saves.Load()))
+	counter(descCPFails, float64(st.failures.Load()))
+	gauge(descJDisk, float64(journalDiskBytes(c.s.journalDir())))
 }
 
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+
+	// For the /status charts: all requests, those answered 503, and the
+	// member commands (and joins) with their summed latency.
+	total, unavailable, commands, commandNanos atomic.Uint64
 }
 
 func newHTTPMetrics() *httpMetrics {
@@ -130,6 +156,21 @@ func newHTTPMetrics() *httpMetrics {
 func (m *httpMetrics) observe(route string, code int, d time.Duration) {
 	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
+	m.total.Add(1)
+	if code == http.StatusServiceUnavailable {
+		m.unavailable.Add(1)
+	}
+	if isCommand(route) {
+		m.commands.Add(1)
+		m.commandNanos.Add(uint64(d))
+	}
+}
+
+// isCommand reports whether route is a member command or a join (a
+// write on one room).
+func isCommand(route string) bool {
+	method, path, _ := strings.Cut(route, " ")
+	return method != http.MethodGet && strings.HasPrefix(path, "/api/rooms/{room}")
 }
 
 func (s *Server) metricsHandler() http.Handler {

@@ -46,10 +46,12 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/rooms/{room}/members/{member}/role", s.setRole)
 	m.HandleFunc("GET /api/rooms/{room}/history", s.history)
 	m.HandleFunc("GET /api/rooms/{room}/events", s.events)
+	m.HandleFunc("POST /api/rooms/{room}/settings", s.settings)
+	m.HandleFunc("POST /api/rooms/{room}/session/timer", s.timer)
+	m.HandleFunc("GET /api/config", s.config)
 	m.HandleFunc("/api/", s.noRoute)
 	m.HandleFunc("GET /healthz", s.healthz)
-	m.Handle("GET /metrics", s.metricsHandler())
-	m.Handle("GET /status", gateway.SecureHeaders(http.HandlerFunc(s.status)))
+	s.adminRoutes(m, s.adminGate)
 	s.mux = m
 }
 
@@ -286,6 +288,21 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	_ = writeHistoryCSV(w, rounds)
+}
+
+func (s *Server) settings(w http.ResponseWriter, r *http.Request) {
+	var req poker.SettingsRequest
+	s.command(w, r, &req, func(ctx context.Context) error { return s.rooms.Settings(ctx, r.PathValue("room"), bearer(r), req) })
+}
+
+func (s *Server) timer(w http.ResponseWriter, r *http.Request) {
+	var req poker.TimerRequest
+	s.command(w, r, &req, func(ctx context.Context) error { return s.rooms.Timer(ctx, r.PathValue("room"), bearer(r), req) })
+}
+
+func (s *Server) config(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-cache")
+	gateway.JSON(w, http.StatusOK, configBody{PublicURL: s.cfg.PublicURL, TimerMin: poker.MinTimer, TimerMax: poker.MaxTimer})
 }
 
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {

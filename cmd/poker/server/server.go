@@ -88,6 +88,16 @@ type Config struct {
 	WebhookAttempts int
 	// WebhookWorkers is how many deliveries run at once (default 8).
 	WebhookWorkers int
+	// PublicURL is the base of the invite links the UI shows, e.g.
+	// "https://poker.example.com" (default "": the address the browser
+	// used). See ValidatePublicURL.
+	PublicURL string
+	// Admin says who may use the operator endpoints (/status, /status.json,
+	// /metrics, /debug/pprof/) on Handler: AdminLoopback (default),
+	// AdminPublic or AdminOff (serve AdminHandler elsewhere).
+	Admin string
+	// Version is shown on /status (default: from the build information).
+	Version string
 }
 
 // Server is a running planning-poker server: runtime, journal, rooms and
@@ -109,6 +119,8 @@ type Server struct {
 	creates *limiter
 	jobs    *jobs.Queues // webhook deliveries
 	hooks   *webhooks
+	store   *trackedStore
+	sampler *sampler
 
 	closeOnce sync.Once
 	closeErr  error
@@ -130,11 +142,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: create data dir: %w", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now()}
-	store, err := file.Open(file.Options{Dir: filepath.Join(cfg.DataDir, "checkpoints"), FS: cfg.FS})
+	var err error
+	if cfg.PublicURL, err = ValidatePublicURL(cfg.PublicURL); err != nil {
+		return nil, err
+	}
+	if cfg.Admin != AdminLoopback && cfg.Admin != AdminPublic && cfg.Admin != AdminOff {
+		return nil, &configError{"Admin", fmt.Sprintf("%q: want %q, %q or %q", cfg.Admin, AdminLoopback, AdminPublic, AdminOff)}
+	}
+	s.cfg = cfg
+	files, err := file.Open(file.Options{Dir: filepath.Join(cfg.DataDir, "checkpoints"), FS: cfg.FS})
 	if err != nil {
 		return nil, fmt.Errorf("server: open checkpoints: %w", err)
 	}
-	s.journal, err = journal.Open(ctx, journal.Options{Dir: filepath.Join(cfg.DataDir, "journal"), Logger: cfg.Logger, FS: cfg.FS})
+	store := &trackedStore{Store: files}
+	s.store = store
+	s.journal, err = journal.Open(ctx, journal.Options{Dir: s.journalDir(), Logger: cfg.Logger, FS: cfg.FS})
 	if err != nil {
 		return nil, fmt.Errorf("server: open journal: %w", err)
 	}
@@ -174,6 +196,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		&collector{s: s}, &webhookCollector{s: s}, s.http.requests, s.http.latency)
 	s.beat = newHeartbeat(cfg.Heartbeat)
 	s.routes()
+	s.sampler = newSampler(s)
+	go s.sampler.run()
 	return s, nil
 }
 
@@ -208,6 +232,12 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.WebhookWorkers <= 0 {
 		cfg.WebhookWorkers = defaultWebhookWorkers
+	}
+	if cfg.Admin == "" {
+		cfg.Admin = AdminLoopback
+	}
+	if cfg.Version == "" {
+		cfg.Version = buildVersion()
 	}
 	return cfg
 }
@@ -276,6 +306,9 @@ func (s *Server) deadline(next http.Handler) http.Handler {
 	})
 }
 
+// journalDir is where the journal's segments are.
+func (s *Server) journalDir() string { return filepath.Join(s.cfg.DataDir, "journal") }
+
 // Rooms returns the domain the server exposes.
 func (s *Server) Rooms() *poker.Rooms { return s.rooms }
 
@@ -296,6 +329,7 @@ func (s *Server) Close(ctx context.Context) error {
 		jctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		_ = s.jobs.Close(jctx)
 		cancel()
+		s.sampler.close()
 		err := s.rt.Close(ctx)
 		if jerr := s.journal.Close(); jerr != nil {
 			err = errors.Join(err, fmt.Errorf("server: close journal: %w", jerr))

@@ -6,7 +6,8 @@
  *
  *   views        view-create, view-join, view-room, view-gone (+ gone-text, gone-home)
  *   create form  create-form, create-title, create-name, create-deck
- *                (values: fibonacci | tshirt | pow2), create-observer, create-submit
+ *                (values: fibonacci | tshirt | pow2 | custom), create-custom-deck,
+ *                create-capacity, create-autoreveal, create-observer, create-submit
  *   join form    join-form, join-room-title, join-room-members, join-room-id,
  *                join-name, join-observer (checkbox), join-submit
  *   room header  room-title, me-name, me-role, share-link (input), copy-link (button)
@@ -17,22 +18,28 @@
  *                button[data-testid="member-make-leader"][data-member-id];
  *                toggle-role (switch oneself between voter and observer)
  *   leader       leader-panel, story-input, start-voting, reveal, revote,
- *                next-story, queue-input, queue-add, queue-clear
+ *                next-story, queue-input, queue-add, queue-clear, autoreveal
+ *                (checkbox), timer-seconds, timer-start, timer-stop
  *   queue        queue-view, queue-list; repeated li[data-testid="queue-item"]
  *   session      session-panel, session-status (data-status="none|voting|finished"),
- *                current-story, session-hint, vote-area, my-vote-text
+ *                current-story, session-hint, vote-area, my-vote-text,
+ *                countdown (hidden without one), countdown-value ("m:ss")
  *   cards        cards; repeated button[data-testid="card"][data-value],
  *                aria-pressed="true" on the selected one
- *   results      results, stat-average, stat-median,
- *                stat-consensus (data-consensus="true|false"), result-list;
+ *   results      results, reveal-reason, stat-common, stat-agreement, stat-average,
+ *                stat-median, stat-consensus (data-consensus="true|false"),
+ *                distribution, dist-list; repeated li[data-testid="dist-bar"]
+ *                with data-value, data-count; result-list;
  *                repeated li[data-testid="result-vote"] with data-member-id,
- *                data-value (the member's vote, "" if none);
+ *                data-value (the member's vote, "" if none),
+ *                data-extreme ("low", "high" or "");
  *                agreed-estimate (data-estimate), leader-only estimate-form,
  *                estimate-input, record-estimate; observer-note
  *   history      history-panel, history-count, history-empty, history-list;
  *                repeated li[data-testid="history-round"] with data-round,
  *                data-estimate; export-csv, export-json
- *   misc         offline-banner, leave-room, connection-status (data-state="idle|connecting|
+ *   misc         offline-banner (data-pending-vote while a vote waits to be resent),
+ *                leave-room, connection-status (data-state="idle|connecting|
  *                live|reconnecting|offline"), error-message (role=alert),
  *                announcer (aria-live polite), home-link
  */
@@ -59,6 +66,11 @@
 
   function $(id) { return document.getElementById(id); }
 
+  // CONFIG is the deployment's (GET /api/config): publicUrl is the base
+  // of invite links, "" for the browser's own address.
+  var CONFIG = { publicUrl: "", timerMin: 5, timerMax: 3600 };
+  function inviteLink(room) { return (CONFIG.publicUrl || location.origin) + "/r/" + encodeURIComponent(room); }
+
   // ---------- storage ----------
   function storeKey(room) { return "poker:room:" + room; }
   function loadCreds(room) {
@@ -81,9 +93,9 @@
   // network failures are retried with exponential backoff and full jitter.
   // Member commands carry one Idempotency-Key for all their attempts, so a
   // retry after a lost answer is not applied twice.
-  function api(method, path, body, token) {
+  function api(method, path, body, token, key) {
     var attempts = 4;
-    var key = token && method !== "GET" ? newKey() : "";
+    key = key || (token && method !== "GET" ? newKey() : "");
     function once(n) {
       var headers = { "Accept": "application/json" };
       if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -102,7 +114,9 @@
           if (text) { try { data = JSON.parse(text); } catch (e) { data = null; } }
           if (!res.ok) {
             var code = (data && data.error) || (res.status === 401 || res.status === 403 ? "unauthorized" : "http_" + res.status);
-            throw new ApiError(res.status, code, (data && data.message) || res.statusText || "Request failed");
+            var e = new ApiError(res.status, code, (data && data.message) || res.statusText || "Request failed");
+            e.field = data && data.field;
+            throw e;
           }
           return data;
         });
@@ -220,13 +234,45 @@
     showError("");
     busy(btn, true);
     var deck = DECKS[$("create-deck").value] || DECKS.fibonacci;
+    if ($("create-deck").value === "custom") {
+      var custom = $("create-custom-deck");
+      deck = custom.value.split(/[\s,]+/).filter(Boolean);
+      invalid(custom, false);
+      if (deck.length < 2 || deck.length > 20) {
+        invalid(custom, true); busy(btn, false);
+        showError("A custom deck needs between 2 and 20 cards, separated by spaces or commas.");
+        return;
+      }
+    }
+    var cap = $("create-capacity"), capacity = parseInt(cap.value, 10);
+    invalid(cap, false);
+    if (cap.value !== "" && !(capacity >= 2 && capacity <= 100)) {
+      invalid(cap, true); busy(btn, false);
+      showError("Seats must be between 2 and 100.");
+      return;
+    }
     var role = $("create-observer").checked ? "observer" : "voter";
-    api("POST", "/api/rooms", { title: title.value.trim(), leader: name.value.trim(), deck: deck, role: role })
+    var body = { title: title.value.trim(), leader: name.value.trim(), deck: deck, role: role, autoReveal: $("create-autoreveal").checked };
+    if (capacity) body.capacity = capacity;
+    api("POST", "/api/rooms", body)
       .then(function (res) {
         saveCreds(res.room, { member: res.member, token: res.token, name: name.value.trim() });
         navigate("/r/" + encodeURIComponent(res.room));
-      }, function (err) { showError(messageFor(err)); })
+      }, function (err) {
+        showError(messageFor(err));
+        var field = { deck: "create-custom-deck", capacity: "create-capacity", title: "create-title", leader: "create-name" }[err.field];
+        if (field && !$(field).closest("[hidden]")) invalid($(field), true);
+      })
       .then(function () { busy(btn, false); });
+  });
+
+  function customDeckShown() {
+    var on = $("create-deck").value === "custom";
+    $("custom-deck-field").hidden = !on;
+  }
+  $("create-deck").addEventListener("change", function () {
+    customDeckShown();
+    if (!$("custom-deck-field").hidden) $("create-custom-deck").focus();
   });
 
   // ---------- join ----------
@@ -290,11 +336,12 @@
   var S = null; // { room, creds, state, es, retryTimer }
 
   function enterRoom(room, creds) {
-    S = { room: room, creds: creds, state: null, es: null, retryTimer: null, failures: 0, history: [], historyGen: 0 };
+    S = { room: room, creds: creds, state: null, es: null, retryTimer: null, failures: 0, history: [], historyGen: 0,
+      pending: null, focused: false, flipped: 0 };
     $("me-name").textContent = creds.name || "";
     $("me-role").textContent = "";
     $("room-title").textContent = "Loading…";
-    $("share-link").value = location.origin + "/r/" + encodeURIComponent(room);
+    $("share-link").value = inviteLink(room);
     $("member-list").textContent = "";
     $("results").hidden = true;
     $("vote-area").hidden = true;
@@ -318,7 +365,9 @@
     var url = "/api/rooms/" + encodeURIComponent(s.room) + "/events?token=" + encodeURIComponent(s.creds.token);
     var es = new EventSource(url);
     s.es = es;
-    es.onopen = function () { s.failures = 0; setConn("live", "Live"); };
+    // A resumed stream (Last-Event-ID) gets no snapshot: a vote kept from
+    // the outage is resent as soon as the stream is open again.
+    es.onopen = function () { s.failures = 0; setConn("live", "Live"); resendPending(s); };
     // A vote made while offline is not sent (the cards are disabled); one
     // whose answer was lost is retried by api() with its Idempotency-Key.
     es.onerror = function () {
@@ -352,7 +401,17 @@
         fn(data || {});
       });
     }
-    on("snapshot", function (d) { s.state = normalize(d); render(); loadHistory(s); });
+    on("snapshot", function (d) {
+      s.state = normalize(d);
+      render();
+      loadHistory(s);
+      resendPending(s);
+      if (!s.focused) { // entering the room: focus where the next action is
+        s.focused = true;
+        var lead = s.state.leader === s.creds.member;
+        focusLater(lead && !s.state.session ? "story-input" : "room-title");
+      }
+    });
     on("member_joined", function (d) {
       if (!s.state) return;
       if (!findMember(d.member)) s.state.members.push({ member: d.member, name: d.name, role: d.role || "voter", voted: false });
@@ -371,7 +430,7 @@
     });
     on("session_started", function (d) {
       if (!s.state) return;
-      s.state.session = { story: d.story, status: "voting", votes: null, myVote: null, stats: null, round: 0, estimate: null };
+      s.state.session = { story: d.story, status: "voting", votes: null, myVote: null, stats: null, round: 0, estimate: null, endsAt: null, reason: "" };
       s.state.members.forEach(function (m) { m.voted = false; });
       render();
       announce("Voting started: " + d.story);
@@ -380,6 +439,19 @@
       if (!s.state || !s.state.session) return;
       s.state.session.round = d.round;
       if (d.revote) announce("Re-vote: " + d.story);
+    });
+    on("settings_changed", function (d) {
+      if (!s.state) return;
+      s.state.autoReveal = !!d.autoReveal;
+      render();
+      announce(d.autoReveal ? "Votes are revealed when everyone has voted" : "The leader reveals the votes");
+    });
+    on("timer_set", function (d) {
+      if (!s.state || !s.state.session || (s.state.session.round && d.round !== s.state.session.round)) return;
+      // Count down from the length, not from endsAt: the clocks may differ.
+      s.state.session.endsAt = d.endsAt ? Date.now() + d.seconds * 1000 : null;
+      render();
+      announce(d.endsAt ? "Countdown started: " + spoken(d.seconds) : "Countdown stopped");
     });
     on("queue_changed", function (d) {
       if (!s.state) return;
@@ -422,11 +494,14 @@
       sess.stats = d.stats || null;
       sess.round = d.round || sess.round;
       sess.estimate = null;
+      sess.endsAt = null;
+      sess.reason = d.reason || "leader";
       s.state.session = sess;
       s.state.rounds = (s.state.rounds || 0) + 1;
       render();
       loadHistory(s);
-      announce("Votes revealed");
+      announce("Votes revealed" + (d.reason === "auto" ? ": everyone had voted" : d.reason === "timer" ? ": time is up" : ""));
+      if (document.hidden) document.title = "● Votes revealed · " + s.state.title;
     });
     on("leader_changed", function (d) {
       if (!s.state) return;
@@ -460,11 +535,12 @@
       members: (d.members || []).map(function (m) {
         return { member: m.member, name: m.name, role: m.role || "voter", voted: !!m.voted };
       }),
-      queue: (d.queue || []).slice(), rounds: d.rounds || 0,
+      queue: (d.queue || []).slice(), rounds: d.rounds || 0, autoReveal: !!d.autoReveal,
       session: d.session ? {
         story: d.session.story, status: d.session.status, votes: d.session.votes || null,
         myVote: d.session.myVote == null ? null : String(d.session.myVote), stats: d.session.stats || null,
-        round: d.session.round || 0, estimate: d.session.estimate == null ? null : String(d.session.estimate)
+        round: d.session.round || 0, estimate: d.session.estimate == null ? null : String(d.session.estimate),
+        endsAt: d.session.remainingMs == null ? null : Date.now() + d.session.remainingMs, reason: ""
       } : null
     };
   }
@@ -499,13 +575,16 @@
     if (!S || !S.state) return;
     var st = S.state, me = S.creds.member, isLeader = st.leader === me;
     var sess = st.session;
-    document.title = st.title + " · Planning poker";
+    if (!(document.hidden && document.title.indexOf("● ") === 0)) document.title = st.title + " · Planning poker";
     $("room-title").textContent = st.title;
     var meM = findMember(me);
     var isObserver = !!meM && meM.role === "observer";
     if (meM) $("me-name").textContent = meM.name;
     $("me-role").textContent = (isLeader ? " · leader" : "") + (isObserver ? " · observer" : "");
-    $("offline-banner").hidden = connState !== "reconnecting" && connState !== "offline";
+    var banner = $("offline-banner");
+    banner.hidden = connState !== "reconnecting" && connState !== "offline";
+    if (S.pending) banner.setAttribute("data-pending-vote", S.pending.value); else banner.removeAttribute("data-pending-vote");
+    $("pending-note").textContent = S.pending ? " Your vote " + S.pending.value + " is sent as soon as the connection is back." : "";
 
     // Members.
     var list = $("member-list");
@@ -533,7 +612,7 @@
         li.appendChild(actions);
         actions.appendChild(el("button", {
           type: "button", className: "btn btn-small", "data-testid": "member-make-leader",
-          "data-member-id": m.member, "aria-label": "Make " + m.name + " the leader", text: "Make leader"
+          "data-member-id": m.member, "aria-label": "Make leader: " + m.name, text: "Make leader"
         }));
         var rm = el("button", {
           type: "button", className: "btn btn-ghost btn-small", "data-testid": "member-remove",
@@ -554,6 +633,12 @@
     $("next-story").textContent = queue.length ? "Next story: " + clip(queue[0], 40) : "Next story";
     $("queue-clear").hidden = !queue.length;
     $("start-voting").textContent = sess && sess.status === "voting" ? "Restart with this story" : "Start voting";
+    $("autoreveal").checked = !!st.autoReveal;
+    var timing = !!(sess && sess.status === "voting" && sess.endsAt);
+    $("timer-start").disabled = !(sess && sess.status === "voting");
+    $("timer-start").textContent = timing ? "Restart countdown" : "Start countdown";
+    $("timer-stop").hidden = !timing;
+    renderCountdown();
 
     // Session.
     var status = sess ? sess.status : "none";
@@ -567,7 +652,7 @@
     $("session-hint").textContent = !sess
       ? (isLeader ? "Type a story above and start a voting round." : "The leader will start a voting round soon.")
       : status === "voting"
-        ? votedCount + " of " + voters.length + " voted." + (isLeader ? " Reveal when everyone is ready." : "")
+        ? votedCount + " of " + voters.length + " voted." + (st.autoReveal ? " The votes are revealed when everyone has voted." : isLeader ? " Reveal when everyone is ready." : "")
         : "Votes are revealed." + (isLeader ? " Record the agreed estimate, re-vote, or start the next story." : "");
 
     // Cards: not for observers; disabled while offline (a vote could not
@@ -590,7 +675,7 @@
     queue.forEach(function (q) { ql.appendChild(el("li", { "data-testid": "queue-item", text: q })); });
 
     $("toggle-role").textContent = isObserver ? "Vote again" : "Watch only";
-    $("toggle-role").setAttribute("aria-label", isObserver ? "Become a voter again" : "Watch only: become an observer, without voting");
+    $("toggle-role").setAttribute("aria-label", isObserver ? "Vote again (become a voter)" : "Watch only (become an observer, without voting)");
     renderHistory();
   }
 
@@ -640,11 +725,25 @@
     }
     var votes = sess.votes || {};
     var stats = sess.stats || computeStats(votes);
+    $("reveal-reason").textContent = sess.reason === "auto" ? "Revealed by itself: everyone had voted."
+      : sess.reason === "timer" ? "Revealed when the countdown ended." : "";
+    // Average and median only mean something for numeric cards; the most
+    // common value and the agreement do for every deck.
     $("stat-average").textContent = fmt(stats.average);
     $("stat-median").textContent = fmt(stats.median);
+    $("stat-average-box").hidden = stats.average == null;
+    $("stat-median-box").hidden = stats.median == null;
+    var common = stats.mostCommon || [];
+    $("stat-common").textContent = common.length ? common.join(" / ") : "–";
+    $("stat-agreement").textContent = stats.agreement == null ? "–" : Math.round(stats.agreement * 100) + " %";
     var c = $("stat-consensus");
     c.setAttribute("data-consensus", String(!!stats.consensus));
     c.textContent = stats.consensus ? "Yes" : "No";
+    renderDistribution(stats, common);
+    var low = stats.lowest || [], high = stats.highest || [];
+    // The cards turn over once per round (not again on every re-render).
+    var flip = S.flipped !== sess.round;
+    S.flipped = sess.round;
     var list = $("result-list");
     list.textContent = "";
     var seen = {};
@@ -652,8 +751,13 @@
       seen[id] = true;
       var has = Object.prototype.hasOwnProperty.call(votes, id);
       var v = has ? String(votes[id]) : "";
-      list.appendChild(el("li", { "data-testid": "result-vote", "data-member-id": id, "data-value": v }, [
+      var extreme = low.indexOf(id) >= 0 ? "low" : high.indexOf(id) >= 0 ? "high" : "";
+      list.appendChild(el("li", {
+        "data-testid": "result-vote", "data-member-id": id, "data-value": v, "data-extreme": extreme,
+        className: flip ? "flip" : "", title: name
+      }, [
         el("span", { className: "result-name", text: name }),
+        extreme ? el("span", { className: "extreme-tag", text: extreme === "low" ? "lowest" : "highest" }) : null,
         el("span", { className: "result-value", text: has ? v : "no vote" })
       ]));
     }
@@ -661,6 +765,74 @@
       if (m.role !== "observer" || Object.prototype.hasOwnProperty.call(votes, m.member)) row(m.member, m.name);
     });
     Object.keys(votes).forEach(function (id) { if (!seen[id]) row(id, "(left)"); });
+  }
+
+  // renderDistribution draws one bar per value cast (deck order), the most
+  // common highlighted; widths are set through the CSSOM (the CSP allows
+  // no inline style attributes).
+  function renderDistribution(stats, common) {
+    var dist = stats.distribution || [];
+    var list = $("dist-list"), top = 0;
+    dist.forEach(function (d) { top = Math.max(top, d.count); });
+    list.textContent = "";
+    $("distribution").hidden = !dist.length;
+    dist.forEach(function (d) {
+      var bar = el("span", { className: "dist-bar" });
+      bar.style.width = Math.max(4, Math.round(d.count / top * 100)) + "%";
+      list.appendChild(el("li", {
+        "data-testid": "dist-bar", "data-value": d.value, "data-count": String(d.count),
+        "data-top": String(common.indexOf(d.value) >= 0)
+      }, [
+        el("span", { className: "dist-value", text: d.value }),
+        el("span", { className: "dist-track", "aria-hidden": "true" }, [bar]),
+        el("span", { className: "dist-count", text: d.count + (d.count === 1 ? " vote" : " votes") })
+      ]));
+    });
+  }
+
+  // ---------- countdown ----------
+  var ticker = null, lastSpoken = null;
+  function spoken(sec) {
+    return sec >= 60 && sec % 60 === 0 ? (sec / 60) + (sec === 60 ? " minute" : " minutes") : sec + " seconds";
+  }
+  function renderCountdown() {
+    var sess = S && S.state && S.state.session;
+    var end = sess && sess.status === "voting" ? sess.endsAt : null;
+    $("countdown").hidden = !end;
+    if (!end) { clearInterval(ticker); ticker = null; lastSpoken = null; return; }
+    var left = Math.max(0, Math.ceil((end - Date.now()) / 1000));
+    $("countdown-value").textContent = Math.floor(left / 60) + ":" + ("0" + (left % 60)).slice(-2);
+    $("countdown").setAttribute("data-urgent", String(left <= 10));
+    $("countdown-sr").textContent = spoken(left) + " left";
+    if (left === 10 && lastSpoken !== 10) { lastSpoken = 10; announce("10 seconds left"); }
+    if (!ticker) ticker = setInterval(renderCountdown, 250);
+  }
+
+  // ---------- a vote the connection lost ----------
+  // resendPending sends a vote again that failed for want of a connection,
+  // with its first Idempotency-Key (the server applies it once even if the
+  // first attempt did arrive), once the stream is live and its snapshot
+  // shows the round still open; otherwise it says the vote did not count.
+  function resendPending(s) {
+    var p = s.pending;
+    if (!p || S !== s || !s.state) return;
+    var sess = s.state.session;
+    s.pending = null;
+    if (!sess || sess.status !== "voting" || (p.round && sess.round !== p.round)) {
+      showError("Your vote " + p.value + " was not counted: the round ended while you were offline.");
+      render();
+      return;
+    }
+    sess.myVote = p.value;
+    render();
+    api("POST", roomPath("/votes"), { value: p.value }, s.creds.token, p.key).then(function () {
+      showError("Your vote " + p.value + " was sent after the connection came back.", "info");
+      announce("You voted " + p.value);
+    }, function (err) {
+      if (S !== s) return;
+      if (s.state && s.state.session === sess) { sess.myVote = null; render(); }
+      showError("Your vote was not counted: " + messageFor(err), errorKind(err));
+    });
   }
 
   // ---------- history ----------
@@ -785,6 +957,17 @@
       focusLater(S && S.state && (S.state.queue || []).length ? "next-story" : "story-input");
     }, function () {});
   });
+  $("autoreveal").addEventListener("change", function () {
+    var box = $("autoreveal");
+    act(null, "POST", "/settings", { autoReveal: box.checked }).then(function () { box.focus(); }, function () { render(); });
+  });
+  $("timer-start").addEventListener("click", function () {
+    act($("timer-start"), "POST", "/session/timer", { seconds: parseInt($("timer-seconds").value, 10) })
+      .then(function () { focusLater("timer-stop"); }, function () {});
+  });
+  $("timer-stop").addEventListener("click", function () {
+    act($("timer-stop"), "POST", "/session/timer", { seconds: 0 }).then(function () { focusLater("timer-start"); }, function () {});
+  });
   $("export-csv").addEventListener("click", function () { exportHistory("csv"); });
   $("export-json").addEventListener("click", function () { exportHistory("json"); });
   $("toggle-role").addEventListener("click", function () {
@@ -801,11 +984,21 @@
     var sess = S.state.session, prev = sess.myVote, v = b.getAttribute("data-value");
     sess.myVote = v; // optimistic; rolled back on error
     render();
-    api("POST", roomPath("/votes"), { value: v }, S.creds.token).then(function () {
+    var s = S, key = newKey();
+    api("POST", roomPath("/votes"), { value: v }, S.creds.token, key).then(function () {
       announce("You voted " + v);
     }, function (err) {
-      if (S && S.state && S.state.session === sess) { sess.myVote = prev; render(); }
-      showError((err.code === "network" ? "Your vote was not counted: " : "") + messageFor(err), errorKind(err));
+      if (S !== s) return;
+      if (err.code === "network") {
+        // Kept, with its key, and sent again once the connection is back
+        // (resendPending); the banner says so meanwhile.
+        s.pending = { value: v, key: key, round: sess.round };
+        showError("Your vote " + v + " is not sent yet: no connection. It is sent again as soon as the connection is back.", "conn");
+        render();
+        return;
+      }
+      if (s.state && s.state.session === sess) { sess.myVote = prev; render(); }
+      showError(messageFor(err), errorKind(err));
     });
   });
   $("member-list").addEventListener("click", function (ev) {
@@ -861,5 +1054,14 @@
     navigate("/");
   });
 
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && S && S.state) { document.title = S.state.title + " · Planning poker"; }
+  });
+
+  api("GET", "/api/config").then(function (c) {
+    if (c) CONFIG = c;
+    if (S) $("share-link").value = inviteLink(S.room);
+  }, function () { /* the browser's address is the default */ });
+  customDeckShown();
   route();
 })();

@@ -9,7 +9,8 @@ package web
 
 import "embed"
 
-// FS contains index.html, app.js, app.css and favicon.svg.
+// FS contains index.html, app.js, app.css, favicon.svg and status.js (the
+// operator status page's charts).
 //
-//go:embed index.html app.js app.css favicon.svg
+//go:embed index.html app.js app.css favicon.svg status.js
 var FS embed.FS
