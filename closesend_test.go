@@ -62,3 +62,35 @@ func TestSendInFlightAtCloseIsApplied(t *testing.T) {
 		t.Fatalf("after %d sends each followed by a restart: %d applied (%v)", rounds, n, err)
 	}
 }
+
+type fanOut struct{ to reactor.Ref }
+
+var fanOutGo = reactor.Method("test.closesend.fanout", func(f *fanOut, c *reactor.Ctx, n int) (int, error) {
+	for range n {
+		if err := relayOutAdd.Send(c, f.to, 1); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+})
+
+// TestJournaledHandlerSendsAreAdmitted: a journaled handler's sends to a
+// journaled service are never refused with ErrBusy, even far beyond the
+// receiver's inbox: a replay would send them again, so a refusal would
+// make the live run and the replay disagree.
+func TestJournaledHandlerSendsAreAdmitted(t *testing.T) {
+	ctx := context.Background()
+	rt, j := testutil.OpenDurable(t, t.TempDir(), reactor.Config{}, func(rt *reactor.Runtime) error {
+		if _, err := reactor.Register(rt, "/fan", &fanOut{to: rt.Ref("/out")}, reactor.Journaled()); err != nil {
+			return err
+		}
+		_, err := reactor.Register(rt, "/out", &relayOut{}, reactor.Journaled(), reactor.InboxSize(4))
+		return err
+	})
+	defer j.Close()
+	defer rt.Close(ctx)
+	if n, err := fanOutGo.Call(ctx, rt.Ref("/fan"), 100); n != 100 || err != nil {
+		t.Fatalf("100 sends into an inbox of 4: %d, %v", n, err)
+	}
+	testutil.WaitFor(t, func() bool { n, _ := relayOutRead.Call(ctx, rt.Ref("/out"), struct{}{}); return n == 100 })
+}

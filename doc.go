@@ -22,6 +22,9 @@
 //     each other (unless it opts out with Workers), so handlers take no locks.
 //   - Bounded inbox: Send to a full inbox fails at once with ErrBusy; Call
 //     waits for space and for the reply only as long as its context allows.
+//     One exception: a Send made by a journaled handler to a journaled
+//     service is admitted regardless — it is output of a durable input,
+//     which a replay would send again anyway.
 //   - Idle services own no goroutine: a service with mail is scheduled onto
 //     one of a fixed set of workers, which drains a batch (BatchStarter and
 //     BatchEnder wrap it) and moves on, so one process can hold millions of

@@ -232,6 +232,12 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 				c.sends++
 				key = originKey(c.meta.seq, c.sends)
 			}
+			if internal && c.meta != nil && e.r == nil {
+				// A journaled input's send is owed: a replay sends it again
+				// whatever happened live, so refusing it here (ErrBusy)
+				// would only make the live run and the replay disagree.
+				force = true
+			}
 			err = m.postJournaled(ctx, c, to, svc, req, e, wait, force, key)
 			if err == errRetry {
 				continue

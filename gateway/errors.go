@@ -157,14 +157,23 @@ var codeStatus = map[reactor.Code]int{
 }
 
 // WriteError writes the response for err (see [ErrorMapper.Resolve]).
-// 503 responses carry Retry-After. Unmapped errors are logged, and the
-// client gets a generic 500.
+// 503 responses carry Retry-After: the wait an error in the
+// chain asks for through a RetryAfter() time.Duration method (a job queue's
+// measured drain time, say), else RetryAfterSeconds, or
+// RetryAfterStorageSeconds for a storage failure. Unmapped errors are
+// logged, and the client gets a generic 500.
 func (m *ErrorMapper) WriteError(w http.ResponseWriter, err error) {
 	status, code, msg := m.Resolve(err)
 	if status == http.StatusServiceUnavailable {
 		secs := RetryAfterSeconds
 		if storageCodes[code] {
 			secs = RetryAfterStorageSeconds
+		}
+		var asks interface{ RetryAfter() time.Duration }
+		if errors.As(err, &asks) {
+			if d := asks.RetryAfter(); d > 0 {
+				secs = int((d + time.Second - 1) / time.Second) // whole seconds, rounded up
+			}
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/checkpoint"
@@ -39,6 +40,13 @@ func decodeBody(t *testing.T, rec *httptest.ResponseRecorder) gateway.ErrorBody 
 	return b
 }
 
+// drainBusy is a full queue that knows how long it takes to drain.
+type drainBusy struct{ wait time.Duration }
+
+func (d drainBusy) Error() string             { return "queue full" }
+func (d drainBusy) Unwrap() error             { return reactor.ErrBusy }
+func (d drainBusy) RetryAfter() time.Duration { return d.wait }
+
 func TestWriteError(t *testing.T) {
 	tests := []struct {
 		err        error
@@ -49,6 +57,7 @@ func TestWriteError(t *testing.T) {
 	}{
 		{fmt.Errorf("send /rooms/1 room.join: %w", reactor.ErrBusy), 503, "busy", "1", "busy"},
 		{fmt.Errorf("call: %w", reactor.ErrClosed), 503, "shutting_down", "1", "shutting down"},
+		{fmt.Errorf("enqueue: %w", drainBusy{wait: 2500 * time.Millisecond}), 503, "busy", "3", "busy"},
 		{fmt.Errorf("call /rooms/x: %w", reactor.ErrNoService), 404, "not_found", "", "not found"},
 		{fmt.Errorf("call: %w", context.DeadlineExceeded), 504, "timeout", "", "timed out"},
 		{fmt.Errorf("wrapped: %w", conflictErr{}), 409, "name_taken", "", "name is taken"},

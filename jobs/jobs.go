@@ -261,8 +261,10 @@ func (k *Kind[A]) Enqueue(ctx context.Context, qs *Queues, args A, opts ...Optio
 // deterministically from the input's journal sequence number, so a replay
 // returns the same id; with a Unique key that is already held, the id is an
 // alias that Get and Cancel resolve to the existing job. Delay counts from
-// c.Now. The queue's MaxDepth does not apply; a full inbox fails with
-// reactor.ErrBusy.
+// c.Now. The queue's MaxDepth does not apply, and neither does the queue's
+// inbox bound when the handler's service is journaled (the runtime admits a
+// journaled input's sends regardless: a replay would send them again); from
+// an in-memory service a full inbox fails with reactor.ErrBusy.
 //
 // Pass the handler's *reactor.Ctx itself: a context derived from it would
 // not be recognised.
