@@ -92,6 +92,23 @@ func WithIdempotencyKey(ctx context.Context, key string) context.Context {
 	return context.WithValue(ctx, idempotencyKey{}, key)
 }
 
+// WithDeliveryKey is WithIdempotencyKey for keys from a trusted source — a
+// broker's message id, a job id, an upstream system's event id — which
+// must hold for the whole Config.IdempotencyWindow however many arrive: a
+// redelivery within the window is never applied twice. Client keys are
+// bounded per scope and per service (so one caller cannot grow the table
+// or push others' answers out); delivery keys, like the keys the runtime
+// gives messages between journaled services, are pruned by the window
+// only — so never pass a key an untrusted client chose, and size the window
+// to the redelivery horizon (memory grows with arrival rate × window).
+func WithDeliveryKey(ctx context.Context, key string) context.Context {
+	return WithIdempotencyKey(ctx, deliveryKeyPrefix+key)
+}
+
+// deliveryKeyPrefix marks a delivery key: like the runtime's own keys it
+// starts with a NUL byte, which clientKey reads as "not bounded".
+const deliveryKeyPrefix = "\x00d"
+
 func keyFrom(ctx context.Context) string {
 	k, _ := ctx.Value(idempotencyKey{}).(string)
 	return k

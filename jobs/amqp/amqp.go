@@ -127,5 +127,5 @@ func deliver[S, Req, Resp any](ctx context.Context, cfg Config, m *reactor.Metho
 	}
 	// Send from outside returns once the message is durable; a redelivered
 	// message with the same key is answered from the idempotency table.
-	return m.Send(reactor.WithIdempotencyKey(ctx, cfg.KeyPrefix+d.MessageId), to, req)
+	return m.Send(reactor.WithDeliveryKey(ctx, cfg.KeyPrefix+d.MessageId), to, req)
 }

@@ -117,7 +117,7 @@ func TestConsumeAcksDurablyAndDedupsRedelivery(t *testing.T) {
 	if !ok {
 		t.Fatal("m-crash not delivered")
 	}
-	if err := ledgerAdd.Send(reactor.WithIdempotencyKey(ctx, "amqp:"+queue+":"+d.MessageId), ledger, Entry{ID: "m-crash"}); err != nil {
+	if err := ledgerAdd.Send(reactor.WithDeliveryKey(ctx, "amqp:"+queue+":"+d.MessageId), ledger, Entry{ID: "m-crash"}); err != nil {
 		t.Fatal(err)
 	}
 	dying.Close() // unacked: the broker redelivers it

@@ -46,12 +46,9 @@ type Config struct {
 	// BusyBackoff is the first delay of a message refused with ErrBusy; it
 	// doubles per consecutive refusal up to 5s (default 50ms).
 	BusyBackoff time.Duration
-	// KeyPrefix is prepended to the message id to form the idempotency key
-	// (default "nats/"+Stream+":"). The part before the first colon is the
-	// key's scope: the runtime remembers at most 64 answers per scope (and
-	// 1,024 per service), so a redelivery is recognised only among the
-	// last 64 messages of a stream that reached the service — which covers
-	// the redeliveries after a crash as long as MaxAckPending is at most 64.
+	// KeyPrefix is prepended to the message id to form the delivery key
+	// (reactor.WithDeliveryKey; default "nats/"+Stream+":"). A redelivery
+	// is recognised within the runtime's Config.IdempotencyWindow.
 	KeyPrefix string
 	// Logger receives warnings (default slog.Default()).
 	Logger *slog.Logger
@@ -62,7 +59,7 @@ func (c *Config) setDefaults() error {
 		return errors.New("natsq: Config.Stream and Config.Consumer are required")
 	}
 	if c.MaxAckPending <= 0 {
-		c.MaxAckPending = 64 // the runtime's per-scope memory of keys: see KeyPrefix
+		c.MaxAckPending = 64
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = 30 * time.Second
@@ -114,7 +111,7 @@ func Deliver[S, Req, Resp any](ctx context.Context, keyPrefix string, m *reactor
 	}
 	// Send from outside returns once the message is durable; a redelivery
 	// with the same key is answered from the idempotency table.
-	return m.Send(reactor.WithIdempotencyKey(ctx, key), to, req)
+	return m.Send(reactor.WithDeliveryKey(ctx, key), to, req)
 }
 
 // Consume creates (or updates) the durable consumer cfg.Consumer on
