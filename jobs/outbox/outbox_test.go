@@ -179,7 +179,9 @@ func (l *Ledger) Add(_ *reactor.Ctx, p Placed) (int, error) {
 	return 0, nil
 }
 
-func (l *Ledger) Dump(*reactor.Ctx, struct{}) (map[string]int, error) { return maps.Clone(l.Applied), nil }
+func (l *Ledger) Dump(*reactor.Ctx, struct{}) (map[string]int, error) {
+	return maps.Clone(l.Applied), nil
+}
 
 var (
 	ledgerAdd  = reactor.Method("test.outbox.ledger.add", (*Ledger).Add)
