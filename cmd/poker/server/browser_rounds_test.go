@@ -149,9 +149,13 @@ func TestBrowserRefinement(t *testing.T) {
 	poll("ann", ann, `document.querySelector("#session-hint").textContent.startsWith("2 of 2 voted")`)
 	do("ann", ann, chromedp.Click(chromedp.CSS("#reveal")))
 	poll("olga", olga, `document.querySelector("#session-status").dataset.status === "finished"`)
+	// Focus moves deliberately: to the estimate after a reveal, to "Reveal"
+	// after a re-vote (never back to the page body).
+	poll("ann", ann, `document.activeElement.id === "estimate-input"`)
 
 	// No agreement: an explicit re-vote of the same story.
 	do("ann", ann, chromedp.Click(chromedp.CSS("#revote")))
+	poll("ann", ann, `document.activeElement.id === "reveal"`)
 	for who, c := range all {
 		poll(who, c, `document.querySelector("#session-status").dataset.status === "voting" &&
 			document.querySelector("#current-story").textContent === "Story A"`)
