@@ -8,6 +8,12 @@
 //
 //	mux.Handle("/jobs/", http.StripPrefix("/jobs", jobshttp.Handler(qs, jobshttp.Options{})))
 //
+// The same handler serves the operator's side — /stats, and the dead-letter
+// set listed, inspected, redriven and purged (/dead, /job, /redrive,
+// /purge) — which the reactor jobs command uses, and StatusPage, an HTML
+// page with each queue's figures and dead letters (GET /status). Leave
+// those out of a worker-facing handler with Options.NoAdmin.
+//
 // The handler does not authenticate: mount it behind your own middleware,
 // or on a listener only workers reach. Client is a Go client of the same
 // protocol; docs/JOBS.md describes the wire format for other languages.
