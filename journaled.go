@@ -607,10 +607,10 @@ func (m *MethodOf[S, Req, Resp]) resendLater(sender *service, to Ref, req Req, k
 			rt.log.Warn("reactor: message still not journaled at close; replay will send it", "from", sender.addr(), "to", to.addr, "method", m.name, "err", err)
 		default:
 			delay = min(2*delay, time.Second)
-			time.AfterFunc(delay, try)
+			rt.cfg.Timers.AfterFunc(delay, try)
 		}
 	}
-	time.AfterFunc(delay, try)
+	rt.cfg.Timers.AfterFunc(delay, try)
 }
 
 func (s *service) holdResend() {
