@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reactorgo/reactor/checkpoint"
+	"github.com/reactorgo/reactor/internal/failpoint"
 	"github.com/reactorgo/reactor/journal"
 )
 
@@ -682,6 +683,9 @@ func (rt *Runtime) replay(ctx context.Context) error {
 	began, n := time.Now(), 0
 	c := &Ctx{}
 	err = j.Replay(ctx, floor, func(rec *journal.Record) error {
+		if err := failpoint.Inject(failpoint.Replay, j); err != nil {
+			return fmt.Errorf("reactor: replay seq %d: %w", rec.Seq, err)
+		}
 		if rec.Method == outcomeMethod {
 			return nil // read by scanOutcomes
 		}
