@@ -93,6 +93,9 @@ func (m *MethodOf[S, Req, Resp]) invoke(c *Ctx, obj any, e *envelope) {
 		return // deferred: a Reply answers later
 	}
 	c.replied = true
+	if check := c.rt.cfg.CheckShared; check != nil && err == nil {
+		check(c.svc.addr(), "reply of "+m.name, obj, resp)
+	}
 	m.rememberReply(c, e, resp, err)
 	if c.out != nil {
 		m.holdReply(c, e, sc, resp, err)
@@ -204,6 +207,9 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 	}
 	c := handlerOf(ctx)
 	internal := c != nil
+	if internal && c.rt.cfg.CheckShared != nil && c.svc != nil {
+		c.rt.cfg.CheckShared(c.svc.addr(), "send of "+m.name+" to "+to.addr, c.svc.obj, req)
+	}
 	if !internal && to.rt.closing.Load() {
 		return fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, ErrClosed)
 	}

@@ -63,6 +63,15 @@ type Config struct {
 	// StateTimeout bounds each read and write of an External service's
 	// StateStore (default 5s).
 	StateTimeout time.Duration
+	// CheckShared, if set, sees every value a handler hands out — each
+	// reply it returns, each message it sends, each callback value it
+	// invokes — together with the service's live state, on the service's
+	// turn, before the value leaves. It is a test hook:
+	// reactortest.NoAliasing fails a test whose services hand out maps,
+	// slices or pointers of their state (the next turn would race with the
+	// reader). what names the value: "reply of m", "send of m to addr",
+	// "callback to addr". Unset, it costs one nil check.
+	CheckShared func(addr, what string, state, value any)
 }
 
 // Validate reports a configuration that cannot work.

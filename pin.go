@@ -160,6 +160,9 @@ func invokeClosure[T any](ctx context.Context, cb Callback[T], v T) error {
 	}
 	owner := entry.svc
 	c := handlerOf(ctx)
+	if c != nil && c.svc != nil && c.rt.cfg.CheckShared != nil {
+		c.rt.cfg.CheckShared(c.svc.addr(), "callback to "+cb.owner, c.svc.obj, v)
+	}
 	if c != nil && c.replay {
 		return nil // made before the crash; the activation it ran on is gone
 	}

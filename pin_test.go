@@ -77,7 +77,7 @@ var (
 func startPinRuntime(t *testing.T, opts ...reactor.Option) (*reactor.Runtime, reactor.Ref, reactor.Ref, chan struct{}) {
 	t.Helper()
 	ctx := context.Background()
-	rt, err := reactor.New(reactor.Config{Goroutines: 2})
+	rt, err := reactor.New(reactor.Config{Goroutines: 2, CheckShared: reactortest.NoAliasing(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

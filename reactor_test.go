@@ -12,6 +12,7 @@ import (
 
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/internal/testutil"
+	"github.com/reactorgo/reactor/reactortest"
 )
 
 // Counter is the test service: it checks that no two of its handlers overlap.
@@ -76,6 +77,9 @@ var other = reactor.Method("test.other.noop", func(*Other, *reactor.Ctx, int) (i
 
 func newRuntime(t testing.TB, cfg reactor.Config) *reactor.Runtime {
 	t.Helper()
+	if cfg.CheckShared == nil {
+		cfg.CheckShared = reactortest.NoAliasing(t)
+	}
 	rt, err := reactor.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -50,6 +50,8 @@ type appOpts struct {
 	clock    func() time.Time
 	queues   map[string]jobs.QueueConfig
 	register func(rt *reactor.Runtime, qs *jobs.Queues) error
+	// noPool leaves the worker pools stopped: the test calls qs.Start.
+	noPool bool
 }
 
 func openApp(t testing.TB, o appOpts) *app {
@@ -85,8 +87,10 @@ func openApp(t testing.TB, o appOpts) *app {
 	if err := rt.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := qs.Start(ctx); err != nil {
-		t.Fatal(err)
+	if !o.noPool {
+		if err := qs.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return &app{rt: rt, j: j, qs: qs}
 }

@@ -466,3 +466,7 @@ func (qs *Queues) Close(ctx context.Context) error {
 		return fmt.Errorf("jobs: close: %w", ctx.Err())
 	}
 }
+
+// Now is the time by Config.Clock: what a display should compute a job's
+// age from, so that it agrees with Stats under a fake clock too.
+func (qs *Queues) Now() time.Time { return qs.cfg.Clock() }

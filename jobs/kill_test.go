@@ -256,13 +256,19 @@ func TestKill9WithJobsInFlight(t *testing.T) {
 	effects := eff.Applied
 	runs := readLines(t, filepath.Join(dir, "runs"), "run")
 	states := map[jobs.State]int{}
-	reruns := 0
+	reruns, inFlight := 0, 0
 	for id := range acked {
 		info, err := a.qs.Get(ctx, "kill", id)
 		if err != nil {
 			t.Fatalf("acknowledged job %s lost: %v", id, err)
 		}
 		states[info.State]++
+		for _, e := range info.Errors {
+			if strings.HasPrefix(e.Error, "lease expired") { // running when a child was killed
+				inFlight++
+				break
+			}
+		}
 		switch info.State {
 		case jobs.Completed:
 			if runs[id] < 1 {
@@ -294,6 +300,12 @@ func TestKill9WithJobsInFlight(t *testing.T) {
 	if eff.Balance != len(effects) {
 		t.Fatalf("balance %d, but %d distinct jobs applied", eff.Balance, len(effects))
 	}
-	t.Logf("%d cycles: %d acknowledged jobs %v, %d ran more than once, %d effects (%d of them reached more than once, applied once)",
-		cycles, len(acked), states, reruns, len(effects), dup)
+	// The kills must have hit jobs in flight, or this tested only idle
+	// restarts: a job running at a kill keeps its lease in the journal and
+	// is reaped after the restart with a "lease expired" error.
+	if inFlight == 0 {
+		t.Fatalf("no job was running at any of the %d kills", cycles)
+	}
+	t.Logf("%d cycles: %d acknowledged jobs %v, %d running at a kill, %d ran more than once, %d effects (%d of them reached more than once, applied once)",
+		cycles, len(acked), states, inFlight, reruns, len(effects), dup)
 }

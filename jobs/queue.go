@@ -542,8 +542,13 @@ func (q *queue) deadIDs(r idsReq) []*Info {
 			}
 		}
 	} else {
+		// An id named twice (or a job named by its id and an alias) must
+		// be acted on once: a second redrive of the same record would count
+		// it twice in Live and push it twice onto the run-at heap.
+		named := map[string]bool{}
 		for _, id := range r.IDs {
-			if j, ok := q.Jobs[q.resolve(id)]; ok && j.State == Dead {
+			if j, ok := q.Jobs[q.resolve(id)]; ok && j.State == Dead && !named[j.ID] {
+				named[j.ID] = true
 				out = append(out, j)
 			}
 		}

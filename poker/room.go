@@ -612,7 +612,7 @@ func (r *Room) reveal(c *reactor.Ctx, reason string) {
 		r.History = slices.Delete(r.History, 0, n)
 	}
 	r.emit("", "session_finished", finishedEvent{
-		Round: round.Round, Story: r.Session.Story, Votes: r.Session.Votes, Stats: st, FinishedAt: round.FinishedAt,
+		Round: round.Round, Story: r.Session.Story, Votes: maps(r.Session.Votes), Stats: st.clone(), FinishedAt: round.FinishedAt,
 		Reason: reason,
 	})
 	r.finished(c, round)
@@ -914,7 +914,7 @@ type SessionView struct {
 }
 
 func (r *Room) view(me *Member, now time.Time) View {
-	v := View{Room: r.ID, Title: r.Title, Capacity: r.Capacity, Deck: r.Deck, Leader: r.Leader,
+	v := View{Room: r.ID, Title: r.Title, Capacity: r.Capacity, Deck: slices.Clone(r.Deck), Leader: r.Leader,
 		Members: make([]MemberView, 0, len(r.Members)), Queue: r.queueView(), Rounds: len(r.History),
 		AutoReveal: r.AutoReveal}
 	if me != nil {
@@ -953,6 +953,9 @@ func (r *Room) view(me *Member, now time.Time) View {
 	return v
 }
 
+// maps copies a map of the room's state for a reply, an event or a
+// history entry: what leaves a handler must not alias the state the next
+// turn writes to (replies and events are read on other goroutines).
 func maps(m map[string]string) map[string]string {
 	out := make(map[string]string, len(m))
 	for k, v := range m {
@@ -1005,7 +1008,7 @@ func (r *Room) history(c *reactor.Ctx, q historyQuery) ([]Round, error) {
 	}
 	out := make([]Round, len(r.History))
 	for i, h := range r.History {
-		h.Votes, h.Names = maps(h.Votes), maps(h.Names)
+		h.Votes, h.Names, h.Stats = maps(h.Votes), maps(h.Names), h.Stats.clone()
 		if h.Estimate != nil {
 			e := *h.Estimate
 			h.Estimate = &e

@@ -157,3 +157,26 @@ func ComputeDeckStats(votes map[string]string, deck []string) Stats {
 	sort.Strings(st.Highest)
 	return st
 }
+
+// clone returns a deep copy of s (its slices and pointers are not shared):
+// a room keeps the stats of a finished round in its history and hands
+// copies out in events, replies and webhook payloads.
+func (s Stats) clone() Stats {
+	c := s
+	c.Distribution = slices.Clone(s.Distribution)
+	c.MostCommon = slices.Clone(s.MostCommon)
+	c.Lowest = slices.Clone(s.Lowest)
+	c.Highest = slices.Clone(s.Highest)
+	c.Average = clonePtr(s.Average)
+	c.Median = clonePtr(s.Median)
+	c.Agreement = clonePtr(s.Agreement)
+	return c
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}

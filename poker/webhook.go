@@ -90,7 +90,7 @@ func (r *Room) finished(c *reactor.Ctx, round Round) {
 	}
 	f := Finished{Webhook: *r.Webhook, Payload: WebhookPayload{
 		Room: r.ID, Title: r.Title, Round: round.Round, Story: round.Story,
-		Votes: maps(round.Votes), Names: maps(round.Names), Stats: round.Stats, FinishedAt: round.FinishedAt,
+		Votes: maps(round.Votes), Names: maps(round.Names), Stats: round.Stats.clone(), FinishedAt: round.FinishedAt,
 	}}
 	if err := hook(c, f); err != nil {
 		// The round is finished and durable whatever happens here; the

@@ -6,7 +6,8 @@
 // workload once straight, then once per step and kind of disruption —
 // a graceful restart, an eviction, a crash — inserted before that step,
 // and requires the same replies, errors and events at every step and the
-// same final state.
+// same final state. Every reply and message of the services is also
+// checked not to share memory with their state (NoAliasing).
 package reactortest
 
 import (
@@ -204,6 +205,9 @@ func (d *Differential[S]) open(t testing.TB, disk *faultfs.FS, s S) *process {
 	}
 	if cfg.CheckpointInterval == 0 {
 		cfg.CheckpointInterval = time.Hour // checkpoints only where the run puts them
+	}
+	if cfg.CheckShared == nil {
+		cfg.CheckShared = NoAliasing(t) // replies and messages must not share the state
 	}
 	rt, err := reactor.New(cfg)
 	if err != nil {

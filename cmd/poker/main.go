@@ -62,12 +62,16 @@ func roomFlags(fs *flag.FlagSet) (data *string, ttl *time.Duration) {
 	return data, ttl
 }
 
+// defaultAddr serves this machine only: the operator opts into the network
+// with -addr :8080.
+const defaultAddr = "127.0.0.1:8080"
+
 func run(args []string) error {
 	if len(args) > 0 && args[0] == "journal" {
 		return runJournal(context.Background(), args[1:], os.Stdout, os.Stderr)
 	}
 	fs := flag.NewFlagSet("poker", flag.ContinueOnError)
-	addr := fs.String("addr", "127.0.0.1:8080", "`address` to listen on (host:port; the default serves this machine only: use :8080 to let colleagues join; port 0 picks a free one)")
+	addr := fs.String("addr", defaultAddr, "`address` to listen on (host:port; the default serves this machine only: use :8080 to let colleagues join; port 0 picks a free one)")
 	publicURL := fs.String("public-url", "", "base `URL` of the invite links, e.g. https://poker.example.com (default: the listen address as colleagues reach it when -addr binds every interface, else the browser's address)")
 	adminAddr := fs.String("admin-addr", "", "serve /status, /metrics and pprof on this `address` only (e.g. 127.0.0.1:9090), not on -addr")
 	adminPublic := fs.Bool("admin-public", false, "serve /status, /metrics and pprof on -addr to every client (default: to loopback clients only)")

@@ -1,12 +1,16 @@
 // Command reactor is the operator's tool for reactor deployments.
 //
-//	reactor journal inspect DIR   segments, records per service and method, bytes
-//	                              (DIR: the journal directory, or a data
-//	                              directory holding journal/; one without a
-//	                              journal is refused with exit 1)
-//	reactor journal verify DIR    check every checksum; exit 0 "ok N records" or 1
-//	                              (1 also for a damaged complete last record:
-//	                              only a torn final write is "ok" with a note)
+//	reactor journal inspect [-n N] DIR   segments, records per service and method,
+//	                                     bytes, the time span, and the last N
+//	                                     records (default 20) with their times
+//	reactor journal verify DIR           check every checksum; exit 0 "ok N records
+//	                                     in DIR" or 1 (1 also for a damaged complete
+//	                                     last record: only a torn final write is
+//	                                     "ok" with a note)
+//
+// DIR is the journal directory or a data directory holding journal/ (the
+// same argument as "poker journal"); one that holds no journal is refused
+// with exit 1 and a message saying so.
 //
 // Verify and inspect read the journal without taking its lock and without
 // modifying it; run them on a stopped server (on a live one the final write
@@ -16,19 +20,18 @@
 // services that wrote it, registered with the same options, the way go test
 // needs the package under test: it is a command of the application's own
 // binary, which passes its registration function to replay.Check (the
-// planning-poker server: "poker journal replay -data DIR").
+// planning-poker server: "poker journal replay DIR").
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
-	"sort"
-	"strings"
 
+	"github.com/reactorgo/reactor/internal/journalcli"
 	"github.com/reactorgo/reactor/internal/journaldir"
-	"github.com/reactorgo/reactor/journal"
 )
 
 // command is one subcommand; groups nest (reactor journal verify).
@@ -42,9 +45,9 @@ type command struct {
 // commands is the command tree. Add a subcommand by adding an entry.
 var commands = &command{name: "reactor", sub: []*command{
 	{name: "journal", usage: "inspect and verify journals", sub: []*command{
-		{name: "inspect", usage: "DIR  list segments, records per service and method, total bytes", run: journalInspect},
+		{name: "inspect", usage: "[-n N] DIR  segments, records per service and method, bytes, time span, the last N records with times", run: journalInspect},
 		{name: "verify", usage: "DIR  check every checksum; exit 0 when the journal is sound", run: journalVerify},
-		{name: "replay", usage: "(not here) needs the application's services: run its own replay command (poker journal replay -data DIR)", run: journalReplay},
+		{name: "replay", usage: "(not here) needs the application's services: run its own replay command (poker journal replay DIR)", run: journalReplay},
 	}},
 }}
 
@@ -83,102 +86,74 @@ func usage(w io.Writer, path string, c *command) {
 	}
 }
 
-// oneDir returns the journal directory named by the one argument: the
-// journal directory itself or a data directory holding journal/. A
-// directory with no journal is refused (exit 1), not reported as an empty
-// journal.
-func oneDir(args []string, stderr io.Writer, name string) (string, int) {
-	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintf(stderr, "usage: reactor journal %s DIR  (the journal directory, or a data directory holding journal/)\n", name)
+// dirArgs parses the flags of fs (before or after the directory) and
+// returns the journal directory named by the one argument: the journal
+// directory itself or a data directory holding journal/. A directory with
+// no journal is refused (exit 1), not reported as an empty journal.
+func dirArgs(fs *flag.FlagSet, args []string, stderr io.Writer) (string, int) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return "", 2 // the flag package printed why (or the usage, for -h)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
+	if len(pos) != 1 {
+		fs.Usage()
 		return "", 2
 	}
-	dir, _, err := journaldir.Resolve(args[0])
+	dir, _, err := journaldir.Resolve(pos[0])
 	if err != nil {
-		fmt.Fprintf(stderr, "reactor journal %s: %v\n", name, err)
+		fmt.Fprintf(stderr, "reactor journal %s: %v\n", fs.Name(), err)
 		return "", 1
 	}
 	return dir, 0
 }
 
+func newFlags(name, args string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: reactor journal %s %s\n  DIR: the journal directory, or a data directory holding journal/\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
 func journalVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	dir, code := oneDir(args, stderr, "verify")
+	dir, code := dirArgs(newFlags("verify", "DIR", stderr), args, stderr)
 	if code != 0 {
 		return code
 	}
-	rep, err := journal.Inspect(ctx, nil, dir, nil)
-	if err != nil {
+	if err := journalcli.Verify(ctx, dir, stdout); err != nil {
 		fmt.Fprintf(stdout, "FAIL %v\n", err)
 		return 1
 	}
-	if t := rep.TornTail; t != nil {
-		if t.TrailerRewrite() {
-			fmt.Fprintf(stdout, "note: the last record of %s (ending at offset %d) is intact but its trailer is torn or damaged; recovery keeps it and rewrites the trailer\n",
-				t.Segment, t.Offset)
-		}
-		if t.Size > t.Offset {
-			fmt.Fprintf(stdout, "note: torn tail in %s at offset %d (%d bytes, %s); never acknowledged, recovery truncates it\n",
-				t.Segment, t.Offset, t.Size-t.Offset, t.Reason)
-		}
-	}
-	fmt.Fprintf(stdout, "ok %d records\n", rep.Records)
 	return 0
 }
 
 func journalInspect(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	dir, code := oneDir(args, stderr, "inspect")
+	fs := newFlags("inspect", "[-n N] DIR", stderr)
+	n := fs.Int("n", 20, "list the last `N` records with their times (0: none, -1: all)")
+	dir, code := dirArgs(fs, args, stderr)
 	if code != 0 {
 		return code
 	}
-	services, methods := map[string]int{}, map[string]int{}
-	rep, err := journal.Inspect(ctx, nil, dir, func(r *journal.Record) error {
-		services[r.Service]++
-		methods[r.Method]++
-		return nil
-	})
-	if err != nil {
+	if err := journalcli.Inspect(ctx, dir, *n, stdout); err != nil {
 		fmt.Fprintf(stdout, "FAIL %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%-26s %12s %12s %20s %20s %18s\n", "SEGMENT", "SIZE", "RECORDS", "FIRST SEQ", "LAST SEQ", "SALT")
-	for _, s := range rep.Segments {
-		fmt.Fprintf(stdout, "%-26s %12d %12d %20d %20d %018x\n", s.Name, s.Size, s.Records, s.FirstSeq, s.LastSeq, s.Salt)
-	}
-	if t := rep.TornTail; t != nil {
-		if t.TrailerRewrite() {
-			fmt.Fprintf(stdout, "torn trailer: %s, last record ending at offset %d (recovery rewrites it)\n", t.Segment, t.Offset)
-		}
-		if t.Size > t.Offset {
-			fmt.Fprintf(stdout, "torn tail: %s at offset %d (%d bytes, %s)\n", t.Segment, t.Offset, t.Size-t.Offset, t.Reason)
-		}
-	}
-	fmt.Fprintf(stdout, "\nrecords %d, seq %d..%d, bytes %d\n", rep.Records, rep.FirstSeq, rep.LastSeq, rep.Bytes)
-	printCounts(stdout, "SERVICE", services)
-	printCounts(stdout, "METHOD", methods)
 	return 0
-}
-
-func printCounts(w io.Writer, title string, m map[string]int) {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(a, b int) bool {
-		if m[keys[a]] != m[keys[b]] {
-			return m[keys[a]] > m[keys[b]]
-		}
-		return keys[a] < keys[b]
-	})
-	fmt.Fprintf(w, "\n%-40s %12s\n", title, "RECORDS")
-	for _, k := range keys {
-		fmt.Fprintf(w, "%-40s %12d\n", k, m[k])
-	}
 }
 
 // journalReplay explains where replay went: it needs the application's
 // registrations, which this tool does not have.
 func journalReplay(_ context.Context, _ []string, _, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "reactor journal replay: replay needs the services that wrote the journal, registered as the server")
-	fmt.Fprintln(stderr, "registers them; run the application's own replay command (poker journal replay -data DIR), or")
+	fmt.Fprintln(stderr, "registers them; run the application's own replay command (poker journal replay DIR), or")
 	fmt.Fprintln(stderr, "call replay.Check from your binary with your registration function")
 	return 2
 }

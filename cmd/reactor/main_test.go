@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/reactorgo/reactor/internal/testutil"
 	"github.com/reactorgo/reactor/journal"
@@ -22,7 +23,7 @@ func writeJournal(t *testing.T, dir string) {
 		if i%4 == 0 {
 			svc = "/rooms/2"
 		}
-		recs[i] = &journal.Record{Service: svc, Method: "room.join", Payload: []byte("payload")}
+		recs[i] = &journal.Record{Service: svc, Method: "room.join", Payload: []byte("payload"), Time: time.Now().UnixNano()}
 	}
 	testutil.WriteJournal(t, journal.Options{Dir: dir, SegmentSize: 4096}, recs...)
 }
@@ -36,7 +37,7 @@ func runCLI(args ...string) (int, string) {
 func TestVerifyAndInspect(t *testing.T) {
 	dir := t.TempDir()
 	writeJournal(t, dir)
-	if code, out := runCLI("journal", "verify", dir); code != 0 || out != "ok 100 records\n" {
+	if code, out := runCLI("journal", "verify", dir); code != 0 || out != "ok 100 records in "+dir+"\n" {
 		t.Fatalf("verify: %d %q", code, out)
 	}
 	code, out := runCLI("journal", "inspect", dir)
@@ -61,8 +62,8 @@ func TestVerifyAndInspect(t *testing.T) {
 }
 
 // A flipped byte in the final, complete record is corruption (exit 1), not a
-// torn tail that "ok" would hide (issue 8, item 10); a genuinely torn tail is
-// still ok with a note.
+// torn tail that "ok" would hide; a genuinely torn tail is still ok with a
+// note.
 func TestVerifyDamagedLastRecord(t *testing.T) {
 	dir := t.TempDir()
 	writeJournal(t, dir)
@@ -91,7 +92,7 @@ func TestVerifyDamagedLastRecord(t *testing.T) {
 
 	os.WriteFile(last, append(append([]byte(nil), orig...), 1, 2, 3, 4, 5), 0o644)
 	code, out = runCLI("journal", "verify", dir)
-	if code != 0 || !strings.Contains(out, "torn tail") || !strings.HasSuffix(out, "ok 100 records\n") {
+	if code != 0 || !strings.Contains(out, "torn tail") || !strings.HasSuffix(out, "ok 100 records in "+dir+"\n") {
 		t.Fatalf("verify of a torn tail: %d %q", code, out)
 	}
 }
@@ -112,5 +113,65 @@ func TestReplayNeedsTheApplication(t *testing.T) {
 	code, out := runCLI("journal", "replay", t.TempDir())
 	if code != 2 || !strings.Contains(out, "poker journal replay") || !strings.Contains(out, "replay.Check") {
 		t.Fatalf("replay: exit %d: %s", code, out)
+	}
+}
+
+// TestJournalDirArgument: inspect and verify take the same directory
+// argument as "poker journal" — the journal directory or a data directory
+// holding journal/ — and refuse one that holds no journal with exit 1 and
+// a message saying so; inspect -n lists the last N records with times.
+func TestJournalDirArgument(t *testing.T) {
+	data := t.TempDir()
+	jdir := filepath.Join(data, "journal")
+	writeJournal(t, jdir)
+	for _, d := range []string{data, jdir} {
+		if code, out := runCLI("journal", "verify", d); code != 0 || out != "ok 100 records in "+jdir+"\n" {
+			t.Fatalf("verify %s: %d %q", d, code, out)
+		}
+		if code, out := runCLI("journal", "inspect", d); code != 0 || !strings.Contains(out, "records 100, seq 1..100") {
+			t.Fatalf("inspect %s: %d %q", d, code, out)
+		}
+	}
+
+	// Limits and times: flags before or after the directory.
+	for _, args := range [][]string{{"journal", "inspect", "-n", "3", data}, {"journal", "inspect", data, "-n", "3"}} {
+		code, out := runCLI(args...)
+		if code != 0 {
+			t.Fatalf("%q: %d %s", args, code, out)
+		}
+		today := time.Now().UTC().Format("2006-01-02")
+		if !strings.Contains(out, "LAST 3 RECORDS") || !strings.Contains(out, "TIME (UTC)") ||
+			!strings.Contains(out, "\ntime "+today) || strings.Count(out, "\n98 ") != 1 || strings.Count(out, "\n100 ") != 1 ||
+			strings.Contains(out, "\n97 ") {
+			t.Fatalf("%q:\n%s", args, out)
+		}
+	}
+	if code, out := runCLI("journal", "inspect", "-n", "0", data); code != 0 || strings.Contains(out, "TIME (UTC)") {
+		t.Fatalf("inspect -n 0: %d\n%s", code, out)
+	}
+	if code, out := runCLI("journal", "inspect", "-n", "-1", data); code != 0 || !strings.Contains(out, "LAST 100 RECORDS") {
+		t.Fatalf("inspect -n -1: %d\n%s", code, out)
+	}
+
+	// A directory without a journal: the data dir of a server that never
+	// wrote, an empty journal/, a missing path.
+	empty := t.TempDir()
+	os.MkdirAll(filepath.Join(empty, "journal"), 0o755)
+	for _, cmd := range []string{"verify", "inspect"} {
+		for _, d := range []string{empty, filepath.Join(empty, "journal")} {
+			code, out := runCLI("journal", cmd, d)
+			if code != 1 || !strings.Contains(out, "holds no journal") || strings.Contains(out, "ok ") {
+				t.Fatalf("%s %s: %d %q", cmd, d, code, out)
+			}
+		}
+		if code, out := runCLI("journal", cmd, filepath.Join(empty, "nope")); code != 1 || !strings.Contains(out, "no such file") {
+			t.Fatalf("%s of a missing dir: %d %q", cmd, code, out)
+		}
+	}
+	if code, _ := runCLI("journal", "inspect", data, data); code != 2 {
+		t.Fatal("two directories")
+	}
+	if code, _ := runCLI("journal", "inspect", "-n", "x", data); code != 2 {
+		t.Fatal("a bad -n")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/checkpoint/file"
 	"github.com/reactorgo/reactor/journal"
+	"github.com/reactorgo/reactor/reactortest"
 )
 
 // WaitTimeout is how long WaitFor waits before failing the test.
@@ -104,6 +105,9 @@ func OpenDurable(t testing.TB, dir string, cfg reactor.Config, register func(*re
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CheckShared == nil {
+		cfg.CheckShared = reactortest.NoAliasing(t)
 	}
 	ctx := context.Background()
 	j, err := journal.Open(ctx, journal.Options{Dir: filepath.Join(dir, "journal"), Logger: cfg.Logger})

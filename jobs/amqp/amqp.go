@@ -92,6 +92,9 @@ func Consume[S, Req, Resp any](ctx context.Context, ch *amqp091.Channel, cfg Con
 		case errors.Is(err, reactor.ErrBusy), errors.Is(err, context.DeadlineExceeded):
 			wait := min(cfg.BusyBackoff<<min(busy, 10), 5*time.Second)
 			busy++
+			// Debug, not Warn: a full inbox is the back pressure working,
+			// and a busy service would flood the log.
+			cfg.Logger.Debug("amqp: service busy, message requeued", "queue", cfg.Queue, "id", d.MessageId, "delay", wait, "err", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(wait):

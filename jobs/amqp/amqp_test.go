@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,20 +92,29 @@ func TestConsumeAcksDurablyAndDedupsRedelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ch.QueueDelete(queue, false, false, false)
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "app")
 	var ledger reactor.Ref
-	rt, j := testutil.OpenDurable(t, filepath.Join(dir, "app"), reactor.Config{Logger: slog.New(slog.DiscardHandler)}, func(rt *reactor.Runtime) error {
-		var err error
-		ledger, err = reactor.Register(rt, "/ledger", &Ledger{}, reactor.Journaled())
-		return err
-	})
-	defer func() { rt.Close(context.Background()); j.Close() }()
+	open := func() (*reactor.Runtime, func()) {
+		rt, j := testutil.OpenDurable(t, dir, reactor.Config{Logger: slog.New(slog.DiscardHandler)}, func(rt *reactor.Runtime) error {
+			var err error
+			ledger, err = reactor.Register(rt, "/ledger", &Ledger{}, reactor.Journaled())
+			return err
+		})
+		return rt, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			rt.Close(ctx)
+			j.Close()
+		}
+	}
+	_, crash := open()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	// A consumer that dies after the service accepted a message but before
-	// its ack: take it by hand, deliver it the way Consume does, then drop
-	// the channel without acking.
+	// Our process dies after the service accepted a message but before its
+	// ack: take it by hand, deliver it the way Consume does, then stop the
+	// runtime and drop the channel without acking. The next life of the
+	// process, on the same journal, gets the broker's redelivery.
 	publish(t, ch, queue, "m-crash", entry("m-crash"))
 	dying, _ := conn.Channel()
 	var d amqp091.Delivery
@@ -120,7 +131,11 @@ func TestConsumeAcksDurablyAndDedupsRedelivery(t *testing.T) {
 	if err := ledgerAdd.Send(reactor.WithDeliveryKey(ctx, "amqp:"+queue+":"+d.MessageId), ledger, Entry{ID: "m-crash"}); err != nil {
 		t.Fatal(err)
 	}
+	crash()
 	dying.Close() // unacked: the broker redelivers it
+	rt, closeRT := open()
+	defer closeRT()
+	_ = rt
 
 	for i := range 10 {
 		publish(t, ch, queue, fmt.Sprintf("m%d", i), entry(fmt.Sprintf("m%d", i)))
@@ -151,6 +166,124 @@ func TestConsumeAcksDurablyAndDedupsRedelivery(t *testing.T) {
 		t.Fatalf("applied %v, want %v", m, want)
 	}
 	// Everything was acked or rejected: nothing waits in the queue.
+	testutil.WaitFor(t, func() bool {
+		q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+		return err == nil && q.Messages == 0
+	})
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("Consume returned %v", err)
+	}
+}
+
+// Gate applies entries only while its gate is open: the handler blocks,
+// so with an inbox of one the third message meets ErrBusy.
+type Gate struct{ Applied map[string]int }
+
+var gate chan struct{}
+
+func (g *Gate) Pass(_ *reactor.Ctx, e Entry) (int, error) {
+	<-gate
+	if g.Applied == nil {
+		g.Applied = map[string]int{}
+	}
+	g.Applied[e.ID]++
+	return len(g.Applied), nil
+}
+
+func (g *Gate) Dump(*reactor.Ctx, struct{}) (map[string]int, error) {
+	return maps.Clone(g.Applied), nil
+}
+
+var (
+	gatePass = reactor.Method("test.amqp.gate.pass", (*Gate).Pass)
+	gateDump = reactor.Method("test.amqp.gate.dump", (*Gate).Dump, reactor.ReadOnly())
+)
+
+// busyLog counts the consumer's "service busy" records.
+type busyLog struct {
+	slog.Handler
+	n *atomic.Int64
+}
+
+func (h busyLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h busyLog) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, "busy") {
+		h.n.Add(1)
+	}
+	return nil
+}
+
+// TestConsumeBusyBacksOffToTheBroker: while the service's inbox is full,
+// deliveries are refused with ErrBusy and requeued after a backoff; the
+// prefetch window keeps the rest in the broker (not in our memory); once
+// the service drains, every message is applied exactly once and acked.
+func TestConsumeBusyBacksOffToTheBroker(t *testing.T) {
+	conn := dial(t)
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := fmt.Sprintf("reactor-test-%s-%d", t.Name(), time.Now().UnixNano())
+	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer ch.QueueDelete(queue, false, false, false)
+	gate = make(chan struct{})
+	var ref reactor.Ref
+	rt, j := testutil.OpenDurable(t, t.TempDir(), reactor.Config{Logger: slog.New(slog.DiscardHandler)}, func(rt *reactor.Runtime) error {
+		var err error
+		ref, err = reactor.Register(rt, "/gate", &Gate{}, reactor.Journaled(), reactor.InboxSize(1))
+		return err
+	})
+	released := false
+	defer func() {
+		if !released {
+			close(gate)
+		}
+		rt.Close(context.Background())
+		j.Close()
+	}()
+	const n, prefetch = 12, 4
+	for i := range n {
+		publish(t, ch, queue, fmt.Sprintf("b%d", i), entry(fmt.Sprintf("b%d", i)))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var busy atomic.Int64
+	cch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- amqp.Consume(ctx, cch, amqp.Config{Queue: queue, Prefetch: prefetch, BusyBackoff: 5 * time.Millisecond,
+			Logger: slog.New(busyLog{n: &busy})}, gatePass, ref)
+	}()
+	// One message runs (blocked), one waits in the inbox; the next ones are
+	// refused and requeued, again and again.
+	testutil.WaitFor(t, func() bool { return busy.Load() >= 3 })
+	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ready in the broker: all but the prefetch window and the (at most
+	// two) accepted and acked.
+	if q.Messages < n-prefetch-2 {
+		t.Fatalf("the broker holds %d ready messages while we are busy, want at least %d", q.Messages, n-prefetch-2)
+	}
+	close(gate)
+	released = true
+	testutil.WaitFor(t, func() bool {
+		m, _ := gateDump.Call(ctx, ref, struct{}{})
+		return len(m) == n
+	})
+	m, _ := gateDump.Call(ctx, ref, struct{}{})
+	for id, k := range m {
+		if k != 1 {
+			t.Fatalf("%s applied %d times: %v", id, k, m)
+		}
+	}
 	testutil.WaitFor(t, func() bool {
 		q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
 		return err == nil && q.Messages == 0

@@ -25,8 +25,11 @@ type Client struct {
 }
 
 // StatusError is an error answer. errors.Is matches jobs.ErrStaleLease for
-// 409 stale_lease, jobs.ErrNotFound for 404 not_found, reactor.ErrBusy for
-// 503 busy; RetryAfter is the Retry-After header.
+// 409 stale_lease, jobs.ErrNotFound for 404 not_found, reactor.ErrNoService
+// for 404 no_queue, reactor.ErrBusy for 503 busy; RetryAfter is the
+// Retry-After header. An answer that is not this protocol's (no JSON error
+// body: a wrong URL, a proxy's error page) has Code "not_jobshttp" and the
+// start of the body as Message.
 type StatusError struct {
 	Status  int
 	Code    string
@@ -47,6 +50,8 @@ func (e *StatusError) Is(target error) bool {
 		return target == jobs.ErrNotFound
 	case "busy":
 		return target == reactor.ErrBusy
+	case "no_queue":
+		return target == reactor.ErrNoService
 	}
 	return false
 }
@@ -79,7 +84,11 @@ func (c *Client) do(ctx context.Context, path string, in, out any) error {
 	}
 	if resp.StatusCode >= 300 {
 		var eb ErrorBody
-		json.Unmarshal(b, &eb)
+		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
+			// Not this protocol's answer (a wrong URL, a proxy's page): say
+			// what came back rather than an empty message.
+			eb.Error, eb.Message = "not_jobshttp", strings.TrimSpace(string(b[:min(len(b), 200)]))
+		}
 		se := &StatusError{Status: resp.StatusCode, Code: eb.Error, Message: eb.Message}
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
 			se.Wait = time.Duration(s) * time.Second
@@ -124,4 +133,40 @@ func (c *Client) Enqueue(ctx context.Context, req EnqueueRequest) (string, error
 	var resp EnqueueResponse
 	err := c.do(ctx, "/enqueue", req, &resp)
 	return resp.ID, err
+}
+
+// Stats returns every queue's figures.
+func (c *Client) Stats(ctx context.Context) ([]QueueStats, error) {
+	var resp StatsResponse
+	err := c.do(ctx, "/stats", struct{}{}, &resp)
+	return resp.Queues, err
+}
+
+// Dead lists up to limit dead jobs of queue (0: the server's default, 100)
+// and how many it holds in all.
+func (c *Client) Dead(ctx context.Context, queue string, limit int) (DeadResponse, error) {
+	var resp DeadResponse
+	err := c.do(ctx, "/dead", DeadRequest{Queue: queue, Limit: limit}, &resp)
+	return resp, err
+}
+
+// Job returns one job's record (any state), with its attempts and errors.
+func (c *Client) Job(ctx context.Context, queue, id string) (JobInfo, error) {
+	var resp JobResponse
+	err := c.do(ctx, "/job", JobRequest{Queue: queue, ID: id}, &resp)
+	return resp.Job, err
+}
+
+// Redrive makes the named dead jobs runnable again with fresh attempts.
+func (c *Client) Redrive(ctx context.Context, req IDsRequest) (IDsResponse, error) {
+	var resp IDsResponse
+	err := c.do(ctx, "/redrive", req, &resp)
+	return resp, err
+}
+
+// Purge deletes the named dead jobs for good.
+func (c *Client) Purge(ctx context.Context, req IDsRequest) (IDsResponse, error) {
+	var resp IDsResponse
+	err := c.do(ctx, "/purge", req, &resp)
+	return resp, err
 }

@@ -8,6 +8,12 @@
 //
 //	mux.Handle("/jobs/", http.StripPrefix("/jobs", jobshttp.Handler(qs, jobshttp.Options{})))
 //
+// The same handler serves the operator's side — /stats, and the dead-letter
+// set listed, inspected, redriven and purged (/dead, /job, /redrive,
+// /purge) — which the reactor jobs command uses, and StatusPage, an HTML
+// page with each queue's figures and dead letters (GET /status). Leave
+// those out of a worker-facing handler with Options.NoAdmin.
+//
 // The handler does not authenticate: mount it behind your own middleware,
 // or on a listener only workers reach. Client is a Go client of the same
 // protocol; docs/JOBS.md describes the wire format for other languages.
@@ -36,6 +42,12 @@ type Options struct {
 	MaxLease int
 	// MaxBody caps a request body in bytes (default 1 MiB).
 	MaxBody int64
+	// MaxList caps how many dead jobs one POST /dead returns (default 1000).
+	MaxList int
+	// NoAdmin leaves out the operator's endpoints (/dead, /job, /redrive,
+	// /purge and the /status page), for a handler mounted where only
+	// workers reach. /stats stays: it changes nothing.
+	NoAdmin bool
 	// Logger receives unexpected errors (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -146,6 +158,15 @@ type handler struct {
 //	POST /complete   TokenRequest   → 200 {}
 //	POST /fail       FailRequest    → 200 FailResponse
 //	POST /enqueue    EnqueueRequest → 201 EnqueueResponse
+//	POST /stats      {}             → 200 StatsResponse
+//
+// and, unless Options.NoAdmin, the operator's endpoints:
+//
+//	POST /dead       DeadRequest    → 200 DeadResponse
+//	POST /job        JobRequest     → 200 JobResponse
+//	POST /redrive    IDsRequest     → 200 IDsResponse
+//	POST /purge      IDsRequest     → 200 IDsResponse
+//	GET  /status     the HTML status page (StatusPage), POST from its buttons
 //
 // Errors are ErrorBody with 400 bad_request, 404 not_found (job) or
 // no_queue, 409 stale_lease, 503 busy (with Retry-After from the queue's
@@ -160,6 +181,9 @@ func Handler(qs *jobs.Queues, opts Options) http.Handler {
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = 1 << 20
 	}
+	if opts.MaxList <= 0 {
+		opts.MaxList = 1000
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -170,6 +194,7 @@ func Handler(qs *jobs.Queues, opts Options) http.Handler {
 	mux.HandleFunc("POST /complete", h.complete)
 	mux.HandleFunc("POST /fail", h.fail)
 	mux.HandleFunc("POST /enqueue", h.enqueue)
+	h.registerAdmin(mux)
 	return mux
 }
 

@@ -156,6 +156,9 @@ func Consume[S, Req, Resp any](ctx context.Context, js jetstream.JetStream, cfg 
 		case errors.Is(err, reactor.ErrBusy), errors.Is(err, context.DeadlineExceeded):
 			wait := min(cfg.BusyBackoff<<min(busy, 10), 5*time.Second)
 			busy++
+			// Debug, not Warn: a full inbox is the back pressure working,
+			// and a busy service would flood the log.
+			cfg.Logger.Debug("natsq: service busy, message naked", "stream", cfg.Stream, "subject", msg.Subject(), "delay", wait, "err", err)
 			if err := msg.NakWithDelay(wait); err != nil {
 				cfg.Logger.Warn("natsq: nak failed", "stream", cfg.Stream, "err", err)
 			}

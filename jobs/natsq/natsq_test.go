@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -186,4 +188,111 @@ func TestConsumeRedeliveryAfterCrash(t *testing.T) {
 		t.Fatalf("Consume returned %v", err)
 	}
 	_ = rt
+}
+
+// Gate applies entries only while its gate is open: the handler blocks,
+// so with an inbox of one the third message meets ErrBusy.
+type Gate struct{ Applied map[string]int }
+
+var gate chan struct{}
+
+func (g *Gate) Pass(_ *reactor.Ctx, e Entry) (int, error) {
+	<-gate
+	if g.Applied == nil {
+		g.Applied = map[string]int{}
+	}
+	g.Applied[e.ID]++
+	return len(g.Applied), nil
+}
+
+func (g *Gate) Dump(*reactor.Ctx, struct{}) (map[string]int, error) {
+	return maps.Clone(g.Applied), nil
+}
+
+var (
+	gatePass = reactor.Method("test.natsq.gate.pass", (*Gate).Pass)
+	gateDump = reactor.Method("test.natsq.gate.dump", (*Gate).Dump, reactor.ReadOnly())
+)
+
+// busyLog counts the consumer's "service busy" records.
+type busyLog struct {
+	slog.Handler
+	n *atomic.Int64
+}
+
+func (h busyLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h busyLog) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, "busy") {
+		h.n.Add(1)
+	}
+	return nil
+}
+
+// TestConsumeBusyBacksOffToTheServer: while the service's inbox is full,
+// messages are naked with a delay; MaxAckPending keeps the rest on the
+// server (not in our memory); once the service drains, every message is
+// applied exactly once and acked.
+func TestConsumeBusyBacksOffToTheServer(t *testing.T) {
+	js := connect(t)
+	name, subject := stream(t, js)
+	gate = make(chan struct{})
+	var ref reactor.Ref
+	rt, j := testutil.OpenDurable(t, t.TempDir(), reactor.Config{Logger: quiet}, func(rt *reactor.Runtime) error {
+		var err error
+		ref, err = reactor.Register(rt, "/gate", &Gate{}, reactor.Journaled(), reactor.InboxSize(1))
+		return err
+	})
+	released := false
+	defer func() {
+		if !released {
+			close(gate)
+		}
+		rt.Close(context.Background())
+		j.Close()
+	}()
+	const n, window = 12, 4
+	for i := range n {
+		publish(t, js, subject+".e", fmt.Sprintf("b%d", i), entry(fmt.Sprintf("b%d", i)))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var busy atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		done <- natsq.Consume(ctx, js, natsq.Config{Stream: name, Consumer: "gate", MaxAckPending: window, BusyBackoff: 5 * time.Millisecond,
+			Logger: slog.New(busyLog{n: &busy})}, gatePass, ref)
+	}()
+	testutil.WaitFor(t, func() bool { return busy.Load() >= 3 })
+	cons, err := js.Consumer(ctx, name, "gate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// On the server: all but the window and the (at most two) accepted.
+	if info.NumAckPending > window || info.NumPending < n-window-2 {
+		t.Fatalf("while busy: ack pending %d, pending %d", info.NumAckPending, info.NumPending)
+	}
+	close(gate)
+	released = true
+	testutil.WaitFor(t, func() bool {
+		m, _ := gateDump.Call(ctx, ref, struct{}{})
+		return len(m) == n
+	})
+	m, _ := gateDump.Call(ctx, ref, struct{}{})
+	for id, k := range m {
+		if k != 1 {
+			t.Fatalf("%s applied %d times: %v", id, k, m)
+		}
+	}
+	testutil.WaitFor(t, func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+	})
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("Consume returned %v", err)
+	}
 }

@@ -152,12 +152,18 @@ func TestBrowserProduct(t *testing.T) {
 	poll("desk", desk, `document.querySelector("#session-status").dataset.status === "voting" && !document.querySelector('#cards button[data-value="L"]').disabled`)
 	// The vote's requests fail as they would with the server gone (the
 	// page retries them first), while the stream still looks live.
-	eval("desk", desk, `(window.__fetch = window.fetch, window.fetch = (u, o) => String(u).endsWith("/votes") ?
-		Promise.reject(new TypeError("Failed to fetch")) : window.__fetch(u, o), "")`)
+	// Every attempt's Idempotency-Key is recorded, the failed ones and the
+	// one resent after the restart.
+	eval("desk", desk, `(window.__fetch = window.fetch, window.__keys = [], window.__down = true,
+		window.fetch = (u, o) => {
+			if (!String(u).endsWith("/votes")) return window.__fetch(u, o);
+			window.__keys.push((o && o.headers && o.headers["Idempotency-Key"]) || "");
+			return window.__down ? Promise.reject(new TypeError("Failed to fetch")) : window.__fetch(u, o);
+		}, "")`)
 	do("desk", desk, chromedp.Click(chromedp.CSS(`#cards button[data-value="L"]`)))
 	poll("desk", desk, `document.querySelector("#error-message").dataset.kind === "conn" &&
 		document.querySelector("#error-message").textContent.includes("not sent yet")`)
-	eval("desk", desk, `(window.fetch = window.__fetch, "")`)
+	eval("desk", desk, `(window.__down = false, "")`)
 	srv.stop()
 	poll("desk", desk, `!document.querySelector("#offline-banner").hidden &&
 		document.querySelector("#offline-banner").dataset.pendingVote === "L" &&
@@ -170,6 +176,16 @@ func TestBrowserProduct(t *testing.T) {
 		document.querySelector('#cards button[data-value="L"]').getAttribute("aria-pressed") === "true" &&
 		document.querySelector("#error-message").dataset.kind !== "conn"`)
 	poll("phone", phone, `document.querySelector('[data-testid="member"][data-me="false"]').dataset.voted === "true"`)
+	// The vote was resent with the key of its first attempt: the server
+	// applies it once even if an attempt did arrive.
+	var keys []string
+	if err := json.Unmarshal([]byte(eval("desk", desk, `JSON.stringify(window.__keys)`)), &keys); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) < 2 || keys[0] == "" || strings.Count(strings.Join(keys, " ")+" ", keys[0]+" ") != len(keys) {
+		t.Fatalf("Idempotency-Keys of the vote's attempts: %q, want one key throughout", keys)
+	}
+	eval("desk", desk, `(window.fetch = window.__fetch, "")`)
 	if r := srv.post("/api/rooms/"+room+"/session/finish", token, ""); r != http.StatusAccepted {
 		t.Fatalf("finish: %d", r)
 	}

@@ -118,13 +118,29 @@ func TestBrowserRefinement(t *testing.T) {
 	poll("olga", olga, `document.querySelector("#vote-area").hidden && !document.querySelector("#observer-note").hidden`)
 	poll("ann", ann, `document.querySelector("#session-hint").textContent.startsWith("0 of 2 voted")`)
 
-	// Bob votes with the keyboard only; the focused card shows a ring.
-	do("bob", bob, chromedp.KeyEvent("\t"))
-	eval("bob", bob, `(document.querySelector('#cards button[data-value="5"]').focus(), "")`)
+	// Bob votes with the keyboard only: Tab from the top of the page to the
+	// card "5" (every control on the way is reachable), Enter; the focused
+	// card shows a ring.
+	eval("bob", bob, `(document.activeElement && document.activeElement.blur(), window.scrollTo(0, 0), "")`)
+	var path []string
+	for i := 0; ; i++ {
+		if i == 60 {
+			t.Fatalf("the card 5 is not reachable with Tab; focus went through %q", path)
+		}
+		do("bob", bob, chromedp.KeyEvent("\t"))
+		at := eval("bob", bob, `(() => { const a = document.activeElement;
+			return a ? (a.id || a.dataset.value || a.dataset.testid || a.tagName) : ""; })()`)
+		path = append(path, at)
+		if eval("bob", bob, `String(document.activeElement.matches('#cards button[data-value="5"]'))`) == "true" {
+			break
+		}
+	}
+	t.Logf("Tab went through %q", path)
 	ring := eval("bob", bob, `(() => { const b = document.activeElement;
-		return b.dataset.value + " " + b.matches(":focus-visible") + " " + getComputedStyle(b).outlineStyle; })()`)
-	if ring != "5 true solid" {
-		t.Fatalf("focused card: %q, want a visible solid outline", ring)
+		return b.dataset.value + " " + b.matches(":focus-visible") + " " + getComputedStyle(b).outlineStyle + " " +
+			(parseFloat(getComputedStyle(b).outlineWidth) >= 2); })()`)
+	if ring != "5 true solid true" {
+		t.Fatalf("focused card: %q, want a visible solid outline of at least 2px", ring)
 	}
 	shot("bob", bob, "keyboard-focus")
 	do("bob", bob, chromedp.KeyEvent("\r"))
@@ -133,9 +149,13 @@ func TestBrowserRefinement(t *testing.T) {
 	poll("ann", ann, `document.querySelector("#session-hint").textContent.startsWith("2 of 2 voted")`)
 	do("ann", ann, chromedp.Click(chromedp.CSS("#reveal")))
 	poll("olga", olga, `document.querySelector("#session-status").dataset.status === "finished"`)
+	// Focus moves deliberately: to the estimate after a reveal, to "Reveal"
+	// after a re-vote (never back to the page body).
+	poll("ann", ann, `document.activeElement.id === "estimate-input"`)
 
 	// No agreement: an explicit re-vote of the same story.
 	do("ann", ann, chromedp.Click(chromedp.CSS("#revote")))
+	poll("ann", ann, `document.activeElement.id === "reveal"`)
 	for who, c := range all {
 		poll(who, c, `document.querySelector("#session-status").dataset.status === "voting" &&
 			document.querySelector("#current-story").textContent === "Story A"`)
@@ -182,4 +202,29 @@ func TestBrowserRefinement(t *testing.T) {
 	poll("bob", bob, `!document.querySelector("#leader-panel").hidden && document.querySelector("#me-role").textContent.includes("leader")`)
 	poll("ann", ann, `document.querySelector("#leader-panel").hidden`)
 	shot("olga", olga, "refinement-observer")
+	axeAudit(t, "olga", olga, "refinement, observer")
+	axeAudit(t, "bob", bob, "refinement, new leader")
+
+	// Bob, now leading, leaves: he is asked first, and saying no keeps him
+	// in the room; saying yes hands the lead to the longest-standing member.
+	eval("bob", bob, `(window.__asked = [], window.confirm = m => (window.__asked.push(m), false), "")`)
+	do("bob", bob, chromedp.Click(chromedp.CSS("#leave-room")))
+	if asked := eval("bob", bob, `window.__asked.join("|")`); !strings.Contains(asked, "You lead this room") || !strings.Contains(asked, "Ann will lead it") {
+		t.Fatalf("leaving as leader asked %q", asked)
+	}
+	time.Sleep(300 * time.Millisecond) // nothing may be on its way
+	poll("bob", bob, `!document.querySelector("#view-room").hidden && !document.querySelector("#leader-panel").hidden`)
+	poll("ann", ann, `document.querySelectorAll('[data-testid="member"]').length === 3`)
+	eval("bob", bob, `(window.confirm = m => (window.__asked.push(m), true), "")`)
+	do("bob", bob, chromedp.Click(chromedp.CSS("#leave-room")))
+	poll("bob", bob, `location.pathname === "/" && !document.querySelector("#view-create").hidden`)
+	poll("ann", ann, `document.querySelectorAll('[data-testid="member"]').length === 2 &&
+		!document.querySelector("#leader-panel").hidden && document.querySelector("#me-role").textContent.includes("leader")`)
+	// A member who does not lead leaves without being asked.
+	eval("olga", olga, `(window.__asked = [], window.confirm = m => (window.__asked.push(m), false), "")`)
+	do("olga", olga, chromedp.Click(chromedp.CSS("#leave-room")))
+	poll("olga", olga, `location.pathname === "/"`)
+	if asked := eval("olga", olga, `window.__asked.join("|")`); asked != "" {
+		t.Fatalf("a member who does not lead was asked %q", asked)
+	}
 }

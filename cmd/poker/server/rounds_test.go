@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -382,5 +383,59 @@ func TestLeaderHandOffContract(t *testing.T) {
 	ev = s.expect("leader_changed")
 	if err := json.Unmarshal([]byte(ev.Data), &d); err != nil || d.Leader != c.Member || d.Reason != "left" {
 		t.Fatalf("leader_changed %s", ev.Data)
+	}
+}
+
+// TestTenStoryMeeting is the meeting the product is for: three people, ten
+// queued stories, a re-vote where they disagree, an estimate recorded for
+// each story, and a CSV of the estimates at the end.
+func TestTenStoryMeeting(t *testing.T) {
+	e := newEnv(t, server.Config{})
+	ann := e.create("Ann", nil)
+	bob, cid := e.join(ann.Room, "Bob"), e.join(ann.Room, "Cid")
+	base := "/api/rooms/" + ann.Room
+	stories := make([]string, 10)
+	for i := range stories {
+		stories[i] = fmt.Sprintf("Story %d", i+1)
+	}
+	e.accept("POST", base+"/queue", ann.Token, map[string]any{"stories": stories})
+	deck := []string{"1", "2", "3", "5", "8", "13"}
+	for i := range stories {
+		e.accept("POST", base+"/session/next", ann.Token, nil)
+		agreed := deck[i%len(deck)]
+		if i%3 == 0 { // they disagree first, and vote again
+			e.accept("POST", base+"/votes", bob.Token, map[string]string{"value": "13"})
+			e.accept("POST", base+"/session/finish", ann.Token, nil)
+			e.accept("POST", base+"/session/revote", ann.Token, nil)
+		}
+		for _, m := range []creds{ann, bob, cid} {
+			e.accept("POST", base+"/votes", m.Token, map[string]string{"value": agreed})
+		}
+		e.accept("POST", base+"/session/finish", ann.Token, nil)
+		e.accept("POST", base+"/estimate", ann.Token, map[string]string{"value": agreed})
+	}
+	expectError(t, "the queue is done", e.do("POST", base+"/session/next", ann.Token, nil), 409, "queue_empty")
+
+	r := e.do("GET", base+"/history?format=csv", cid.Token, nil)
+	rows, err := csv.NewReader(strings.NewReader(string(r.Body))).ReadAll()
+	if err != nil || r.Status != 200 {
+		t.Fatalf("csv: %d %v %s", r.Status, err, r.Body)
+	}
+	if want := 1 + 10 + 4; len(rows) != want { // header, ten stories, four re-voted
+		t.Fatalf("%d rows, want %d: %q", len(rows), want, rows)
+	}
+	final := map[string]string{} // story → estimate of its last round
+	for _, row := range rows[1:] {
+		if row[2] != "" {
+			final[row[1]] = row[2]
+		}
+	}
+	for i, s := range stories {
+		if want := deck[i%len(deck)]; final[s] != want {
+			t.Errorf("%s: estimate %q, want %q (rows %q)", s, final[s], want, rows)
+		}
+	}
+	if got := rows[len(rows)-1][3]; got != "Ann: 5; Bob: 5; Cid: 5" {
+		t.Errorf("votes of the last round: %q", got)
 	}
 }

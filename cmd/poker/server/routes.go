@@ -50,29 +50,54 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/rooms/{room}/session/timer", s.timer)
 	m.HandleFunc("GET /api/config", s.config)
 	m.HandleFunc("/api/", s.noRoute)
+	m.Handle("/", gateway.SecureHeaders(http.HandlerFunc(s.noRoute)))
 	m.HandleFunc("GET /healthz", s.healthz)
 	s.adminRoutes(m, s.adminGate)
 	s.mux = m
 }
 
-// noRoute answers a request no API route took: 405 with Allow when the
-// path exists for other methods, 404 otherwise.
+// noRoute answers a request no route took: 405 with Allow when the path
+// exists for other methods; otherwise 404, as JSON under /api/ and as a
+// page a person can use elsewhere (a mistyped or truncated link).
 func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
 	var allow []string
 	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		probe := r.Clone(r.Context())
 		probe.Method = method
-		if _, pattern := s.mux.Handler(probe); pattern != "/api/" && pattern != "" {
+		if _, pattern := s.mux.Handler(probe); pattern != "/api/" && pattern != "/" && pattern != "" {
 			allow = append(allow, method)
 		}
 	}
 	if len(allow) == 0 {
-		gateway.Error(w, http.StatusNotFound, "not_found", "no such API endpoint")
+		if strings.HasPrefix(r.URL.Path, "/api/") || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+			gateway.Error(w, http.StatusNotFound, "not_found", "no such API endpoint")
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write(notFoundPage)
 		return
 	}
 	w.Header().Set("Allow", strings.Join(allow, ", "))
 	gateway.Error(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use "+strings.Join(allow, " or "))
 }
+
+// notFoundPage is the page of an unknown path.
+var notFoundPage = []byte(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Page not found · Planning poker</title>
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/app.css"></head>
+<body>
+<header class="topbar"><a class="brand" href="/"><span class="brand-mark" aria-hidden="true">5</span> Planning poker</a></header>
+<main id="main"><section class="view" data-testid="not-found">
+<div class="card panel"><h1>Page not found</h1>
+<p>There is nothing at this address. An invite link looks like <code>/r/</code> followed by 26 letters and digits: check that it was copied whole.</p>
+<p><a class="btn btn-primary" href="/">Create a room</a></p></div>
+</section></main></body></html>
+`)
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	b, err := fs.ReadFile(web.FS, "index.html")

@@ -1,0 +1,229 @@
+package reactortest
+
+import (
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"unsafe"
+)
+
+// Shared reports the first piece of memory that value shares with state —
+// a map, a slice's backing array, a pointed-to variable or a channel
+// reachable from both — as a path into value ("value.Members[\"ann\"]"),
+// or "" if they share nothing. A service that hands such a value out (as a
+// reply, a message, an event) gives another goroutine a view of its live
+// state: the next turn writes what the reader reads. Copy instead (Baratine
+// calls the copies shims).
+//
+// Strings and functions are not counted (strings are immutable; a closure's
+// captures cannot be seen), nor are values of the types allowed, of package
+// time, or of package reactor itself (handles such as Ref, Callback and
+// Cancel, and the runtime they point at, are meant to be shared).
+func Shared(state, value any, allowed ...any) string {
+	w := &aliasWalk{maps: map[unsafe.Pointer]bool{}, seen: map[visit]bool{}, allow: allowSet(allowed)}
+	w.collect(reflect.ValueOf(state))
+	w.seen = map[visit]bool{}
+	return w.find(reflect.ValueOf(value), "value")
+}
+
+// NoAliasing returns a reactor.Config.CheckShared hook that fails t for
+// every reply, message or callback value a service hands out that shares
+// memory with the service's live state (see Shared). Set it on the
+// runtimes of a service's tests:
+//
+//	rt, _ := reactor.New(reactor.Config{CheckShared: reactortest.NoAliasing(t)})
+//
+// Each place (service and value) is reported once.
+func NoAliasing(t testing.TB, allowed ...any) func(addr, what string, state, value any) {
+	var mu sync.Mutex
+	reported := map[string]bool{}
+	return func(addr, what string, state, value any) {
+		path := Shared(state, value, allowed...)
+		if path == "" {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if key := addr + "\x00" + what + "\x00" + path; !reported[key] {
+			reported[key] = true
+			t.Errorf("reactortest: %s by %s shares memory with the service's state at %s: hand out a copy", what, addr, path)
+		}
+	}
+}
+
+type visit struct {
+	p unsafe.Pointer
+	t reflect.Type
+}
+
+type span struct{ from, to uintptr } // [from, to)
+
+type aliasWalk struct {
+	maps  map[unsafe.Pointer]bool
+	spans []span // arrays and variables the state reaches
+	seen  map[visit]bool
+	allow map[reflect.Type]bool
+}
+
+func allowSet(values []any) map[reflect.Type]bool {
+	m := map[reflect.Type]bool{}
+	for _, v := range values {
+		if v != nil {
+			m[reflect.TypeOf(v)] = true
+		}
+	}
+	return m
+}
+
+// skip reports types whose values are handles meant to be shared.
+func (w *aliasWalk) skip(t reflect.Type) bool {
+	if w.allow[t] {
+		return true
+	}
+	pkg := t.PkgPath()
+	if pkg == "" && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+		pkg = t.Elem().PkgPath()
+	}
+	return pkg == "time" || pkg == "github.com/reactorgo/reactor"
+}
+
+func (w *aliasWalk) once(p unsafe.Pointer, t reflect.Type) bool {
+	k := visit{p, t}
+	if w.seen[k] {
+		return false
+	}
+	w.seen[k] = true
+	return true
+}
+
+// collect records the memory the state reaches.
+func (w *aliasWalk) collect(v reflect.Value) {
+	if !v.IsValid() || w.skip(v.Type()) {
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() || !w.once(v.UnsafePointer(), v.Type()) {
+			return
+		}
+		if size := v.Type().Elem().Size(); size > 0 {
+			p := uintptr(v.UnsafePointer())
+			w.spans = append(w.spans, span{p, p + size})
+		}
+		w.collect(v.Elem())
+	case reflect.Interface:
+		w.collect(v.Elem())
+	case reflect.Struct:
+		for i := range v.NumField() {
+			w.collect(v.Field(i))
+		}
+	case reflect.Array:
+		for i := range v.Len() {
+			w.collect(v.Index(i))
+		}
+	case reflect.Slice:
+		if v.IsNil() || v.Cap() == 0 || !w.once(v.UnsafePointer(), v.Type()) {
+			return
+		}
+		if size := v.Type().Elem().Size(); size > 0 {
+			p := uintptr(v.UnsafePointer())
+			w.spans = append(w.spans, span{p, p + uintptr(v.Cap())*size})
+		}
+		for i := range v.Len() {
+			w.collect(v.Index(i))
+		}
+	case reflect.Map:
+		if v.IsNil() || w.maps[v.UnsafePointer()] {
+			return
+		}
+		w.maps[v.UnsafePointer()] = true
+		for it := v.MapRange(); it.Next(); {
+			w.collect(it.Key())
+			w.collect(it.Value())
+		}
+	case reflect.Chan:
+		if !v.IsNil() {
+			w.maps[v.UnsafePointer()] = true // channels, like maps, by identity
+		}
+	}
+}
+
+func (w *aliasWalk) inState(from, to uintptr) bool {
+	for _, s := range w.spans {
+		if from < s.to && s.from < to {
+			return true
+		}
+	}
+	return false
+}
+
+// find returns the path of the first memory of v the state reaches.
+func (w *aliasWalk) find(v reflect.Value, path string) string {
+	if !v.IsValid() || w.skip(v.Type()) {
+		return ""
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() || !w.once(v.UnsafePointer(), v.Type()) {
+			return ""
+		}
+		p, size := uintptr(v.UnsafePointer()), v.Type().Elem().Size()
+		if size > 0 && w.inState(p, p+size) {
+			return path
+		}
+		return w.find(v.Elem(), "(*"+path+")")
+	case reflect.Interface:
+		return w.find(v.Elem(), path)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if p := w.find(v.Field(i), path+"."+v.Type().Field(i).Name); p != "" {
+				return p
+			}
+		}
+	case reflect.Array:
+		for i := range v.Len() {
+			if p := w.find(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); p != "" {
+				return p
+			}
+		}
+	case reflect.Slice:
+		if v.IsNil() || v.Cap() == 0 || !w.once(v.UnsafePointer(), v.Type()) {
+			return ""
+		}
+		p, size := uintptr(v.UnsafePointer()), v.Type().Elem().Size()
+		if size > 0 && w.inState(p, p+uintptr(v.Cap())*size) {
+			return path
+		}
+		for i := range v.Len() {
+			if p := w.find(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); p != "" {
+				return p
+			}
+		}
+	case reflect.Map:
+		if v.IsNil() {
+			return ""
+		}
+		if w.maps[v.UnsafePointer()] {
+			return path
+		}
+		for it := v.MapRange(); it.Next(); {
+			if p := w.find(it.Value(), fmt.Sprintf("%s[%#v]", path, printable(it.Key()))); p != "" {
+				return p
+			}
+		}
+	case reflect.Chan:
+		if !v.IsNil() && w.maps[v.UnsafePointer()] {
+			return path
+		}
+	}
+	return ""
+}
+
+// printable is a map key for a path: its value when it can be read.
+func printable(k reflect.Value) any {
+	if k.CanInterface() {
+		return k.Interface()
+	}
+	return k.String()
+}
