@@ -171,6 +171,8 @@ type sim struct {
 	m    model
 	p    *process
 	clock *Clock
+	// register registers the workload's services (default: the bank's).
+	register func(*reactor.Runtime) error
 	// fullDisk arms ENOSPC on the journal's next write; eioWrite and
 	// eioSync EIO on its next write or fsync (the journal then fail-stops
 	// and the process must restart); slowSync holds its next fsync until
@@ -232,7 +234,9 @@ func (s *sim) disarm() {
 // waits for its operations (noHold), nothing is held.
 func (s *sim) holdSync() {
 	s.mu.Lock()
-	if s.noHold {
+	// Armed, and not while the simulation waits: a hold is consumed only
+	// by an fsync that can be released.
+	if s.noHold || !s.slowSync.CompareAndSwap(true, false) {
 		s.mu.Unlock()
 		return
 	}
@@ -265,6 +269,15 @@ func (s *sim) allowHold() {
 	s.mu.Unlock()
 }
 
+// Rerun is the command that runs cfg again (add -sim.log for its trace).
+func Rerun(cfg Config) string {
+	c := fmt.Sprintf("go test ./reactortest/sim -run TestSeeds -count=1 -v -args -sim.seed=%d", cfg.Seed)
+	if cfg.Steps != 0 {
+		c += fmt.Sprintf(" -sim.steps=%d", cfg.Steps)
+	}
+	return c
+}
+
 // Run runs one simulation. It returns an error naming the seed and the
 // broken invariant; the Result says what the run covered either way.
 func Run(ctx context.Context, cfg Config) (Result, error) {
@@ -283,9 +296,28 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), disk: faultfs.New(), log: cfg.Logger,
+	s := newSim(cfg)
+	s.installHook()
+	err := s.run(ctx)
+	s.release()
+	if s.p != nil {
+		s.p.stop(ctx, true)
+	}
+	s.res.SimTime = s.clock.Now().Sub(epoch)
+	if err != nil {
+		return s.res, fmt.Errorf("sim: seed %d: %w\nrerun exactly this run: %s", cfg.Seed, err, Rerun(cfg))
+	}
+	return s.res, nil
+}
+
+func newSim(cfg Config) *sim {
+	return &sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), disk: faultfs.New(), log: cfg.Logger,
 		res: Result{Seed: cfg.Seed, Reached: map[string]int{}}, m: model{balance: map[string]int64{}},
 		clock: NewClock(epoch)}
+}
+
+// installHook injects the armed disk faults into the journal's files.
+func (s *sim) installHook() {
 	s.disk.SetHook(func(op faultfs.Op, name string) error {
 		if !strings.HasPrefix(name, "/sim/journal/") {
 			return nil
@@ -301,21 +333,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			s.reach("EIO on a journal fsync")
 			s.journalFailed.Store(true)
 			return syscall.EIO
-		case op == faultfs.OpSync && s.slowSync.CompareAndSwap(true, false):
+		case op == faultfs.OpSync:
 			s.holdSync()
 		}
 		return nil
 	})
-	err := s.run(ctx)
-	s.release()
-	if s.p != nil {
-		s.p.stop(ctx, true)
-	}
-	s.res.SimTime = s.clock.Now().Sub(epoch)
-	if err != nil {
-		return s.res, fmt.Errorf("sim: seed %d: %w (rerun: go test ./reactortest/sim -run TestSeeds -v -args -sim.seed=%d)", cfg.Seed, err, cfg.Seed)
-	}
-	return s.res, nil
 }
 
 // epoch is where every run's simulated clock starts.
@@ -347,7 +369,9 @@ func (s *sim) open(ctx context.Context) error {
 		return fmt.Errorf("open checkpoints: %w", err)
 	}
 	rt, err := reactor.New(reactor.Config{Journal: j, Store: store, Logger: s.log, Timers: s.clock, CheckpointInterval: checkpointEvery})
-	if err == nil {
+	if err == nil && s.register != nil {
+		err = s.register(rt)
+	} else if err == nil {
 		_, err = reactor.RegisterChildren(rt, "/acct", func(string) *Account { return &Account{} },
 			reactor.Journaled(), reactor.MaxChildren(max(2, s.cfg.Accounts/2)), reactor.IdleTimeout(idleAfter))
 	}
@@ -358,9 +382,12 @@ func (s *sim) open(ctx context.Context) error {
 		view.Kill()
 		j.Close()
 		if rt != nil {
-			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			rt.Close(cctx)
+			// Only to reap what Start began. A runtime whose Start failed
+			// never starts its workers, and Close would wait its whole
+			// context for the turns replay queued: give it none.
+			cctx, cancel := context.WithCancel(ctx)
 			cancel()
+			rt.Close(cctx)
 		}
 		p.disableAll()
 		return fmt.Errorf("start: %w", err)
