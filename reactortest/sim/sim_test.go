@@ -34,7 +34,7 @@ var (
 var mustReach = []string{
 	"crash", "crash with ops in flight", "torn tail", "disk full failed an op",
 	"unknown op resolved by its retry", "EIO on a journal write", "EIO on a journal fsync",
-	"slow fsync held a batch", "clock jump past the idle timeout", "evicted",
+	"clock jump past the idle timeout", "evicted",
 	"failpoint " + failpoint.JournalSynced, "failpoint " + failpoint.CheckpointWrite, "failpoint " + failpoint.Replay,
 	"bit flip: journal", "bit flip: checkpoints",
 	"poker: crash with votes in flight", "poker: unknown join present after recovery",
