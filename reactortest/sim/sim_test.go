@@ -23,7 +23,7 @@ var (
 	seed     = flag.Uint64("sim.seed", 0, "run only this seed")
 	seeds    = flag.Int("sim.seeds", 40, "how many seeds TestSeeds sweeps")
 	first    = flag.Uint64("sim.first", 1, "the first seed TestSeeds sweeps")
-	steps    = flag.Int("sim.steps", 0, "client operations per run (0: the default, 200)")
+	steps    = flag.Int("sim.steps", 0, "client operations per run (0: 40 in a sweep, 200 for -sim.seed)")
 	parallel = flag.Int("sim.parallel", 0, "runs at once (0: GOMAXPROCS)")
 	trace    = flag.Bool("sim.log", false, "log the runtime's and the journal's warnings to stderr")
 )
@@ -53,6 +53,10 @@ func TestSeeds(t *testing.T) {
 	if testing.Short() && *seed == 0 {
 		n = 10
 	}
+	st := *steps
+	if st == 0 && *seed == 0 {
+		st = 40 // keeps go test ./... quick; the soak runs longer ones
+	}
 	p := *parallel
 	if p <= 0 {
 		p = runtime.GOMAXPROCS(0)
@@ -74,7 +78,7 @@ func TestSeeds(t *testing.T) {
 					if s >= lo+uint64(n) {
 						return
 					}
-					cfg := sim.Config{Seed: s, Steps: *steps}
+					cfg := sim.Config{Seed: s, Steps: st}
 					if *trace {
 						cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 					}
