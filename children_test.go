@@ -13,6 +13,7 @@ import (
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/checkpoint"
 	"github.com/reactorgo/reactor/internal/testutil"
+	"github.com/reactorgo/reactor/reactortest"
 )
 
 // Room is a keyed child: /rooms/{key}.
@@ -111,7 +112,7 @@ func TestIdleChildrenExpire(t *testing.T) {
 
 func TestChildStateSavedAtClose(t *testing.T) {
 	store := checkpoint.NewMemStore()
-	rt, _ := reactor.New(reactor.Config{Store: store})
+	rt, _ := reactor.New(reactor.Config{Store: store, CheckShared: reactortest.NoAliasing(t)})
 	loads, actives := &atomic.Int32{}, &atomic.Int32{}
 	reactor.RegisterChildren(rt, "/rooms", func(key string) *Room { return &Room{ID: key, loads: loads, actives: actives} })
 	start(t, rt)

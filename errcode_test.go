@@ -13,6 +13,7 @@ import (
 	"github.com/reactorgo/reactor/checkpoint/file"
 	"github.com/reactorgo/reactor/journal"
 	"github.com/reactorgo/reactor/journal/faultfs"
+	"github.com/reactorgo/reactor/reactortest"
 )
 
 var errGateClosed = reactor.NewError("test.gate.closed", reactor.CodeFailedPrecondition, "gate: closed")
@@ -58,7 +59,7 @@ func openGate(t *testing.T, fsys journal.FS) (*reactor.Runtime, func(graceful bo
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := reactor.New(reactor.Config{Journal: j, Store: store, Logger: discardLogger})
+	rt, err := reactor.New(reactor.Config{Journal: j, Store: store, Logger: discardLogger, CheckShared: reactortest.NoAliasing(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/checkpoint/file"
@@ -117,4 +118,68 @@ func Example_journaled() {
 	rt.Close(ctx)
 	j.Close()
 	// Output: 75
+}
+
+// Scoreboard publishes scores; Fan subscribes with a pinned callback.
+type Scoreboard struct {
+	Fans reactor.Subscribers[int]
+}
+
+// Fan keeps what it saw. Its callback runs on its own turn, so it touches
+// Seen without locks.
+type Fan struct {
+	board  reactor.Ref
+	Seen   []int
+	cancel reactor.Cancel
+}
+
+var (
+	scores = reactor.Topic("example.scores", func(s *Scoreboard) *reactor.Subscribers[int] { return &s.Fans })
+	score  = reactor.Method("example.board.score", func(s *Scoreboard, c *reactor.Ctx, points int) (int, error) {
+		return scores.Publish(c, points), nil // to every fan, on each fan's turn
+	})
+	follow = reactor.Method("example.fan.follow", func(f *Fan, c *reactor.Ctx, _ struct{}) (struct{}, error) {
+		cb := reactor.Pin(c, func(c *reactor.Ctx, points int) { f.Seen = append(f.Seen, points) })
+		r := reactor.Defer[struct{}](c)
+		scores.Subscribe.Async(c, f.board, cb, func(_ *reactor.Ctx, cancel reactor.Cancel, err error) {
+			f.cancel = cancel // pinned to the board: it runs on the board's turn
+			r.Complete(struct{}{}, err)
+		})
+		return struct{}{}, nil
+	})
+	unfollow = reactor.Method("example.fan.unfollow", func(f *Fan, c *reactor.Ctx, _ struct{}) (struct{}, error) {
+		return struct{}{}, f.cancel.Cancel(c)
+	})
+	seen = reactor.Method("example.fan.seen", func(f *Fan, _ *reactor.Ctx, _ struct{}) ([]int, error) {
+		return slices.Clone(f.Seen), nil // a copy: never hand out the state's own slice
+	}, reactor.ReadOnly())
+)
+
+func ExampleTopic() {
+	ctx := context.Background()
+	rt, _ := reactor.New(reactor.Config{})
+	defer rt.Close(ctx)
+	board, _ := reactor.Register(rt, "/board", &Scoreboard{})
+	fans, _ := reactor.RegisterChildren(rt, "/fans", func(string) *Fan { return &Fan{board: board} })
+	rt.Start(ctx)
+
+	follow.Call(ctx, fans.Child("ann"), struct{}{})
+	follow.Call(ctx, fans.Child("bob"), struct{}{})
+	n, _ := score.Call(ctx, board, 3)
+	fmt.Println("delivered to", n)
+	// The cancel reaches the board's inbox before this Call returns, so
+	// the next score is not delivered to bob.
+	unfollow.Call(ctx, fans.Child("bob"), struct{}{})
+	score.Call(ctx, board, 7)
+	for { // deliveries are messages: wait until ann's ran
+		if s, _ := seen.Call(ctx, fans.Child("ann"), struct{}{}); len(s) == 2 {
+			break
+		}
+	}
+	ann, _ := seen.Call(ctx, fans.Child("ann"), struct{}{})
+	bob, _ := seen.Call(ctx, fans.Child("bob"), struct{}{})
+	fmt.Println("ann saw", ann, "bob saw", bob)
+	// Output:
+	// delivered to 2
+	// ann saw [3 7] bob saw [3]
 }

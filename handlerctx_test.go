@@ -17,6 +17,7 @@ import (
 	"github.com/reactorgo/reactor/internal/testutil"
 	"github.com/reactorgo/reactor/journal"
 	"github.com/reactorgo/reactor/journal/faultfs"
+	"github.com/reactorgo/reactor/reactortest"
 )
 
 // Relay is a journaled service that passes each number on to a journaled
@@ -97,7 +98,7 @@ func openRelay(t *testing.T, fsys journal.FS) (*reactor.Runtime, *journal.Journa
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := reactor.New(reactor.Config{Journal: j, Store: store, Logger: discardLogger})
+	rt, err := reactor.New(reactor.Config{Journal: j, Store: store, Logger: discardLogger, CheckShared: reactortest.NoAliasing(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/reactorgo/reactor/jobs"
 	"github.com/reactorgo/reactor/journal"
 	"github.com/reactorgo/reactor/journal/faultfs"
+	"github.com/reactorgo/reactor/reactortest"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -71,7 +72,7 @@ func openApp(t testing.TB, o appOpts) *app {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := reactor.New(reactor.Config{Journal: j, Store: store, Logger: quiet, Clock: o.clock, CheckpointInterval: 50 * time.Millisecond})
+	rt, err := reactor.New(reactor.Config{Journal: j, Store: store, Logger: quiet, Clock: o.clock, CheckpointInterval: 50 * time.Millisecond, CheckShared: reactortest.NoAliasing(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

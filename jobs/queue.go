@@ -630,6 +630,7 @@ func (q *queue) get(_ *reactor.Ctx, id string) (Info, error) {
 func (j *Info) clone() Info {
 	c := *j
 	c.Errors = slices.Clone(j.Errors)
+	c.Args = slices.Clone(j.Args) // a worker may keep or change it: never the queue's own bytes
 	return c
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/poker"
+	"github.com/reactorgo/reactor/reactortest"
 )
 
 func f(v float64) *float64 { return &v }
@@ -123,7 +124,7 @@ func TestTokensAndIDs(t *testing.T) {
 
 func TestRoomStateHoldsNoToken(t *testing.T) {
 	store := newStore()
-	rt, err := reactor.New(reactor.Config{Store: store})
+	rt, err := reactor.New(reactor.Config{Store: store, CheckShared: reactortest.NoAliasing(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

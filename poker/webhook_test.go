@@ -8,6 +8,7 @@ import (
 
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/poker"
+	"github.com/reactorgo/reactor/reactortest"
 )
 
 // TestOnFinished: a room created with a webhook hands each finished round
@@ -17,7 +18,7 @@ func TestOnFinished(t *testing.T) {
 	ctx := context.Background()
 	var mu sync.Mutex
 	var got []poker.Finished
-	rt, err := reactor.New(reactor.Config{})
+	rt, err := reactor.New(reactor.Config{CheckShared: reactortest.NoAliasing(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,9 +17,10 @@ import (
 // calls the copies shims).
 //
 // Strings and functions are not counted (strings are immutable; a closure's
-// captures cannot be seen), nor are values of the types allowed, of package
-// time, or of package reactor itself (handles such as Ref, Callback and
-// Cancel, and the runtime they point at, are meant to be shared).
+// captures cannot be seen), nor are values of the types allowed, or of
+// packages made to be shared: reactor itself (handles such as Ref, Callback
+// and Cancel, and the runtime they point at), eventlog (a log is appended
+// on the turn and read by streams, under its own lock), time, sync.
 func Shared(state, value any, allowed ...any) string {
 	w := &aliasWalk{maps: map[unsafe.Pointer]bool{}, seen: map[visit]bool{}, allow: allowSet(allowed)}
 	w.collect(reflect.ValueOf(state))
@@ -50,6 +51,17 @@ func NoAliasing(t testing.TB, allowed ...any) func(addr, what string, state, val
 			t.Errorf("reactortest: %s by %s shares memory with the service's state at %s: hand out a copy", what, addr, path)
 		}
 	}
+}
+
+// sharedByDesign are the packages whose values are handles or safe for
+// concurrent use by design: reactor's Ref, Callback, Cancel and runtime,
+// an event log (appended on the turn, read by streams), time values, locks.
+var sharedByDesign = map[string]bool{
+	"github.com/reactorgo/reactor":          true,
+	"github.com/reactorgo/reactor/eventlog": true,
+	"time":                                  true,
+	"sync":                                  true,
+	"sync/atomic":                           true,
 }
 
 type visit struct {
@@ -85,7 +97,7 @@ func (w *aliasWalk) skip(t reflect.Type) bool {
 	if pkg == "" && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
 		pkg = t.Elem().PkgPath()
 	}
-	return pkg == "time" || pkg == "github.com/reactorgo/reactor"
+	return sharedByDesign[pkg]
 }
 
 func (w *aliasWalk) once(p unsafe.Pointer, t reflect.Type) bool {

@@ -14,6 +14,7 @@ import (
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/jobs"
 	"github.com/reactorgo/reactor/jobs/jobsmetrics"
+	"github.com/reactorgo/reactor/reactortest"
 )
 
 type clock struct {
@@ -36,7 +37,7 @@ func TestCollectorExportsEveryFigure(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	quiet := slog.New(slog.DiscardHandler)
-	rt, err := reactor.New(reactor.Config{Logger: quiet, Clock: c.Now})
+	rt, err := reactor.New(reactor.Config{Logger: quiet, Clock: c.Now, CheckShared: reactortest.NoAliasing(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

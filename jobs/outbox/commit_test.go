@@ -13,6 +13,7 @@ import (
 	"github.com/reactorgo/reactor/jobs/outbox"
 	"github.com/reactorgo/reactor/journal"
 	"github.com/reactorgo/reactor/journal/faultfs"
+	"github.com/reactorgo/reactor/reactortest"
 )
 
 // recorder is a Publisher that keeps what it was asked to publish.
@@ -49,7 +50,7 @@ func TestNothingLeavesBeforeItsCause(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := reactor.New(reactor.Config{Journal: j, Store: store, Logger: quiet, CheckpointInterval: time.Hour})
+	rt, err := reactor.New(reactor.Config{Journal: j, Store: store, Logger: quiet, CheckpointInterval: time.Hour, CheckShared: reactortest.NoAliasing(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/checkpoint/file"
 	"github.com/reactorgo/reactor/journal"
+	"github.com/reactorgo/reactor/reactortest"
 	"github.com/reactorgo/reactor/sqlreactor"
 	"github.com/reactorgo/reactor/sqlreactor/sqlite"
 )
@@ -58,7 +59,7 @@ func TestJournaledReplaySkipsApplied(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rt, err := reactor.New(reactor.Config{Journal: j, Store: store, CheckpointInterval: time.Hour})
+		rt, err := reactor.New(reactor.Config{Journal: j, Store: store, CheckpointInterval: time.Hour, CheckShared: reactortest.NoAliasing(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

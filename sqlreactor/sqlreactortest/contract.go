@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/reactortest"
 	"github.com/reactorgo/reactor/sqlreactor"
 )
 
@@ -139,7 +140,7 @@ type env struct {
 func start(t *testing.T, open Opener, cacheSize int) *env {
 	t.Helper()
 	db := open(t, cacheSize)
-	rt, err := reactor.New(reactor.Config{})
+	rt, err := reactor.New(reactor.Config{CheckShared: reactortest.NoAliasing(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/reactorgo/reactor/cmd/poker/server"
+	"github.com/reactorgo/reactor/reactortest"
 )
 
 type env struct {
@@ -30,6 +31,9 @@ func newEnv(t testing.TB, cfg server.Config) *env {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.CheckShared == nil {
+		cfg.CheckShared = reactortest.NoAliasing(t)
 	}
 	srv, err := server.New(context.Background(), cfg)
 	if err != nil {

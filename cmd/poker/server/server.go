@@ -74,6 +74,10 @@ type Config struct {
 	// the operating system's). Tests inject journal/faultfs to fill the
 	// disk or fail an fsync.
 	FS journal.FS
+	// CheckShared is passed to the runtime (reactor.Config.CheckShared):
+	// tests set reactortest.NoAliasing to check that no reply or message
+	// shares memory with a room's state.
+	CheckShared func(addr, what string, state, value any)
 
 	// WebhookAllowPrivate lets room webhooks reach loopback, private and
 	// other non-public addresses (refused by default: SSRF).
@@ -162,6 +166,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.rt, err = reactor.New(reactor.Config{
 		Store: store, Journal: s.journal, Logger: cfg.Logger, CheckpointInterval: cfg.CheckpointInterval,
+		CheckShared: cfg.CheckShared,
 	})
 	if err != nil {
 		s.journal.Close()

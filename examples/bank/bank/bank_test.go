@@ -19,6 +19,7 @@ import (
 	"github.com/reactorgo/reactor/examples/bank/bank"
 	"github.com/reactorgo/reactor/internal/testenv"
 	"github.com/reactorgo/reactor/internal/testutil"
+	"github.com/reactorgo/reactor/reactortest"
 	"github.com/reactorgo/reactor/sqlreactor"
 	"github.com/reactorgo/reactor/sqlreactor/postgres"
 	"github.com/reactorgo/reactor/sqlreactor/sqlite"
@@ -79,7 +80,7 @@ func backends(t *testing.T) []backend {
 }
 
 func start(t *testing.T, db *sqlreactor.DB) reactor.Ref {
-	rt, err := reactor.New(reactor.Config{})
+	rt, err := reactor.New(reactor.Config{CheckShared: reactortest.NoAliasing(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
