@@ -259,18 +259,30 @@ func (s *service) restore(ctx context.Context) error {
 // periodic journal checkpoints.
 func (rt *Runtime) sweep() {
 	defer rt.janitor.Done()
-	tick := time.NewTicker(min(time.Second, rt.cfg.CheckpointInterval))
-	defer tick.Stop()
-	lastCheckpoint := time.Now()
+	// A timer re-armed after each round rather than a ticker: Config.Timers
+	// has no tickers, and a simulated clock that jumps ahead must cause one
+	// round, not a burst of missed ticks.
+	period := min(time.Second, rt.cfg.CheckpointInterval)
+	tick := make(chan struct{}, 1)
+	fire := func() {
+		select {
+		case tick <- struct{}{}:
+		default:
+		}
+	}
+	timers := rt.cfg.Timers
+	lastCheckpoint := timers.Now()
 	for {
+		t := timers.AfterFunc(period, fire)
 		select {
 		case <-rt.closed:
+			t.Stop()
 			return
-		case <-tick.C:
+		case <-tick:
 		}
-		if time.Since(lastCheckpoint) >= rt.cfg.CheckpointInterval {
+		if timers.Now().Sub(lastCheckpoint) >= rt.cfg.CheckpointInterval {
 			rt.checkpointRound()
-			lastCheckpoint = time.Now()
+			lastCheckpoint = timers.Now()
 		}
 		rt.mu.RLock()
 		fams := make([]*family, 0, len(rt.families))
