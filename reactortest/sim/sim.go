@@ -58,6 +58,11 @@ type Config struct {
 	// acknowledges before fsync.
 	Durability journal.Durability
 	Logger     *slog.Logger // default: discard
+
+	// plantOnLoadBug makes the differential bank's accounts skip
+	// rebuilding their derived field on load: the planted bug that only a
+	// differential run finds (set by the package's tests only).
+	plantOnLoadBug bool
 }
 
 // Result says what a run did and which rare states it reached.
@@ -163,14 +168,18 @@ type process struct {
 }
 
 type sim struct {
-	cfg  Config
-	rng  *rand.Rand
-	disk *faultfs.FS
-	log  *slog.Logger
-	res  Result
-	m    model
-	p    *process
+	cfg   Config
+	rng   *rand.Rand
+	disk  *faultfs.FS
+	log   *slog.Logger
+	res   Result
+	m     model
+	p     *process
 	clock *Clock
+	// ckptEvery is the runtime's CheckpointInterval (default
+	// checkpointEvery); a differential run's plain side sets it out of
+	// reach so that it never checkpoints.
+	ckptEvery time.Duration
 	// register registers the workload's services (default: the bank's).
 	register func(*reactor.Runtime) error
 	// fullDisk arms ENOSPC on the journal's next write; eioWrite and
@@ -185,10 +194,10 @@ type sim struct {
 	noHold        bool          // guarded by mu: see holdSync
 	// armed failpoints (failpoint names); dying: one fired and killed the
 	// process, which the main loop restarts after the step.
-	armed  sync.Map
-	dying  atomic.Bool
-	view   atomic.Pointer[faultfs.Process] // the live process's view
-	mu     sync.Mutex                      // guards res.Reached and held
+	armed sync.Map
+	dying atomic.Bool
+	view  atomic.Pointer[faultfs.Process] // the live process's view
+	mu    sync.Mutex                      // guards res.Reached and held
 }
 
 var errFailpoint = errors.New("sim: the process died at a failpoint")
@@ -313,7 +322,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 func newSim(cfg Config) *sim {
 	return &sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), disk: faultfs.New(), log: cfg.Logger,
 		res: Result{Seed: cfg.Seed, Reached: map[string]int{}}, m: model{balance: map[string]int64{}},
-		clock: NewClock(epoch)}
+		clock: NewClock(epoch), ckptEvery: checkpointEvery}
 }
 
 // installHook injects the armed disk faults into the journal's files.
@@ -368,7 +377,7 @@ func (s *sim) open(ctx context.Context) error {
 		p.disableAll()
 		return fmt.Errorf("open checkpoints: %w", err)
 	}
-	rt, err := reactor.New(reactor.Config{Journal: j, Store: store, Logger: s.log, Timers: s.clock, CheckpointInterval: checkpointEvery})
+	rt, err := reactor.New(reactor.Config{Journal: j, Store: store, Logger: s.log, Timers: s.clock, CheckpointInterval: s.ckptEvery})
 	if err == nil && s.register != nil {
 		err = s.register(rt)
 	} else if err == nil {
@@ -404,12 +413,13 @@ func (p *process) disableAll() {
 }
 
 func (p *process) evicted() uint64 {
+	var n uint64
 	for _, st := range p.rt.Stats() {
-		if st.Addr == "/acct" && st.Children {
-			return st.Evicted
+		if st.Children {
+			n += st.Evicted
 		}
 	}
-	return 0
+	return n
 }
 
 // stop ends the process: gracefully, or as a crash (the process's writes
@@ -576,7 +586,7 @@ func (s *sim) run(ctx context.Context) error {
 			s.p.rt.Checkpoint()
 		}
 	}
-		unknown, err := settle()
+	unknown, err := settle()
 	if err != nil {
 		return err
 	}
@@ -732,7 +742,7 @@ func (s *sim) corrupt(ctx context.Context) error {
 	s.reach(what)
 	if err := s.open(ctx); err != nil {
 		if errors.Is(err, journal.ErrCorrupt) || errors.Is(err, checkpoint.ErrCorrupt) {
-			s.reach(what+" refused at start")
+			s.reach(what + " refused at start")
 			return nil
 		}
 		return fmt.Errorf("after a bit flip in %s at %d: start failed without naming the corruption: %w", name, at, err)
@@ -740,10 +750,10 @@ func (s *sim) corrupt(ctx context.Context) error {
 	err = s.check(ctx, true)
 	switch {
 	case err == nil:
-		s.reach(what+" harmless or repaired")
+		s.reach(what + " harmless or repaired")
 		return nil
 	case errors.Is(err, checkpoint.ErrCorrupt) || errors.Is(err, journal.ErrCorrupt):
-		s.reach(what+" refused at load")
+		s.reach(what + " refused at load")
 		return nil
 	}
 	return fmt.Errorf("after a bit flip in %s at byte %d: %w", name, at, err)

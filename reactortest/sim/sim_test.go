@@ -26,6 +26,9 @@ var (
 	steps    = flag.Int("sim.steps", 0, "client operations per run (0: 40 in a sweep, 200 for -sim.seed)")
 	parallel = flag.Int("sim.parallel", 0, "runs at once (0: GOMAXPROCS)")
 	trace    = flag.Bool("sim.log", false, "log the runtime's and the journal's warnings to stderr")
+	// A differential run costs about two fault runs: every Nth seed keeps
+	// the CI sweep's time near where it was (docs/SIMULATION.md).
+	diffEvery = flag.Int("sim.diffevery", 4, "TestSeeds runs the differential check for every Nth seed (0: never; 1: every seed)")
 )
 
 // mustReach are the states a sweep exists for: if a sweep of the default
@@ -38,6 +41,7 @@ var mustReach = []string{
 	"failpoint " + failpoint.JournalSynced, "failpoint " + failpoint.CheckpointWrite, "failpoint " + failpoint.Replay,
 	"bit flip: journal", "bit flip: checkpoints",
 	"poker: crash with votes in flight", "poker: unknown join present after recovery",
+	"diff: runs compared", "diff: checkpoint", "diff: graceful restart", "diff: crash restart", "diff: eviction", "diff: evicted",
 }
 
 // TestSeeds sweeps seeds through the simulation, several at once: every
@@ -91,6 +95,14 @@ func TestSeeds(t *testing.T) {
 							res.Reached[k] += v
 						}
 					}
+					if err == nil && *diffEvery > 0 && (s%uint64(*diffEvery) == 0 || *seed != 0) {
+						// The same seed's inputs, plain and perturbed.
+						var dres sim.Result
+						dres, err = sim.RunDiff(context.Background(), cfg)
+						for k, v := range dres.Reached {
+							res.Reached[k] += v
+						}
+					}
 					if err != nil {
 						failed.Store(true)
 						t.Fatalf("%v\n%s", err, res)
@@ -141,4 +153,50 @@ func TestFindsAPlantedBug(t *testing.T) {
 		}
 	}
 	t.Fatal("40 seeds did not find a journal that acknowledges before fsync")
+}
+
+// TestDiff runs only the differential check, for -sim.seeds seeds (or
+// -sim.seed): plain and perturbed runs of the same inputs must answer,
+// emit and end alike.
+func TestDiff(t *testing.T) {
+	lo, n := *first, *seeds
+	if testing.Short() {
+		n = min(n, 8)
+	}
+	if *seed != 0 {
+		lo, n = *seed, 1
+	}
+	st := *steps
+	if st == 0 {
+		st = 40
+	}
+	reached := map[string]int{}
+	for s := lo; s < lo+uint64(n); s++ {
+		res, err := sim.RunDiff(context.Background(), sim.Config{Seed: s, Steps: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range res.Reached {
+			reached[k] += v
+		}
+	}
+	t.Logf("%d seeds; reached %v", n, reached)
+}
+
+// TestDiffFindsAPlantedBug: accounts whose OnLoad forgets to rebuild a
+// derived field encode exactly as before and answer differently after a
+// reload. The differential check must see it within a few seeds; the fault
+// sweep (balances only) must not, which is why the check exists.
+func TestDiffFindsAPlantedBug(t *testing.T) {
+	for s := uint64(1); s <= 8; s++ {
+		_, err := sim.RunDiff(context.Background(), sim.WithPlantedOnLoadBug(sim.Config{Seed: s, Steps: 40}))
+		if err != nil {
+			if !strings.Contains(err.Error(), "diverged") {
+				t.Fatalf("seed %d failed, not by a divergence: %v", s, err)
+			}
+			t.Logf("found at seed %d: %v", s, err)
+			return
+		}
+	}
+	t.Fatal("8 seeds did not find accounts whose OnLoad drops a derived field")
 }
