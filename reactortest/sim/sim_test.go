@@ -200,3 +200,30 @@ func TestDiffFindsAPlantedBug(t *testing.T) {
 	}
 	t.Fatal("8 seeds did not find accounts whose OnLoad drops a derived field")
 }
+
+// TestSQL runs the DB reactor (examples/bank on SQLite) under injected SQL
+// failures for -sim.seeds seeds (or -sim.seed).
+func TestSQL(t *testing.T) {
+	lo, n := *first, *seeds
+	if testing.Short() {
+		n = min(n, 8)
+	}
+	if *seed != 0 {
+		lo, n = *seed, 1
+	}
+	st := *steps
+	if st == 0 {
+		st = 40
+	}
+	reached := map[string]int{}
+	for s := lo; s < lo+uint64(n); s++ {
+		res, err := sim.RunSQL(context.Background(), sim.Config{Seed: s, Steps: st})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, res)
+		}
+		for k, v := range res.Reached {
+			reached[k] += v
+		}
+	}
+	t.Logf("%d seeds; reached %v", n, reached)
+}
