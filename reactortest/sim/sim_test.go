@@ -29,6 +29,7 @@ var (
 	// A differential run costs about two fault runs: every Nth seed keeps
 	// the CI sweep's time near where it was (docs/SIMULATION.md).
 	diffEvery = flag.Int("sim.diffevery", 4, "TestSeeds runs the differential check for every Nth seed (0: never; 1: every seed)")
+	sqlEvery  = flag.Int("sim.sqlevery", 8, "TestSeeds runs the DB-reactor (SQLite) workload for every Nth seed (0: never; 1: every seed)")
 )
 
 // mustReach are the states a sweep exists for: if a sweep of the default
@@ -41,6 +42,9 @@ var mustReach = []string{
 	"failpoint " + failpoint.JournalSynced, "failpoint " + failpoint.CheckpointWrite, "failpoint " + failpoint.Replay,
 	"bit flip: journal", "bit flip: checkpoints",
 	"poker: crash with votes in flight", "poker: unknown join present after recovery",
+	"sql: statement fails", "sql: COMMIT fails", "sql: crash after COMMIT", "sql: crash mid-batch",
+	"sql: one request failed, its batch committed", "sql: whole batch failed", "sql: crash with a batch in flight",
+	"sql: retry found its first receipt", "sql: failed request retried", "sql: cache audited", "sql: replay skipped a committed request",
 	"diff: runs compared", "diff: checkpoint", "diff: graceful restart", "diff: crash restart", "diff: eviction", "diff: evicted",
 }
 
@@ -100,6 +104,13 @@ func TestSeeds(t *testing.T) {
 						var dres sim.Result
 						dres, err = sim.RunDiff(context.Background(), cfg)
 						for k, v := range dres.Reached {
+							res.Reached[k] += v
+						}
+					}
+					if err == nil && *sqlEvery > 0 && (s%uint64(*sqlEvery) == 0 || *seed != 0) {
+						var sres sim.Result
+						sres, err = sim.RunSQL(context.Background(), cfg)
+						for k, v := range sres.Reached {
 							res.Reached[k] += v
 						}
 					}
@@ -204,7 +215,7 @@ func TestDiffFindsAPlantedBug(t *testing.T) {
 // TestSQL runs the DB reactor (examples/bank on SQLite) under injected SQL
 // failures for -sim.seeds seeds (or -sim.seed).
 func TestSQL(t *testing.T) {
-	lo, n := *first, *seeds
+	lo, n := *first, *seeds/4 // TestSeeds runs it too
 	if testing.Short() {
 		n = min(n, 8)
 	}
