@@ -221,12 +221,16 @@ func RerunDiff(cfg Config) string {
 type DiffAccount struct {
 	Balance int64
 	Recent  []int64 // the last few amounts received (deposits and credits)
+	Credits int     // credits received: the client waits for its transfers' to land
 	largest int64
 	planted bool // the planted bug: OnLoad does not rebuild largest
 }
 
 // DiffView is what Look answers.
-type DiffView struct{ Balance, Largest int64 }
+type DiffView struct {
+	Balance, Largest int64
+	Credits          int
+}
 
 func (a *DiffAccount) received(amount int64) {
 	a.Recent = append(a.Recent, amount)
@@ -263,6 +267,7 @@ func (a *DiffAccount) Transfer(c *reactor.Ctx, t transfer) (DiffView, error) {
 }
 
 func (a *DiffAccount) Credit(_ *reactor.Ctx, amount int64) (DiffView, error) {
+	a.Credits++
 	a.Balance += amount
 	a.received(amount)
 	return a.view(), nil
@@ -270,7 +275,7 @@ func (a *DiffAccount) Credit(_ *reactor.Ctx, amount int64) (DiffView, error) {
 
 func (a *DiffAccount) Look(*reactor.Ctx, struct{}) (DiffView, error) { return a.view(), nil }
 
-func (a *DiffAccount) view() DiffView { return DiffView{a.Balance, a.largest} }
+func (a *DiffAccount) view() DiffView { return DiffView{a.Balance, a.largest, a.Credits} }
 
 var (
 	diffDeposit  = reactor.Method("sim.diff.deposit", (*DiffAccount).Deposit)
@@ -302,7 +307,7 @@ func runBankDiff(ctx context.Context, cfg Config, plan diffPlan, perturbed bool)
 		return d, err
 	}
 	rng := plan.rng()
-	var deposited int64
+	credits := make([]int, cfg.Accounts) // credits sent to each account
 	ref := func(i int) reactor.Ref { return s.p.rt.Ref("/dacct/" + s.account(i)) }
 	from0 := 0
 	for i := range plan.n {
@@ -325,9 +330,6 @@ func runBankDiff(ctx context.Context, cfg Config, plan diffPlan, perturbed bool)
 		switch k := rng.IntN(6); {
 		case k < 2:
 			v, err = diffDeposit.Call(cctx, ref(from), amount)
-			if err == nil {
-				deposited += amount
-			}
 			d.record("%d deposit %d to a%d: %+v %v", i, amount, from, v, err)
 		case k < 5:
 			to := rng.IntN(cfg.Accounts)
@@ -337,6 +339,13 @@ func runBankDiff(ctx context.Context, cfg Config, plan diffPlan, perturbed bool)
 				cancel()
 				return d, fmt.Errorf("input %d: %w", i, err)
 			}
+			if err == nil {
+				credits[to]++
+				cancel()
+				if err := d.landed(ctx, ref(to), credits[to]); err != nil {
+					return d, fmt.Errorf("input %d: %w", i, err)
+				}
+			}
 			err = nil
 		default:
 			v, err = diffLook.Call(cctx, ref(from), struct{}{})
@@ -344,9 +353,6 @@ func runBankDiff(ctx context.Context, cfg Config, plan diffPlan, perturbed bool)
 		}
 		cancel()
 		if err != nil {
-			return d, fmt.Errorf("input %d: %w", i, err)
-		}
-		if err := d.landed(ctx, deposited, ref); err != nil {
 			return d, fmt.Errorf("input %d: %w", i, err)
 		}
 		s.clock.Advance(plan.advance[i])
@@ -367,26 +373,23 @@ func runBankDiff(ctx context.Context, cfg Config, plan diffPlan, perturbed bool)
 	return d, nil
 }
 
-// landed waits until every credit in flight has landed: the balances add
-// up to what was deposited. Nothing is compared here; the trace is.
-func (d *diffSide) landed(ctx context.Context, deposited int64, ref func(int) reactor.Ref) error {
+// landed waits until the account at ref has received its n-th credit
+// (the transfer just made): one input at a time, so the handling order is
+// the inputs'. Nothing is compared here; the trace is.
+func (d *diffSide) landed(ctx context.Context, ref reactor.Ref, n int) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var total int64
-		for a := range d.cfg.Accounts {
-			// A plain read: Look does not change the state, and the number
-			// of polls may differ between the sides.
-			v, err := diffLook.Call(ctx, ref(a), struct{}{})
-			if err != nil {
-				return fmt.Errorf("read a%d: %w", a, err)
-			}
-			total += v.Balance
+		// Look changes no state, and the number of polls may differ
+		// between the sides.
+		v, err := diffLook.Call(ctx, ref, struct{}{})
+		if err != nil {
+			return fmt.Errorf("read %s: %w", ref.Addr(), err)
 		}
-		if total == deposited {
+		if v.Credits >= n {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("credits did not land: bank holds %d, %d deposited", total, deposited)
+			return fmt.Errorf("a credit to %s did not land: %d of %d", ref.Addr(), v.Credits, n)
 		}
 		runtime.Gosched()
 	}

@@ -91,8 +91,8 @@ type sqlSim struct {
 	// then ran the group in an order the model cannot know (see
 	// toldButReplayed), so funds are not checked until the next group.
 	replayedTold bool
-	applied   map[string]bool // ledger keys the model applied
-	accounts  []string
+	applied      map[string]bool // ledger keys the model applied
+	accounts     []string
 }
 
 // auditReq is answered by sqlAudit.
