@@ -1,7 +1,9 @@
 package reactor
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -102,7 +104,105 @@ const (
 type extState struct {
 	version uint64 // the stored version the cached state was read at
 	valid   bool   // the cached state is version's (not modified by an uncommitted run)
+	// replies are the remembered answers to keyed requests
+	// (WithIdempotencyKey), stored with the state in the same write: a
+	// retry through another process finds the first answer there. A run
+	// that is not committed is undone with the state (rebuild).
+	replies *replyTable
 }
+
+// remember keeps the answer to a keyed message of the current run, at the
+// handler's time (recorded, so a re-run remembers the same).
+func (x *extState) remember(c *Ctx, meta *jmeta, resp any, err error) {
+	if x.replies == nil {
+		x.replies = newReplyTable(0)
+	}
+	r := &savedReply{Key: meta.key, At: c.Now().UnixNano(), Fp: meta.fp, value: resp, errValue: err}
+	if err != nil {
+		r.Fail = ErrorOf(err)
+	}
+	x.replies.put(r, c.rt.cfg.IdempotencyWindow)
+}
+
+// extMagic starts a stored value that holds remembered answers besides the
+// state (an extBody in JSON). A value without it is the state alone, as the
+// codec encoded it: services that never see a key pay nothing, and values
+// written before keys were stored stay readable. No codec's output starts
+// with a NUL byte followed by this text by accident.
+const extMagic = "\x00reactor-ext/1\n"
+
+// extBody is a stored value with remembered answers.
+type extBody struct {
+	State   []byte        `json:"state"`
+	Replies []*savedReply `json:"replies,omitempty"`
+}
+
+// encodeExternal returns the value to store for state and the remembered
+// answers still inside twice the window (twice, as for checkpoints: a
+// retry may be up to a window late).
+func (s *service) encodeExternal(state []byte) ([]byte, error) {
+	t := s.ext.replies
+	if t == nil || len(t.m) == 0 {
+		return state, nil
+	}
+	rt := s.kind.rt
+	t.prune(rt.cfg.Clock().UnixNano() - 2*int64(rt.cfg.IdempotencyWindow))
+	b := extBody{State: state}
+	for _, r := range t.order {
+		if !t.live(r) {
+			continue
+		}
+		if r.Raw == nil && r.value != nil {
+			raw, err := rt.cfg.Codec.Marshal(r.value)
+			if err != nil {
+				return nil, fmt.Errorf("reactor: encode remembered answer %q: %w", r.Key, err)
+			}
+			r.Raw = raw
+		}
+		b.Replies = append(b.Replies, r)
+	}
+	if len(b.Replies) == 0 {
+		return state, nil
+	}
+	body, err := json.Marshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("reactor: encode remembered answers: %w", err)
+	}
+	return append([]byte(extMagic), body...), nil
+}
+
+// decodeExternal splits a stored value into the state and its remembered
+// answers (nil if it holds none), bounded as when they were stored.
+func decodeExternal(data []byte, window time.Duration) ([]byte, *replyTable, error) {
+	if !bytes.HasPrefix(data, []byte(extMagic)) {
+		return data, nil, nil
+	}
+	var b extBody
+	if err := json.Unmarshal(data[len(extMagic):], &b); err != nil {
+		return nil, nil, fmt.Errorf("reactor: decode remembered answers: %w", err)
+	}
+	if len(b.Replies) == 0 {
+		return b.State, nil, nil
+	}
+	t := newReplyTable(len(b.Replies))
+	newest := int64(0)
+	for _, r := range b.Replies {
+		if r == nil {
+			return nil, nil, fmt.Errorf("reactor: decode remembered answers: %w", errNullReply)
+		}
+		t.add(r)
+		newest = max(newest, r.At)
+	}
+	t.prune(newest - 2*int64(window))
+	for _, r := range b.Replies {
+		if t.live(r) {
+			t.bound(r.Key)
+		}
+	}
+	return b.State, t, nil
+}
+
+var errNullReply = errors.New("null entry")
 
 // outbox holds what a run of an external batch produced for the outside,
 // until the state it came from is committed.
@@ -164,6 +264,13 @@ func (s *service) loadExternal(c *Ctx, activate bool) error {
 // continuations that captured the receiver see the rebuilt state.
 func (s *service) rebuild(c *Ctx, data []byte, version uint64) error {
 	k := s.kind
+	var replies *replyTable
+	if version != 0 {
+		var err error
+		if data, replies, err = decodeExternal(data, k.rt.cfg.IdempotencyWindow); err != nil {
+			return fmt.Errorf("reactor: state of %s (version %d): %w", s.addr(), version, err)
+		}
+	}
 	fresh := k.newChild(s.key())
 	if fresh == nil || reflect.ValueOf(fresh).IsNil() {
 		return fmt.Errorf("reactor: %s: the factory of %s refused key %q: %w", s.addr(), k.addr, s.key(), ErrNoService)
@@ -183,7 +290,7 @@ func (s *service) rebuild(c *Ctx, data []byte, version uint64) error {
 	} else {
 		reflect.ValueOf(s.obj).Elem().Set(reflect.ValueOf(fresh).Elem())
 	}
-	s.ext.version, s.ext.valid = version, true
+	s.ext.version, s.ext.valid, s.ext.replies = version, true, replies
 	k.stats.reloads.Add(1)
 	return nil
 }
@@ -329,6 +436,9 @@ func (s *service) commit(c *Ctx) error {
 	data, err := rt.cfg.Codec.Marshal(s.obj)
 	if err != nil {
 		return fmt.Errorf("reactor: encode state of %s: %w", s.addr(), err)
+	}
+	if data, err = s.encodeExternal(data); err != nil {
+		return fmt.Errorf("reactor: state of %s: %w", s.addr(), err)
 	}
 	ctx, cancel := s.storeCtx()
 	version, err := k.opts.store.CompareAndSwap(ctx, s.addr(), data, s.ext.version)
