@@ -52,9 +52,43 @@ type StateStore interface {
 	CompareAndSwap(ctx context.Context, key string, data []byte, version uint64) (newVersion uint64, err error)
 }
 
+// StateEvent is an event a batch of an External service produced (see
+// EventProducer), written with the state that produced it.
+type StateEvent struct {
+	ID   uint64 // larger than every earlier event of the key: readers resume after an ID
+	Data []byte // opaque to the runtime and the store
+}
+
+// EventStore is a StateStore that also keeps a stream of events per key
+// and appends to it in the same atomic write as the state (state/redis:
+// a Redis Stream appended by the same Lua script). Nothing is appended
+// when the write conflicts, so readers of the stream see exactly the
+// events of the committed batches, in commit order, on every process.
+type EventStore interface {
+	StateStore
+	// CompareAndSwapEvents is CompareAndSwap that also appends events to
+	// key's stream, all or nothing.
+	CompareAndSwapEvents(ctx context.Context, key string, data []byte, version uint64, events []StateEvent) (newVersion uint64, err error)
+}
+
+// EventProducer is implemented by the state of an External service whose
+// handlers produce events for readers on other processes (a room's
+// updates for its live streams). The runtime takes the batch's events when
+// it writes the state and passes them to the store's CompareAndSwapEvents;
+// a run that conflicts is rebuilt from the store, its events with it.
+type EventProducer interface {
+	// TakeEvents returns the events produced since the last call and
+	// forgets them.
+	TakeEvents() []StateEvent
+}
+
 // ErrConflict: a StateStore's CompareAndSwap found another version than the
 // one expected — another process wrote the key since it was read.
 var ErrConflict = errors.New("reactor: state version conflict")
+
+// ErrNoEvents: an External service produced events (EventProducer) and its
+// store is not an EventStore.
+var ErrNoEvents = errors.New("reactor: the state store keeps no events")
 
 // ConflictError is a conflict that carries the value stored now, so the
 // runtime re-runs the batch on it without another round trip.
@@ -440,8 +474,22 @@ func (s *service) commit(c *Ctx) error {
 	if data, err = s.encodeExternal(data); err != nil {
 		return fmt.Errorf("reactor: state of %s: %w", s.addr(), err)
 	}
+	var events []StateEvent
+	if p, ok := s.obj.(EventProducer); ok {
+		events = p.TakeEvents()
+	}
 	ctx, cancel := s.storeCtx()
-	version, err := k.opts.store.CompareAndSwap(ctx, s.addr(), data, s.ext.version)
+	var version uint64
+	if len(events) > 0 {
+		es, ok := k.opts.store.(EventStore)
+		if !ok {
+			cancel()
+			return fmt.Errorf("reactor: write state of %s: %d events, and the store (%T) keeps none: %w", s.addr(), len(events), k.opts.store, ErrNoEvents)
+		}
+		version, err = es.CompareAndSwapEvents(ctx, s.addr(), data, s.ext.version, events)
+	} else {
+		version, err = k.opts.store.CompareAndSwap(ctx, s.addr(), data, s.ext.version)
+	}
 	cancel()
 	if err != nil {
 		return fmt.Errorf("reactor: write state of %s: %w", s.addr(), err)
