@@ -83,7 +83,7 @@ func (f *family) overBudget() bool {
 // shed asks least recently used idle children to save and leave until the
 // family is back within its bounds.
 func (f *family) shed() {
-	if f.kind.rt.closing.Load() || time.Now().UnixNano() < f.pausedUntil.Load() {
+	if f.kind.rt.closing.Load() || f.kind.rt.cfg.Timers.Now().UnixNano() < f.pausedUntil.Load() {
 		return
 	}
 	o := &f.kind.opts
@@ -110,7 +110,7 @@ func (f *family) shed() {
 // expire asks children idle since before now-IdleTimeout to leave.
 func (f *family) expire(now int64) {
 	d := f.kind.opts.idleTimeout
-	if d <= 0 || time.Now().UnixNano() < f.pausedUntil.Load() {
+	if d <= 0 || f.kind.rt.cfg.Timers.Now().UnixNano() < f.pausedUntil.Load() {
 		return
 	}
 	limit := now - int64((d+999_999_999)/1_000_000_000)
@@ -152,7 +152,7 @@ func (f *family) evict(s *service) bool {
 	err := s.saveNow(context.WithoutCancel(rt.ctx)) // after a checkpoint write in flight
 	if err != nil {
 		rt.log.Error("reactor: evict: save failed; child stays resident", "service", s.addr(), "err", err)
-		f.pausedUntil.Store(time.Now().Add(time.Second).UnixNano())
+		f.pausedUntil.Store(rt.cfg.Timers.Now().Add(time.Second).UnixNano())
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -2,10 +2,16 @@ package reactor_test
 
 import (
 	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/checkpoint"
 	"github.com/reactorgo/reactor/internal/testutil"
+	"github.com/reactorgo/reactor/journal"
 )
 
 type relayIn struct {
@@ -93,4 +99,42 @@ func TestJournaledHandlerSendsAreAdmitted(t *testing.T) {
 		t.Fatalf("100 sends into an inbox of 4: %d, %v", n, err)
 	}
 	testutil.WaitFor(t, func() bool { n, _ := relayOutRead.Call(ctx, rt.Ref("/out"), struct{}{}); return n == 100 })
+}
+
+// TestCloseAfterFailedStartLeavesDiskAlone: when replay fails (here a
+// record names a method this program lacks), Close neither waits for
+// workers that never started nor saves the partly recovered services: the
+// next Start must find the journal and checkpoints exactly as they were.
+func TestCloseAfterFailedStartLeavesDiskAlone(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	testutil.WriteJournal(t, journal.Options{Dir: filepath.Join(dir, "journal")},
+		&journal.Record{Service: "/out", Method: "test.closesend.add", Payload: []byte("1")},
+		&journal.Record{Service: "/out", Method: "test.closesend.no-such-method", Payload: []byte("1")})
+	j, err := journal.Open(ctx, journal.Options{Dir: filepath.Join(dir, "journal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	store := checkpoint.NewMemStore()
+	rt, err := reactor.New(reactor.Config{Journal: j, Store: store, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reactor.Register(rt, "/out", &relayOut{}, reactor.Journaled()); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(ctx); err == nil || !strings.Contains(err.Error(), "unknown method") {
+		t.Fatalf("Start: %v, want an unknown-method error", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	began := time.Now()
+	rt.Close(cctx)
+	if waited := time.Since(began); waited > 5*time.Second {
+		t.Errorf("Close after a failed Start waited %v", waited)
+	}
+	if keys, _ := store.Keys(ctx); len(keys) != 0 {
+		t.Fatalf("Close after a failed Start saved %v", keys)
+	}
 }

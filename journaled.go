@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reactorgo/reactor/checkpoint"
+	"github.com/reactorgo/reactor/internal/failpoint"
 	"github.com/reactorgo/reactor/journal"
 )
 
@@ -645,10 +646,10 @@ func (m *MethodOf[S, Req, Resp]) resendLater(sender *service, to Ref, req Req, k
 			rt.log.Warn("reactor: message still not journaled at close; replay will send it", "from", sender.addr(), "to", to.addr, "method", m.name, "err", err)
 		default:
 			delay = min(2*delay, time.Second)
-			time.AfterFunc(delay, try)
+			rt.cfg.Timers.AfterFunc(delay, try)
 		}
 	}
-	time.AfterFunc(delay, try)
+	rt.cfg.Timers.AfterFunc(delay, try)
 }
 
 func (s *service) holdResend() {
@@ -720,6 +721,9 @@ func (rt *Runtime) replay(ctx context.Context) error {
 	began, n := time.Now(), 0
 	c := &Ctx{}
 	err = j.Replay(ctx, floor, func(rec *journal.Record) error {
+		if err := failpoint.Inject(failpoint.Replay, j); err != nil {
+			return fmt.Errorf("reactor: replay seq %d: %w", rec.Seq, err)
+		}
 		if rec.Method == outcomeMethod {
 			return nil // read by scanOutcomes
 		}

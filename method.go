@@ -449,7 +449,7 @@ func (m *MethodOf[S, Req, Resp]) After(c *Ctx, d time.Duration, req Req) *Timer 
 		if t.stopped.Load() {
 			return
 		}
-		t.t = time.AfterFunc(d, func() {
+		t.t = self.rt.cfg.Timers.AfterFunc(d, func() {
 			if t.stopped.Load() {
 				return
 			}
@@ -468,7 +468,7 @@ func (m *MethodOf[S, Req, Resp]) After(c *Ctx, d time.Duration, req Req) *Timer 
 
 // Timer is a pending After message.
 type Timer struct {
-	t       *time.Timer
+	t       Stopper
 	stopped atomic.Bool
 }
 

@@ -36,8 +36,13 @@ type Config struct {
 	// Codec encodes state for checkpoints and requests for the journal
 	// (default JSONCodec).
 	Codec Codec
-	// Clock returns the time handlers see through Ctx.Now (default time.Now).
+	// Clock returns the time handlers see through Ctx.Now (default
+	// Timers.Now if Timers is set, otherwise time.Now).
 	Clock func() time.Time
+	// Timers drives the runtime's own timers: MethodOf.After, idle eviction
+	// and the periodic checkpoint rounds (default: the machine's clock). A
+	// simulator sets it to advance time without sleeping.
+	Timers Timers
 	// Logger receives the runtime's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Journal receives the inputs of Journaled services (required if any
@@ -109,8 +114,14 @@ func (c *Config) setDefaults() {
 	if c.Codec == nil {
 		c.Codec = JSONCodec{}
 	}
+	if c.Timers == nil {
+		c.Timers = realTimers{}
+		if c.Clock == nil {
+			c.Clock = time.Now
+		}
+	}
 	if c.Clock == nil {
-		c.Clock = time.Now
+		c.Clock = c.Timers.Now
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -30,6 +30,7 @@ type Runtime struct {
 	services map[string]*service // top-level services by address
 	families map[string]*family  // keyed children by parent address
 	started  bool
+	running  bool // Start finished: workers run (false after a failed Start)
 
 	closing atomic.Bool
 	inline  atomic.Bool // blocking calls may run an idle service's turn themselves
@@ -240,6 +241,9 @@ func (rt *Runtime) Start(ctx context.Context) error {
 	rt.inline.Store(!rt.cfg.SingleGoroutine)
 	rt.janitor.Add(1)
 	go rt.sweep()
+	rt.mu.Lock()
+	rt.running = true
+	rt.mu.Unlock()
 	return nil
 }
 
@@ -259,18 +263,30 @@ func (s *service) restore(ctx context.Context) error {
 // periodic journal checkpoints.
 func (rt *Runtime) sweep() {
 	defer rt.janitor.Done()
-	tick := time.NewTicker(min(time.Second, rt.cfg.CheckpointInterval))
-	defer tick.Stop()
-	lastCheckpoint := time.Now()
+	// A timer re-armed after each round rather than a ticker: Config.Timers
+	// has no tickers, and a simulated clock that jumps ahead must cause one
+	// round, not a burst of missed ticks.
+	period := min(time.Second, rt.cfg.CheckpointInterval)
+	tick := make(chan struct{}, 1)
+	fire := func() {
+		select {
+		case tick <- struct{}{}:
+		default:
+		}
+	}
+	timers := rt.cfg.Timers
+	lastCheckpoint := timers.Now()
 	for {
+		t := timers.AfterFunc(period, fire)
 		select {
 		case <-rt.closed:
+			t.Stop()
 			return
-		case <-tick.C:
+		case <-tick:
 		}
-		if time.Since(lastCheckpoint) >= rt.cfg.CheckpointInterval {
+		if timers.Now().Sub(lastCheckpoint) >= rt.cfg.CheckpointInterval {
 			rt.checkpointRound()
-			lastCheckpoint = time.Now()
+			lastCheckpoint = timers.Now()
 		}
 		rt.mu.RLock()
 		fams := make([]*family, 0, len(rt.families))
@@ -338,11 +354,15 @@ func (rt *Runtime) Close(ctx context.Context) error {
 	rt.closing.Store(true)
 	rt.inline.Store(false)
 	rt.mu.RLock()
-	started := rt.started
+	started, running := rt.started, rt.running
 	rt.mu.RUnlock()
+	// After a failed Start no worker drains anything, and the services hold
+	// a partial recovery: save nothing and release nothing, so the next
+	// Start finds the disk exactly as this one did.
+	failedStart := started && !running
 	var err error
 	drained := true
-	for started {
+	for running {
 		idle := rt.idleSignal() // before counting: a turn ending after the count closes it
 		n := rt.busy()
 		if n == 0 {
@@ -383,11 +403,14 @@ func (rt *Runtime) Close(ctx context.Context) error {
 			err = errors.Join(err, fmt.Errorf("reactor: close: %s not saved: its handler is still running", s.addr()))
 			continue
 		}
+		if failedStart {
+			continue
+		}
 		if saveErr := s.saveNow(context.WithoutCancel(ctx)); saveErr != nil {
 			err = errors.Join(err, saveErr)
 		}
 	}
-	if started && drained {
+	if running && drained {
 		rt.checkpointRound() // everything is saved: release the journal
 	}
 	return err

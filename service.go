@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/reactorgo/reactor/checkpoint"
 )
@@ -608,6 +607,7 @@ func ceilPow2(n int) int {
 	return p
 }
 
-// coarseNow is the wall clock in whole seconds, the resolution idle tracking
-// (service.lastUsed) needs. It reads the clock on every call.
-func (rt *Runtime) coarseNow() int64 { return time.Now().Unix() }
+// coarseNow is the runtime's clock (Config.Timers) in whole seconds, the
+// resolution idle tracking (service.lastUsed) needs. It reads the clock on
+// every call.
+func (rt *Runtime) coarseNow() int64 { return rt.cfg.Timers.Now().Unix() }

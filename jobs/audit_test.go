@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/internal/testutil"
 	"github.com/reactorgo/reactor/jobs"
 	"github.com/reactorgo/reactor/journal/faultfs"
 )
@@ -31,7 +32,7 @@ var signupWelcome = reactor.Method("test.signup.welcome", (*Signup).Welcome)
 // part of the queue's durable state). Once that job is finished the key is
 // free again.
 func TestUniqueKeyTransactional(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	fsys := faultfs.New()
 	opts := appOpts{fsys: fsys, clock: clock.Now, queues: manual, register: func(rt *reactor.Runtime, qs *jobs.Queues) error {
 		_, err := reactor.Register(rt, "/signup", &Signup{qs: qs}, reactor.Journaled())
@@ -165,7 +166,7 @@ func TestPoolConcurrencyAndLostLease(t *testing.T) {
 // attempt 2 with the expiry recorded; the silent worker's late completion
 // is rejected by its fencing token and changes nothing.
 func TestLeaseExpiryRerunsInPool(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	a := openApp(t, appOpts{clock: clock.Now, noPool: true,
 		queues: map[string]jobs.QueueConfig{"work": {Workers: 2, LeaseTime: 10 * time.Second, PollInterval: 2 * time.Millisecond, TickInterval: -1}}})
 	defer a.close(t, false)
@@ -206,7 +207,7 @@ func TestLeaseExpiryRerunsInPool(t *testing.T) {
 // TestRedriveNamedTwice: an id named twice (or by an alias too) is
 // redriven once — counted once in the depth, leased once.
 func TestRedriveNamedTwice(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	a := openApp(t, appOpts{clock: clock.Now, queues: manual})
 	defer a.close(t, false)
 	ctx := context.Background()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/internal/testutil"
 	"github.com/reactorgo/reactor/jobs"
 	"github.com/reactorgo/reactor/journal/faultfs"
 )
@@ -19,7 +20,7 @@ import (
 // the tick time), missed ticks coalesced into the latest, and the schedule
 // survives a crash without running a tick twice.
 func TestCronScheduleFakeClock(t *testing.T) {
-	clock := newFakeClock() // 2026-01-02 03:04:05 UTC
+	clock := testutil.NewClock() // 2026-01-02 03:04:05 UTC
 	fsys := faultfs.New()
 	proc := faultfs.NewProcess(fsys)
 	a := openApp(t, appOpts{fsys: proc, clock: clock.Now, queues: manual})
@@ -155,7 +156,7 @@ func TestCronSecondsAndZones(t *testing.T) {
 // A worker pool runs a schedule's jobs by itself once the fake clock
 // reaches the tick (the pool peeks the schedules' next tick).
 func TestCronRunsInPool(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	a := openApp(t, appOpts{clock: clock.Now, queues: map[string]jobs.QueueConfig{"work": {Workers: 2, PollInterval: 2 * time.Millisecond, TickInterval: -1}}})
 	defer a.close(t, false)
 	seen.Lock()
@@ -183,7 +184,7 @@ func TestCronRunsInPool(t *testing.T) {
 // jobs, then one per 100ms of the (fake) clock, while an unlimited kind in
 // the same queue runs at once although the throttled jobs are ahead of it.
 func TestRateLimitPerKind(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	a := openApp(t, appOpts{clock: clock.Now, queues: map[string]jobs.QueueConfig{"rl": {Workers: 4, PollInterval: 2 * time.Millisecond, TickInterval: -1}}})
 	defer a.close(t, false)
 	ctx := context.Background()
@@ -227,7 +228,7 @@ var limited = jobs.Define("test.limited", func(context.Context, *jobs.Job[Note])
 
 // TestMaxRunning caps the running jobs of a queue across workers.
 func TestMaxRunning(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	a := openApp(t, appOpts{clock: clock.Now, queues: map[string]jobs.QueueConfig{"manual": {MaxRunning: 2, TickInterval: -1}}})
 	defer a.close(t, false)
 	ctx := context.Background()
@@ -251,7 +252,7 @@ func TestMaxRunning(t *testing.T) {
 // Retry-After is depth / drain rate, clamped, and which survives the
 // runtime's error encoding.
 func TestBusyRetryAfterLittlesLaw(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	a := openApp(t, appOpts{clock: clock.Now, queues: map[string]jobs.QueueConfig{"manual": {MaxDepth: 4, TickInterval: -1, RetryAfterMax: time.Minute}}})
 	defer a.close(t, false)
 	ctx := context.Background()
@@ -319,7 +320,7 @@ func TestBusyRetryAfterLittlesLaw(t *testing.T) {
 // TestStatsLatencyThroughput: run-time percentiles and throughput from the
 // queue's clock.
 func TestStatsLatencyThroughput(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	a := openApp(t, appOpts{clock: clock.Now, queues: manual})
 	defer a.close(t, false)
 	ctx := context.Background()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/internal/testutil"
 	"github.com/reactorgo/reactor/jobs"
 )
 
@@ -78,7 +79,7 @@ func TestEnqueueRunComplete(t *testing.T) {
 // a higher fencing token, and the zombie's late heartbeat, completion and
 // failure are all rejected.
 func TestLeaseExpiryAndFencing(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	a := openApp(t, appOpts{clock: clock.Now, queues: manual})
 	defer a.close(t, false)
 	ctx := context.Background()
@@ -132,7 +133,7 @@ func TestLeaseExpiryAndFencing(t *testing.T) {
 // A completion after the deadline is rejected even if nobody took the job
 // meanwhile: the token is valid until its deadline, not after.
 func TestCompletionAfterDeadlineRejected(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	a := openApp(t, appOpts{clock: clock.Now, queues: manual})
 	defer a.close(t, false)
 	ctx := context.Background()
@@ -148,7 +149,7 @@ func TestCompletionAfterDeadlineRejected(t *testing.T) {
 }
 
 func TestBackoffMaxAttemptsDeadLetterRedrivePurge(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	a := openApp(t, appOpts{clock: clock.Now, queues: manual})
 	defer a.close(t, false)
 	ctx := context.Background()
@@ -206,7 +207,7 @@ func TestBackoffMaxAttemptsDeadLetterRedrivePurge(t *testing.T) {
 
 // Full jitter: the first retry delays of many jobs are spread over [0, base).
 func TestBackoffJitter(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	a := openApp(t, appOpts{clock: clock.Now, queues: manual})
 	defer a.close(t, false)
 	ctx := context.Background()
@@ -235,7 +236,7 @@ func TestBackoffJitter(t *testing.T) {
 }
 
 func TestUniqueKeys(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	a := openApp(t, appOpts{clock: clock.Now, queues: manual})
 	defer a.close(t, false)
 	ctx := context.Background()
@@ -259,7 +260,7 @@ func TestUniqueKeys(t *testing.T) {
 }
 
 func TestRunAtAndPriorityOrder(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	a := openApp(t, appOpts{clock: clock.Now, queues: manual})
 	defer a.close(t, false)
 	ctx := context.Background()
@@ -321,7 +322,7 @@ func TestQueueFullIsBusy(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	a := openApp(t, appOpts{clock: clock.Now, queues: manual})
 	defer a.close(t, false)
 	ctx := context.Background()

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/reactorgo/reactor/internal/failpoint"
 )
 
 // Journal is an open write-ahead journal. Its methods are safe for concurrent use.
@@ -457,6 +459,14 @@ func (j *Journal) commit(batch []entry, buf []byte, salt uint32) {
 			continue
 		}
 		j.skipFrom, j.skipTo = 0, 0
+		if err := failpoint.Inject(failpoint.JournalSynced, j.opts.FS); err != nil {
+			// The process "dies" between fsync and acknowledgement: the
+			// records are durable, their callers hear a failure, and the
+			// journal takes nothing more (no skip record may cover them).
+			err = j.failStop(err)
+			j.finish(batch, start, i, err)
+			continue
+		}
 		j.finish(batch, start, i, nil)
 	}
 }

@@ -17,22 +17,10 @@ import (
 func TestRepliesDoNotAliasState(t *testing.T) {
 	ctx := context.Background()
 	var hooked []poker.Finished
-	rt, err := reactor.New(reactor.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rooms, err := poker.Register(rt, poker.Options{OnFinished: func(c *reactor.Ctx, f poker.Finished) error {
+	rooms := startRooms(t, reactor.Config{}, poker.Options{OnFinished: func(c *reactor.Ctx, f poker.Finished) error {
 		hooked = append(hooked, f) // one room, one turn at a time
 		return nil
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(ctx)
-	defer rooms.Close()
 	must := func(err error) {
 		t.Helper()
 		if err != nil {

@@ -18,11 +18,7 @@ func TestOnFinished(t *testing.T) {
 	ctx := context.Background()
 	var mu sync.Mutex
 	var got []poker.Finished
-	rt, err := reactor.New(reactor.Config{CheckShared: reactortest.NoAliasing(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rooms, err := poker.Register(rt, poker.Options{OnFinished: func(c *reactor.Ctx, f poker.Finished) error {
+	rooms := startRooms(t, reactor.Config{CheckShared: reactortest.NoAliasing(t)}, poker.Options{OnFinished: func(c *reactor.Ctx, f poker.Finished) error {
 		if c == nil {
 			t.Error("OnFinished outside a turn")
 		}
@@ -31,14 +27,6 @@ func TestOnFinished(t *testing.T) {
 		mu.Unlock()
 		return nil
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(ctx)
-	defer rooms.Close()
 
 	play := func(req poker.CreateRequest) poker.Credentials {
 		ann, err := rooms.Create(ctx, req)

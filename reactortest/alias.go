@@ -16,6 +16,10 @@ import (
 // state: the next turn writes what the reader reads. Copy instead (Baratine
 // calls the copies shims).
 //
+// Fields that are not exported are looked at, not looked through: what
+// they point at counts, what lies behind it is not read (it is often
+// another goroutine's, under its own lock).
+//
 // Strings and functions are not counted (strings are immutable; a closure's
 // captures cannot be seen), nor are values of the types allowed, or of
 // packages made to be shared: reactor itself (handles such as Ref, Callback
@@ -23,9 +27,9 @@ import (
 // on the turn and read by streams, under its own lock), time, sync.
 func Shared(state, value any, allowed ...any) string {
 	w := &aliasWalk{maps: map[unsafe.Pointer]bool{}, seen: map[visit]bool{}, allow: allowSet(allowed)}
-	w.collect(reflect.ValueOf(state))
+	w.collect(reflect.ValueOf(state), false)
 	w.seen = map[visit]bool{}
-	return w.find(reflect.ValueOf(value), "value")
+	return w.find(reflect.ValueOf(value), "value", false)
 }
 
 // NoAliasing returns a reactor.Config.CheckShared hook that fails t for
@@ -109,8 +113,12 @@ func (w *aliasWalk) once(p unsafe.Pointer, t reflect.Type) bool {
 	return true
 }
 
-// collect records the memory the state reaches.
-func (w *aliasWalk) collect(v reflect.Value) {
+// collect records the memory the state reaches. Below an unexported field
+// it is shallow: it records what the field points at but does not read
+// through it — such fields are usually wiring (a queue set, a database
+// handle) that other goroutines write under their own locks, and reading
+// them here would be a race of the check itself.
+func (w *aliasWalk) collect(v reflect.Value, shallow bool) {
 	if !v.IsValid() || w.skip(v.Type()) {
 		return
 	}
@@ -123,16 +131,18 @@ func (w *aliasWalk) collect(v reflect.Value) {
 			p := uintptr(v.UnsafePointer())
 			w.spans = append(w.spans, span{p, p + size})
 		}
-		w.collect(v.Elem())
+		if !shallow {
+			w.collect(v.Elem(), false)
+		}
 	case reflect.Interface:
-		w.collect(v.Elem())
+		w.collect(v.Elem(), shallow)
 	case reflect.Struct:
 		for i := range v.NumField() {
-			w.collect(v.Field(i))
+			w.collect(v.Field(i), shallow || !v.Type().Field(i).IsExported())
 		}
 	case reflect.Array:
 		for i := range v.Len() {
-			w.collect(v.Index(i))
+			w.collect(v.Index(i), shallow)
 		}
 	case reflect.Slice:
 		if v.IsNil() || v.Cap() == 0 || !w.once(v.UnsafePointer(), v.Type()) {
@@ -142,17 +152,21 @@ func (w *aliasWalk) collect(v reflect.Value) {
 			p := uintptr(v.UnsafePointer())
 			w.spans = append(w.spans, span{p, p + uintptr(v.Cap())*size})
 		}
-		for i := range v.Len() {
-			w.collect(v.Index(i))
+		if !shallow {
+			for i := range v.Len() {
+				w.collect(v.Index(i), false)
+			}
 		}
 	case reflect.Map:
 		if v.IsNil() || w.maps[v.UnsafePointer()] {
 			return
 		}
 		w.maps[v.UnsafePointer()] = true
-		for it := v.MapRange(); it.Next(); {
-			w.collect(it.Key())
-			w.collect(it.Value())
+		if !shallow {
+			for it := v.MapRange(); it.Next(); {
+				w.collect(it.Key(), false)
+				w.collect(it.Value(), false)
+			}
 		}
 	case reflect.Chan:
 		if !v.IsNil() {
@@ -170,8 +184,9 @@ func (w *aliasWalk) inState(from, to uintptr) bool {
 	return false
 }
 
-// find returns the path of the first memory of v the state reaches.
-func (w *aliasWalk) find(v reflect.Value, path string) string {
+// find returns the path of the first memory of v the state reaches; below
+// an unexported field it is shallow, like collect.
+func (w *aliasWalk) find(v reflect.Value, path string, shallow bool) string {
 	if !v.IsValid() || w.skip(v.Type()) {
 		return ""
 	}
@@ -184,18 +199,21 @@ func (w *aliasWalk) find(v reflect.Value, path string) string {
 		if size > 0 && w.inState(p, p+size) {
 			return path
 		}
-		return w.find(v.Elem(), "(*"+path+")")
+		if !shallow {
+			return w.find(v.Elem(), "(*"+path+")", false)
+		}
 	case reflect.Interface:
-		return w.find(v.Elem(), path)
+		return w.find(v.Elem(), path, shallow)
 	case reflect.Struct:
 		for i := range v.NumField() {
-			if p := w.find(v.Field(i), path+"."+v.Type().Field(i).Name); p != "" {
+			f := v.Type().Field(i)
+			if p := w.find(v.Field(i), path+"."+f.Name, shallow || !f.IsExported()); p != "" {
 				return p
 			}
 		}
 	case reflect.Array:
 		for i := range v.Len() {
-			if p := w.find(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); p != "" {
+			if p := w.find(v.Index(i), fmt.Sprintf("%s[%d]", path, i), shallow); p != "" {
 				return p
 			}
 		}
@@ -207,9 +225,11 @@ func (w *aliasWalk) find(v reflect.Value, path string) string {
 		if size > 0 && w.inState(p, p+uintptr(v.Cap())*size) {
 			return path
 		}
-		for i := range v.Len() {
-			if p := w.find(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); p != "" {
-				return p
+		if !shallow {
+			for i := range v.Len() {
+				if p := w.find(v.Index(i), fmt.Sprintf("%s[%d]", path, i), false); p != "" {
+					return p
+				}
 			}
 		}
 	case reflect.Map:
@@ -219,9 +239,11 @@ func (w *aliasWalk) find(v reflect.Value, path string) string {
 		if w.maps[v.UnsafePointer()] {
 			return path
 		}
-		for it := v.MapRange(); it.Next(); {
-			if p := w.find(it.Value(), fmt.Sprintf("%s[%#v]", path, printable(it.Key()))); p != "" {
-				return p
+		if !shallow {
+			for it := v.MapRange(); it.Next(); {
+				if p := w.find(it.Value(), fmt.Sprintf("%s[%#v]", path, printable(it.Key())), false); p != "" {
+					return p
+				}
 			}
 		}
 	case reflect.Chan:

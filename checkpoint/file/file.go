@@ -34,6 +34,7 @@ import (
 	"strings"
 
 	"github.com/reactorgo/reactor/checkpoint"
+	"github.com/reactorgo/reactor/internal/failpoint"
 	"github.com/reactorgo/reactor/journal"
 )
 
@@ -198,6 +199,9 @@ func (s *Store) Save(ctx context.Context, key string, cp checkpoint.Checkpoint) 
 		return fmt.Errorf("checkpoint/file: create temp file: %w", err)
 	}
 	_, err = f.Write(Encode(key, cp))
+	if err == nil {
+		err = failpoint.Inject(failpoint.CheckpointWrite, s.fs) // written, not yet durable
+	}
 	if err == nil {
 		err = f.Sync()
 	}

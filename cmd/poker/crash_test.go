@@ -123,6 +123,17 @@ func call(url, method, path, token string, body any) (status int, out map[string
 	return res.StatusCode, out, true
 }
 
+// must does one request to p and fails t unless p answered with status
+// want; it returns the decoded JSON body.
+func (p *proc) must(t *testing.T, want int, method, path, token string, body any) map[string]any {
+	t.Helper()
+	st, out, ok := call(p.url, method, path, token, body)
+	if !ok || st != want {
+		t.Fatalf("%s %s: %d %v, want %d", method, path, st, out, want)
+	}
+	return out
+}
+
 type member struct{ id, name, token string }
 
 // model is what the client knows was acknowledged in one room, plus the

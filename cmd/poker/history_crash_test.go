@@ -13,38 +13,30 @@ func TestHistorySurvivesKill9(t *testing.T) {
 	bin := buildPoker(t)
 	data := t.TempDir()
 	p := startPoker(t, bin, data)
-	must := func(want int, method, path, token string, body any) map[string]any {
-		t.Helper()
-		st, out, ok := call(p.url, method, path, token, body)
-		if !ok || st != want {
-			t.Fatalf("%s %s: %d %v, want %d", method, path, st, out, want)
-		}
-		return out
-	}
-	c := must(201, "POST", "/api/rooms", "", map[string]any{"title": "Sprint", "leader": "ann"})
+	c := p.must(t, 201, "POST", "/api/rooms", "", map[string]any{"title": "Sprint", "leader": "ann"})
 	room, ann := c["room"].(string), c["token"].(string)
 	base := "/api/rooms/" + room
-	bob := must(201, "POST", base+"/members", "", map[string]any{"name": "bob"})["token"].(string)
-	obs := must(201, "POST", base+"/members", "", map[string]any{"name": "olga", "role": "observer"})
-	must(202, "POST", base+"/queue", ann, map[string]any{"stories": []string{"A", "B", "C"}})
+	bob := p.must(t, 201, "POST", base+"/members", "", map[string]any{"name": "bob"})["token"].(string)
+	obs := p.must(t, 201, "POST", base+"/members", "", map[string]any{"name": "olga", "role": "observer"})
+	p.must(t, 202, "POST", base+"/queue", ann, map[string]any{"stories": []string{"A", "B", "C"}})
 	for i, est := range []string{"3", "8"} {
-		must(202, "POST", base+"/session/next", ann, nil)
-		must(202, "POST", base+"/votes", bob, map[string]any{"value": est})
-		must(202, "POST", base+"/votes", ann, map[string]any{"value": fmt.Sprint(i + 1)})
-		must(202, "POST", base+"/session/finish", ann, nil)
-		must(202, "POST", base+"/estimate", ann, map[string]any{"value": est})
+		p.must(t, 202, "POST", base+"/session/next", ann, nil)
+		p.must(t, 202, "POST", base+"/votes", bob, map[string]any{"value": est})
+		p.must(t, 202, "POST", base+"/votes", ann, map[string]any{"value": fmt.Sprint(i + 1)})
+		p.must(t, 202, "POST", base+"/session/finish", ann, nil)
+		p.must(t, 202, "POST", base+"/estimate", ann, map[string]any{"value": est})
 	}
-	must(202, "POST", base+"/session/revote", ann, nil)
-	must(202, "POST", base+"/leader", ann, map[string]any{"member": obs["member"]})
-	before := must(200, "GET", base+"/history", bob, nil)
-	view := must(200, "GET", base, "", nil)
+	p.must(t, 202, "POST", base+"/session/revote", ann, nil)
+	p.must(t, 202, "POST", base+"/leader", ann, map[string]any{"member": obs["member"]})
+	before := p.must(t, 200, "GET", base+"/history", bob, nil)
+	view := p.must(t, 200, "GET", base, "", nil)
 
 	p.kill9()
 	p = startPoker(t, bin, data)
-	if after := must(200, "GET", base+"/history", bob, nil); !reflect.DeepEqual(before, after) {
+	if after := p.must(t, 200, "GET", base+"/history", bob, nil); !reflect.DeepEqual(before, after) {
 		t.Fatalf("history after kill -9:\n%v\nbefore:\n%v", after, before)
 	}
-	if got := must(200, "GET", base, "", nil); !reflect.DeepEqual(view, got) {
+	if got := p.must(t, 200, "GET", base, "", nil); !reflect.DeepEqual(view, got) {
 		t.Fatalf("room after kill -9:\n%v\nbefore:\n%v", got, view)
 	}
 	rounds := before["rounds"].([]any)

@@ -202,14 +202,19 @@ func run(args []string) error {
 	return err
 }
 
-// serveAdmin serves the operator endpoints on their own listener, with the
-// public listener's timeouts and room for a 60 s profile.
+// serveAdmin serves the operator endpoints on their own listener.
 func serveAdmin(addr string, h http.Handler, log *slog.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
 	log.Info("poker: operator pages", "url", "http://"+ln.Addr().String()+"/status")
+	return serveOperator(ln, h, log), nil
+}
+
+// serveOperator serves h on ln, for the operator, with the public
+// listener's timeouts and room for a 60 s profile.
+func serveOperator(ln net.Listener, h http.Handler, log *slog.Logger) *http.Server {
 	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -220,7 +225,7 @@ func serveAdmin(addr string, h http.Handler, log *slog.Logger) (*http.Server, er
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go func() { _ = hs.Serve(ln) }()
-	return hs, nil
+	return hs
 }
 
 // listenURLs returns the URL to open on this machine and the one
@@ -299,16 +304,6 @@ func servePprof(addr string, log *slog.Logger) error {
 	m.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
 	m.HandleFunc("/debug/pprof/trace", httppprof.Trace)
 	log.Info("poker: pprof", "addr", ln.Addr().String())
-	// The public listener's timeouts, with room for a 60s profile.
-	hs := &http.Server{
-		Handler:           m,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      2 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	go func() { _ = hs.Serve(ln) }()
+	serveOperator(ln, m, log)
 	return nil
 }

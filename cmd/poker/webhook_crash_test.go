@@ -40,20 +40,12 @@ func TestWebhookPendingAtKill9(t *testing.T) {
 	data := t.TempDir()
 	flags := []string{"-webhook-allow-private", "-webhook-max-backoff", "300ms"}
 	p := startPoker(t, bin, data, flags...)
-	must := func(want int, method, path, token string, body any) map[string]any {
-		t.Helper()
-		st, out, ok := call(p.url, method, path, token, body)
-		if !ok || st != want {
-			t.Fatalf("%s %s: %d %v, want %d", method, path, st, out, want)
-		}
-		return out
-	}
-	c := must(201, "POST", "/api/rooms", "", map[string]any{"title": "Sprint", "leader": "ann", "webhook": rcv.URL + "/hook"})
+	c := p.must(t, 201, "POST", "/api/rooms", "", map[string]any{"title": "Sprint", "leader": "ann", "webhook": rcv.URL + "/hook"})
 	room, ann, secret := c["room"].(string), c["token"].(string), c["webhookSecret"].(string)
 	base := "/api/rooms/" + room
-	must(202, "POST", base+"/session", ann, map[string]any{"story": "Checkout"})
-	must(202, "POST", base+"/votes", ann, map[string]any{"value": "8"})
-	must(202, "POST", base+"/session/finish", ann, nil)
+	p.must(t, 202, "POST", base+"/session", ann, map[string]any{"story": "Checkout"})
+	p.must(t, 202, "POST", base+"/votes", ann, map[string]any{"value": "8"})
+	p.must(t, 202, "POST", base+"/session/finish", ann, nil)
 	for range 2 { // the delivery is retried: it is in the queue, pending
 		select {
 		case <-failed:

@@ -1,6 +1,7 @@
 // Package testutil holds the helpers the module's tests share, so that each
 // exists once instead of as a copy per test file: polling for a condition,
-// copying a data directory, writing a journal, opening a durable runtime.
+// copying a data directory, writing a journal, opening a durable runtime,
+// a clock moved by hand.
 package testutil
 
 import (
@@ -134,4 +135,27 @@ func OpenDurable(t testing.TB, dir string, cfg reactor.Config, register func(*re
 		t.Fatalf("open durable: start: %v", err)
 	}
 	return rt, j
+}
+
+// Clock is a clock the test moves by hand, safe for concurrent use.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a Clock at 2026-01-02 03:04:05 UTC.
+func NewClock() *Clock { return &Clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
 }

@@ -2,14 +2,11 @@ package amqp_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,31 +17,7 @@ import (
 	"github.com/reactorgo/reactor/internal/testenv"
 	"github.com/reactorgo/reactor/internal/testutil"
 	"github.com/reactorgo/reactor/jobs/amqp"
-)
-
-// Ledger counts how often each message was applied.
-type Ledger struct{ Applied map[string]int }
-
-type Entry struct {
-	ID     string
-	Amount int
-}
-
-func (l *Ledger) Add(_ *reactor.Ctx, e Entry) (int, error) {
-	if l.Applied == nil {
-		l.Applied = map[string]int{}
-	}
-	l.Applied[e.ID]++
-	return len(l.Applied), nil
-}
-
-func (l *Ledger) Dump(*reactor.Ctx, struct{}) (map[string]int, error) {
-	return maps.Clone(l.Applied), nil
-}
-
-var (
-	ledgerAdd  = reactor.Method("test.amqp.ledger.add", (*Ledger).Add)
-	ledgerDump = reactor.Method("test.amqp.ledger.dump", (*Ledger).Dump, reactor.ReadOnly())
+	"github.com/reactorgo/reactor/jobs/internal/ingresstest"
 )
 
 func dial(t *testing.T) *amqp091.Connection {
@@ -65,6 +38,22 @@ func dial(t *testing.T) *amqp091.Connection {
 	return conn
 }
 
+// declare opens a channel on conn and declares a fresh queue for t on it,
+// deleted when t ends.
+func declare(t *testing.T, conn *amqp091.Connection) (*amqp091.Channel, string) {
+	t.Helper()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := fmt.Sprintf("reactor-test-%s-%d", t.Name(), time.Now().UnixNano())
+	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ch.QueueDelete(queue, false, false, false) })
+	return ch, queue
+}
+
 func publish(t *testing.T, ch *amqp091.Channel, queue, id string, body []byte) {
 	t.Helper()
 	err := ch.PublishWithContext(context.Background(), "", queue, false, false,
@@ -74,7 +63,7 @@ func publish(t *testing.T, ch *amqp091.Channel, queue, id string, body []byte) {
 	}
 }
 
-func entry(id string) []byte { b, _ := json.Marshal(Entry{ID: id, Amount: 1}); return b }
+var entry = ingresstest.Body
 
 // TestConsumeAcksDurablyAndDedupsRedelivery: messages reach the journaled
 // service once each, although one was published twice with the same id and
@@ -83,31 +72,9 @@ func entry(id string) []byte { b, _ := json.Marshal(Entry{ID: id, Amount: 1}); r
 // messages and messages without an id are rejected, not requeued.
 func TestConsumeAcksDurablyAndDedupsRedelivery(t *testing.T) {
 	conn := dial(t)
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	queue := fmt.Sprintf("reactor-test-%s-%d", t.Name(), time.Now().UnixNano())
-	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	defer ch.QueueDelete(queue, false, false, false)
+	ch, queue := declare(t, conn)
 	dir := filepath.Join(t.TempDir(), "app")
-	var ledger reactor.Ref
-	open := func() (*reactor.Runtime, func()) {
-		rt, j := testutil.OpenDurable(t, dir, reactor.Config{Logger: slog.New(slog.DiscardHandler)}, func(rt *reactor.Runtime) error {
-			var err error
-			ledger, err = reactor.Register(rt, "/ledger", &Ledger{}, reactor.Journaled())
-			return err
-		})
-		return rt, func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			rt.Close(ctx)
-			j.Close()
-		}
-	}
-	_, crash := open()
+	_, crash, ledger := ingresstest.OpenLedger(t, dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -119,6 +86,7 @@ func TestConsumeAcksDurablyAndDedupsRedelivery(t *testing.T) {
 	dying, _ := conn.Channel()
 	var d amqp091.Delivery
 	var ok bool
+	var err error
 	for deadline := time.Now().Add(5 * time.Second); !ok && time.Now().Before(deadline); {
 		d, ok, err = dying.Get(queue, false)
 		if err != nil {
@@ -128,14 +96,13 @@ func TestConsumeAcksDurablyAndDedupsRedelivery(t *testing.T) {
 	if !ok {
 		t.Fatal("m-crash not delivered")
 	}
-	if err := ledgerAdd.Send(reactor.WithDeliveryKey(ctx, "amqp:"+queue+":"+d.MessageId), ledger, Entry{ID: "m-crash"}); err != nil {
+	if err := ingresstest.LedgerAdd.Send(reactor.WithDeliveryKey(ctx, "amqp:"+queue+":"+d.MessageId), ledger, ingresstest.Entry{ID: "m-crash"}); err != nil {
 		t.Fatal(err)
 	}
 	crash()
 	dying.Close() // unacked: the broker redelivers it
-	rt, closeRT := open()
+	_, closeRT, ledger := ingresstest.OpenLedger(t, dir)
 	defer closeRT()
-	_ = rt
 
 	for i := range 10 {
 		publish(t, ch, queue, fmt.Sprintf("m%d", i), entry(fmt.Sprintf("m%d", i)))
@@ -151,13 +118,13 @@ func TestConsumeAcksDurablyAndDedupsRedelivery(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		done <- amqp.Consume(ctx, cch, amqp.Config{Queue: queue, Prefetch: 4, Logger: slog.New(slog.DiscardHandler)}, ledgerAdd, ledger)
+		done <- amqp.Consume(ctx, cch, amqp.Config{Queue: queue, Prefetch: 4, Logger: slog.New(slog.DiscardHandler)}, ingresstest.LedgerAdd, ledger)
 	}()
 	testutil.WaitFor(t, func() bool {
-		m, _ := ledgerDump.Call(ctx, ledger, struct{}{})
+		m, _ := ingresstest.LedgerDump.Call(ctx, ledger, struct{}{})
 		return m["last"] == 1
 	})
-	m, _ := ledgerDump.Call(ctx, ledger, struct{}{})
+	m, _ := ingresstest.LedgerDump.Call(ctx, ledger, struct{}{})
 	want := map[string]int{"m-crash": 1, "last": 1}
 	for i := range 10 {
 		want[fmt.Sprintf("m%d", i)] = 1
@@ -176,74 +143,14 @@ func TestConsumeAcksDurablyAndDedupsRedelivery(t *testing.T) {
 	}
 }
 
-// Gate applies entries only while its gate is open: the handler blocks,
-// so with an inbox of one the third message meets ErrBusy.
-type Gate struct{ Applied map[string]int }
-
-var gate chan struct{}
-
-func (g *Gate) Pass(_ *reactor.Ctx, e Entry) (int, error) {
-	<-gate
-	if g.Applied == nil {
-		g.Applied = map[string]int{}
-	}
-	g.Applied[e.ID]++
-	return len(g.Applied), nil
-}
-
-func (g *Gate) Dump(*reactor.Ctx, struct{}) (map[string]int, error) {
-	return maps.Clone(g.Applied), nil
-}
-
-var (
-	gatePass = reactor.Method("test.amqp.gate.pass", (*Gate).Pass)
-	gateDump = reactor.Method("test.amqp.gate.dump", (*Gate).Dump, reactor.ReadOnly())
-)
-
-// busyLog counts the consumer's "service busy" records.
-type busyLog struct {
-	slog.Handler
-	n *atomic.Int64
-}
-
-func (h busyLog) Enabled(context.Context, slog.Level) bool { return true }
-func (h busyLog) Handle(_ context.Context, r slog.Record) error {
-	if strings.Contains(r.Message, "busy") {
-		h.n.Add(1)
-	}
-	return nil
-}
-
 // TestConsumeBusyBacksOffToTheBroker: while the service's inbox is full,
 // deliveries are refused with ErrBusy and requeued after a backoff; the
 // prefetch window keeps the rest in the broker (not in our memory); once
 // the service drains, every message is applied exactly once and acked.
 func TestConsumeBusyBacksOffToTheBroker(t *testing.T) {
 	conn := dial(t)
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	queue := fmt.Sprintf("reactor-test-%s-%d", t.Name(), time.Now().UnixNano())
-	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	defer ch.QueueDelete(queue, false, false, false)
-	gate = make(chan struct{})
-	var ref reactor.Ref
-	rt, j := testutil.OpenDurable(t, t.TempDir(), reactor.Config{Logger: slog.New(slog.DiscardHandler)}, func(rt *reactor.Runtime) error {
-		var err error
-		ref, err = reactor.Register(rt, "/gate", &Gate{}, reactor.Journaled(), reactor.InboxSize(1))
-		return err
-	})
-	released := false
-	defer func() {
-		if !released {
-			close(gate)
-		}
-		rt.Close(context.Background())
-		j.Close()
-	}()
+	ch, queue := declare(t, conn)
+	ref, release := ingresstest.OpenGate(t)
 	const n, prefetch = 12, 4
 	for i := range n {
 		publish(t, ch, queue, fmt.Sprintf("b%d", i), entry(fmt.Sprintf("b%d", i)))
@@ -258,7 +165,7 @@ func TestConsumeBusyBacksOffToTheBroker(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- amqp.Consume(ctx, cch, amqp.Config{Queue: queue, Prefetch: prefetch, BusyBackoff: 5 * time.Millisecond,
-			Logger: slog.New(busyLog{n: &busy})}, gatePass, ref)
+			Logger: ingresstest.BusyLogger(&busy)}, ingresstest.GatePass, ref)
 	}()
 	// One message runs (blocked), one waits in the inbox; the next ones are
 	// refused and requeued, again and again.
@@ -272,18 +179,8 @@ func TestConsumeBusyBacksOffToTheBroker(t *testing.T) {
 	if q.Messages < n-prefetch-2 {
 		t.Fatalf("the broker holds %d ready messages while we are busy, want at least %d", q.Messages, n-prefetch-2)
 	}
-	close(gate)
-	released = true
-	testutil.WaitFor(t, func() bool {
-		m, _ := gateDump.Call(ctx, ref, struct{}{})
-		return len(m) == n
-	})
-	m, _ := gateDump.Call(ctx, ref, struct{}{})
-	for id, k := range m {
-		if k != 1 {
-			t.Fatalf("%s applied %d times: %v", id, k, m)
-		}
-	}
+	release()
+	ingresstest.WaitAppliedOnce(t, ctx, ref, n)
 	testutil.WaitFor(t, func() bool {
 		q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
 		return err == nil && q.Messages == 0

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/internal/testutil"
 	"github.com/reactorgo/reactor/jobs"
 	"github.com/reactorgo/reactor/jobs/jobshttp"
 )
@@ -44,7 +45,7 @@ func killJobs(t *testing.T, qs *jobs.Queues, queue string, n int) []string {
 // not dead are reported and nothing else is touched (an empty list is not
 // "all").
 func TestDeadLettersOverHTTP(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := testutil.NewClock()
 	qs, c := serve(t, clock.Now, remote)
 	ctx := context.Background()
 	ids := killJobs(t, qs, "remote", 5)
@@ -174,7 +175,7 @@ func (r *recorder) WriteHeader(c int)           { r.code = c }
 // TestStatusPage: the page shows each queue's figures and dead letters;
 // its buttons redrive and purge, from the same origin only.
 func TestStatusPage(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := testutil.NewClock()
 	qs, c := serve(t, clock.Now, map[string]jobs.QueueConfig{"remote": remote["remote"], "other": {TickInterval: -1}})
 	ctx := context.Background()
 	ids := killJobs(t, qs, "remote", 3)

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,18 +18,6 @@ import (
 )
 
 var quiet = slog.New(slog.DiscardHandler)
-
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // serve opens a durable runtime with the queues, and an httptest server
 // with the handler at /jobs.
@@ -64,7 +51,7 @@ var remote = map[string]jobs.QueueConfig{"remote": {LeaseTime: 10 * time.Second,
 // paused; worker B leases the job with a higher token; A's late heartbeat,
 // completion and failure get 409 and change nothing; B's completion counts.
 func TestZombieCompletionRejected(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := testutil.NewClock()
 	qs, c := serve(t, clock.Now, remote)
 	ctx := context.Background()
 	id, err := c.Enqueue(ctx, jobshttp.EnqueueRequest{Queue: "remote", Kind: "resize", Args: []byte(`{"img":7}`)})
@@ -145,7 +132,7 @@ func TestLongPoll(t *testing.T) {
 
 // TestFailRetryDeadAndErrors: failure reports, and the error answers.
 func TestFailRetryDeadAndErrors(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := testutil.NewClock()
 	qs, c := serve(t, clock.Now, map[string]jobs.QueueConfig{"remote": {MaxDepth: 2, TickInterval: -1, RetryAfterMax: 2 * time.Minute}})
 	ctx := context.Background()
 	id, _ := c.Enqueue(ctx, jobshttp.EnqueueRequest{Queue: "remote", Kind: "k", Args: []byte(`1`), MaxAttempts: 3})

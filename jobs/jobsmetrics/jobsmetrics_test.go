@@ -5,29 +5,17 @@ import (
 	"errors"
 	"log/slog"
 	"math"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/internal/testutil"
 	"github.com/reactorgo/reactor/jobs"
 	"github.com/reactorgo/reactor/jobs/jobsmetrics"
 	"github.com/reactorgo/reactor/reactortest"
 )
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // TestCollectorExportsEveryFigure drives a queue with a fake clock and
 // checks every series the issue asks for on /metrics — depth, age of the
@@ -35,7 +23,7 @@ func (c *clock) Advance(d time.Duration) {
 // and the rest, with their values.
 func TestCollectorExportsEveryFigure(t *testing.T) {
 	ctx := context.Background()
-	c := &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	c := testutil.NewClock()
 	quiet := slog.New(slog.DiscardHandler)
 	rt, err := reactor.New(reactor.Config{Logger: quiet, Clock: c.Now, CheckShared: reactortest.NoAliasing(t)})
 	if err != nil {

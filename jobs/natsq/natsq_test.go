@@ -2,14 +2,11 @@ package natsq_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,38 +14,18 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/internal/testenv"
 	"github.com/reactorgo/reactor/internal/testutil"
+	"github.com/reactorgo/reactor/jobs/internal/ingresstest"
 	"github.com/reactorgo/reactor/jobs/natsq"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// Ledger counts how often each entry was applied.
-type Ledger struct{ Applied map[string]int }
+// The ledger of the tests, named here as ExampleConsume names it.
+type Ledger = ingresstest.Ledger
 
-type Entry struct {
-	ID     string
-	Amount int
-}
-
-func (l *Ledger) Add(_ *reactor.Ctx, e Entry) (int, error) {
-	if l.Applied == nil {
-		l.Applied = map[string]int{}
-	}
-	l.Applied[e.ID]++
-	return len(l.Applied), nil
-}
-
-func (l *Ledger) Dump(*reactor.Ctx, struct{}) (map[string]int, error) {
-	return maps.Clone(l.Applied), nil
-}
-
-var (
-	ledgerAdd  = reactor.Method("test.natsq.ledger.add", (*Ledger).Add)
-	ledgerDump = reactor.Method("test.natsq.ledger.dump", (*Ledger).Dump, reactor.ReadOnly())
-)
+var ledgerAdd = ingresstest.LedgerAdd
 
 // connect dials the test NATS server (REACTOR_TEST_NATS), or skips (fails
 // with REACTOR_REQUIRE_SERVICES=1) when it is not there or has no
@@ -105,22 +82,7 @@ func publish(t testing.TB, js jetstream.JetStream, subject, id string, body []by
 	}
 }
 
-func entry(id string) []byte { b, _ := json.Marshal(Entry{ID: id, Amount: 1}); return b }
-
-func openLedger(t *testing.T, dir string) (*reactor.Runtime, func(), reactor.Ref) {
-	var ref reactor.Ref
-	rt, j := testutil.OpenDurable(t, dir, reactor.Config{Logger: quiet}, func(rt *reactor.Runtime) error {
-		var err error
-		ref, err = reactor.Register(rt, "/ledger", &Ledger{}, reactor.Journaled())
-		return err
-	})
-	return rt, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		rt.Close(ctx)
-		j.Close()
-	}, ref
-}
+var entry = ingresstest.Body
 
 // TestConsumeRedeliveryAfterCrash: a message the service accepted durably
 // is not acked because our process dies; after the restart the server
@@ -148,14 +110,14 @@ func TestConsumeRedeliveryAfterCrash(t *testing.T) {
 	if msg == nil {
 		t.Fatal("m-crash not delivered")
 	}
-	_, crash, ledger := openLedger(t, dir)
+	_, crash, ledger := ingresstest.OpenLedger(t, dir)
 	if err := natsq.Deliver(ctx, "nats/"+name+":", ledgerAdd, ledger, msg); err != nil {
 		t.Fatal(err)
 	}
 	crash() // no ack
 
 	// Second life.
-	rt, closeRT, ledger := openLedger(t, dir)
+	_, closeRT, ledger := ingresstest.OpenLedger(t, dir)
 	defer closeRT()
 	for i := range 10 {
 		publish(t, js, subject+".e", fmt.Sprintf("m%d", i), entry(fmt.Sprintf("m%d", i)))
@@ -169,13 +131,13 @@ func TestConsumeRedeliveryAfterCrash(t *testing.T) {
 	deadline := time.Now().Add(8 * time.Second)
 	testutil.WaitFor(t, func() bool {
 		info, err := cons.Info(ctx)
-		m, _ := ledgerDump.Call(ctx, ledger, struct{}{})
+		m, _ := ingresstest.LedgerDump.Call(ctx, ledger, struct{}{})
 		if time.Now().After(deadline) {
 			t.Fatalf("info %+v err %v ledger %v", info, err, m)
 		}
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && m["last"] == 1 && m["m-crash"] >= 1
 	})
-	m, _ := ledgerDump.Call(ctx, ledger, struct{}{})
+	m, _ := ingresstest.LedgerDump.Call(ctx, ledger, struct{}{})
 	want := map[string]int{"m-crash": 1, "last": 1, "no-id-1": 1, "no-id-2": 1}
 	for i := range 10 {
 		want[fmt.Sprintf("m%d", i)] = 1
@@ -187,45 +149,6 @@ func TestConsumeRedeliveryAfterCrash(t *testing.T) {
 	if err := <-done; err != context.Canceled {
 		t.Fatalf("Consume returned %v", err)
 	}
-	_ = rt
-}
-
-// Gate applies entries only while its gate is open: the handler blocks,
-// so with an inbox of one the third message meets ErrBusy.
-type Gate struct{ Applied map[string]int }
-
-var gate chan struct{}
-
-func (g *Gate) Pass(_ *reactor.Ctx, e Entry) (int, error) {
-	<-gate
-	if g.Applied == nil {
-		g.Applied = map[string]int{}
-	}
-	g.Applied[e.ID]++
-	return len(g.Applied), nil
-}
-
-func (g *Gate) Dump(*reactor.Ctx, struct{}) (map[string]int, error) {
-	return maps.Clone(g.Applied), nil
-}
-
-var (
-	gatePass = reactor.Method("test.natsq.gate.pass", (*Gate).Pass)
-	gateDump = reactor.Method("test.natsq.gate.dump", (*Gate).Dump, reactor.ReadOnly())
-)
-
-// busyLog counts the consumer's "service busy" records.
-type busyLog struct {
-	slog.Handler
-	n *atomic.Int64
-}
-
-func (h busyLog) Enabled(context.Context, slog.Level) bool { return true }
-func (h busyLog) Handle(_ context.Context, r slog.Record) error {
-	if strings.Contains(r.Message, "busy") {
-		h.n.Add(1)
-	}
-	return nil
 }
 
 // TestConsumeBusyBacksOffToTheServer: while the service's inbox is full,
@@ -235,21 +158,7 @@ func (h busyLog) Handle(_ context.Context, r slog.Record) error {
 func TestConsumeBusyBacksOffToTheServer(t *testing.T) {
 	js := connect(t)
 	name, subject := stream(t, js)
-	gate = make(chan struct{})
-	var ref reactor.Ref
-	rt, j := testutil.OpenDurable(t, t.TempDir(), reactor.Config{Logger: quiet}, func(rt *reactor.Runtime) error {
-		var err error
-		ref, err = reactor.Register(rt, "/gate", &Gate{}, reactor.Journaled(), reactor.InboxSize(1))
-		return err
-	})
-	released := false
-	defer func() {
-		if !released {
-			close(gate)
-		}
-		rt.Close(context.Background())
-		j.Close()
-	}()
+	ref, release := ingresstest.OpenGate(t)
 	const n, window = 12, 4
 	for i := range n {
 		publish(t, js, subject+".e", fmt.Sprintf("b%d", i), entry(fmt.Sprintf("b%d", i)))
@@ -260,7 +169,7 @@ func TestConsumeBusyBacksOffToTheServer(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- natsq.Consume(ctx, js, natsq.Config{Stream: name, Consumer: "gate", MaxAckPending: window, BusyBackoff: 5 * time.Millisecond,
-			Logger: slog.New(busyLog{n: &busy})}, gatePass, ref)
+			Logger: ingresstest.BusyLogger(&busy)}, ingresstest.GatePass, ref)
 	}()
 	testutil.WaitFor(t, func() bool { return busy.Load() >= 3 })
 	cons, err := js.Consumer(ctx, name, "gate")
@@ -275,18 +184,8 @@ func TestConsumeBusyBacksOffToTheServer(t *testing.T) {
 	if info.NumAckPending > window || info.NumPending < n-window-2 {
 		t.Fatalf("while busy: ack pending %d, pending %d", info.NumAckPending, info.NumPending)
 	}
-	close(gate)
-	released = true
-	testutil.WaitFor(t, func() bool {
-		m, _ := gateDump.Call(ctx, ref, struct{}{})
-		return len(m) == n
-	})
-	m, _ := gateDump.Call(ctx, ref, struct{}{})
-	for id, k := range m {
-		if k != 1 {
-			t.Fatalf("%s applied %d times: %v", id, k, m)
-		}
-	}
+	release()
+	ingresstest.WaitAppliedOnce(t, ctx, ref, n)
 	testutil.WaitFor(t, func() bool {
 		info, err := cons.Info(ctx)
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0

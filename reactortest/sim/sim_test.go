@@ -5,53 +5,124 @@ import (
 	"flag"
 	"log/slog"
 	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/reactorgo/reactor/internal/failpoint"
 	"github.com/reactorgo/reactor/journal"
 	"github.com/reactorgo/reactor/reactortest/sim"
 )
 
 var (
-	seed  = flag.Uint64("sim.seed", 0, "run only this seed")
-	seeds = flag.Int("sim.seeds", 40, "how many seeds TestSeeds sweeps")
-	trace = flag.Bool("sim.log", false, "log the runtime's and the journal's warnings to stderr")
+	seed     = flag.Uint64("sim.seed", 0, "run only this seed")
+	seeds    = flag.Int("sim.seeds", 40, "how many seeds TestSeeds sweeps")
+	first    = flag.Uint64("sim.first", 1, "the first seed TestSeeds sweeps")
+	steps    = flag.Int("sim.steps", 0, "client operations per run (0: 40 in a sweep, 200 for -sim.seed)")
+	parallel = flag.Int("sim.parallel", 0, "runs at once (0: GOMAXPROCS)")
+	trace    = flag.Bool("sim.log", false, "log the runtime's and the journal's warnings to stderr")
 )
 
-// TestSeeds sweeps seeds through the simulation: every run must keep every
-// acknowledged operation, apply nothing twice and agree with the model
-// after every crash, power cut and full disk. It also requires the sweep to
-// have reached the rare states it exists for.
+// mustReach are the states a sweep exists for: if a sweep of the default
+// size stops reaching one, the simulation lost its teeth (docs/SIMULATION.md
+// says what each means).
+var mustReach = []string{
+	"crash", "crash with ops in flight", "torn tail", "disk full failed an op",
+	"unknown op resolved by its retry", "EIO on a journal write", "EIO on a journal fsync",
+	"clock jump past the idle timeout", "evicted",
+	"failpoint " + failpoint.JournalSynced, "failpoint " + failpoint.CheckpointWrite, "failpoint " + failpoint.Replay,
+	"bit flip: journal", "bit flip: checkpoints",
+	"poker: crash with votes in flight", "poker: unknown join present after recovery",
+}
+
+// TestSeeds sweeps seeds through the simulation, several at once: every
+// run must keep every acknowledged operation, apply nothing twice and
+// agree with the model after every fault. It also requires the sweep to
+// have reached the rare states it exists for. A failing seed prints the
+// one command that reruns exactly it.
 func TestSeeds(t *testing.T) {
-	first, n := uint64(1), *seeds
+	lo, n := *first, *seeds
 	if *seed != 0 {
-		first, n = *seed, 1
+		lo, n = *seed, 1
 	}
 	if testing.Short() && *seed == 0 {
 		n = 10
 	}
-	reached := map[string]int{}
-	began := time.Now()
-	for s := first; s < first+uint64(n); s++ {
-		cfg := sim.Config{Seed: s}
-		if *trace {
-			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		}
-		res, err := sim.Run(context.Background(), cfg)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, res)
-		}
-		for k, v := range res.Reached {
-			reached[k] += v
-		}
-
-		if *seed != 0 {
-			t.Log(res)
-		}
+	st := *steps
+	if st == 0 && *seed == 0 {
+		st = 40 // keeps go test ./... quick; the soak runs longer ones
 	}
-	t.Logf("%d seeds in %v; reached %v", n, time.Since(began).Round(time.Millisecond), reached)
-	if *seed == 0 {
-		for _, state := range []string{"crash", "crash with ops in flight", "torn tail", "disk full failed an op", "unknown op resolved by its retry"} {
+	p := *parallel
+	if p <= 0 {
+		p = runtime.GOMAXPROCS(0)
+	}
+	var (
+		next    atomic.Uint64
+		mu      sync.Mutex
+		reached = map[string]int{}
+		failed  atomic.Bool
+	)
+	next.Store(lo)
+	began := time.Now()
+	t.Run("workers", func(t *testing.T) {
+		for w := range p {
+			t.Run("w"+string(rune('a'+w%26)), func(t *testing.T) {
+				t.Parallel() // seeds share nothing: own disk, clock and failpoint hooks
+				for !failed.Load() {
+					s := next.Add(1) - 1
+					if s >= lo+uint64(n) {
+						return
+					}
+					cfg := sim.Config{Seed: s, Steps: st}
+					if *trace {
+						cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+					}
+					res, err := sim.Run(context.Background(), cfg)
+					if err == nil {
+						// The poker workload runs under the same seed.
+						var pres sim.Result
+						pres, err = sim.RunPoker(context.Background(), cfg)
+						for k, v := range pres.Reached {
+							res.Reached[k] += v
+						}
+					}
+					if err != nil {
+						failed.Store(true)
+						t.Fatalf("%v\n%s", err, res)
+					}
+					mu.Lock()
+					for k, v := range res.Reached {
+						reached[k] += v
+					}
+					mu.Unlock()
+					if *seed != 0 {
+						t.Log(res)
+					}
+				}
+			})
+		}
+	})
+	if failed.Load() {
+		return
+	}
+	el := time.Since(began)
+	keys := make([]string, 0, len(reached))
+	for k := range reached {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString("\n  " + k + ": " + strconv.Itoa(reached[k]))
+	}
+	t.Logf("%d seeds in %v (%.1f seeds/s, %d at once); reached:%s", n, el.Round(time.Millisecond), float64(n)/el.Seconds(), p, b.String())
+	if *seed == 0 && n >= 40 {
+		for _, state := range mustReach {
 			if reached[state] == 0 {
 				t.Errorf("the sweep never reached %q: the simulation lost its teeth", state)
 			}

@@ -35,26 +35,7 @@ func TestBrowserProduct(t *testing.T) {
 	srv := startRestartable(t)
 	tab := startBrowser(t, chromium, 150*time.Second, 1000)
 	phone, desk := tab(), tab()
-	do := func(who string, c context.Context, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(c, steps...); err != nil {
-			t.Fatalf("%s: %v", who, err)
-		}
-	}
-	poll := func(who string, c context.Context, expr string) {
-		t.Helper()
-		if _, err := chromedp.Run(c, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
-			t.Fatalf("%s: waiting for %s: %v", who, expr, err)
-		}
-	}
-	eval := func(who string, c context.Context, expr string) string {
-		t.Helper()
-		v, err := chromedp.Run(c, chromedp.Evaluate[string](expr))
-		if err != nil {
-			t.Fatalf("%s: %s: %v", who, expr, err)
-		}
-		return v
-	}
+	do, poll, eval := browserSteps(t, 20*time.Second)
 	shot := artifactShooter(t)
 	do("phone", phone, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
 
@@ -203,30 +184,6 @@ func TestBrowserProduct(t *testing.T) {
 	}
 	axeAudit(t, "phone", phone, "status page")
 	shot("phone", phone, "phone-status")
-}
-
-// artifactShooter returns a function saving a full-page screenshot as
-// poker-NAME.png in $REACTOR_ARTIFACTS (CI keeps it) or a temp dir.
-func artifactShooter(t *testing.T) func(who string, c context.Context, name string) {
-	dir := os.Getenv("REACTOR_ARTIFACTS")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return func(who string, c context.Context, name string) {
-		t.Helper()
-		png, err := chromedp.Run(c, chromedp.FullScreenshot(100)) // 100: PNG (below: JPEG)
-		if err != nil {
-			t.Fatalf("%s: screenshot: %v", who, err)
-		}
-		path := filepath.Join(dir, "poker-"+name+".png")
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", path)
-	}
 }
 
 // waitAnimations waits until the page runs no animation (the reveal's card

@@ -3,8 +3,6 @@ package server_test
 import (
 	"context"
 	"encoding/csv"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,45 +23,8 @@ func TestBrowserRefinement(t *testing.T) {
 	e := newEnv(t, server.Config{})
 	tab := startBrowser(t, chromium, 120*time.Second, 1000)
 	ann, bob, olga := tab(), tab(), tab()
-	do := func(who string, c context.Context, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(c, steps...); err != nil {
-			t.Fatalf("%s: %v", who, err)
-		}
-	}
-	poll := func(who string, c context.Context, expr string) {
-		t.Helper()
-		if _, err := chromedp.Run(c, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
-			t.Fatalf("%s: waiting for %s: %v", who, expr, err)
-		}
-	}
-	eval := func(who string, c context.Context, expr string) string {
-		t.Helper()
-		v, err := chromedp.Run(c, chromedp.Evaluate[string](expr))
-		if err != nil {
-			t.Fatalf("%s: %s: %v", who, expr, err)
-		}
-		return v
-	}
-	dir := os.Getenv("REACTOR_ARTIFACTS")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	shot := func(who string, c context.Context, name string) {
-		t.Helper()
-		png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("%s: screenshot: %v", who, err)
-		}
-		path := filepath.Join(dir, "poker-"+name+".png")
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", path)
-	}
+	do, poll, eval := browserSteps(t, 15*time.Second)
+	shot := artifactShooter(t)
 	all := map[string]context.Context{"ann": ann, "bob": bob, "olga": olga}
 
 	// A dead link is refused before anyone types a name.

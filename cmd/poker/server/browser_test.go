@@ -23,26 +23,7 @@ func TestBrowserRound(t *testing.T) {
 	e := newEnv(t, server.Config{})
 	tab := startBrowser(t, chromium, 90*time.Second, 900)
 	ann, bob, cid := tab(), tab(), tab()
-	do := func(who string, c context.Context, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(c, steps...); err != nil {
-			t.Fatalf("%s: %v", who, err)
-		}
-	}
-	poll := func(who string, c context.Context, expr string) {
-		t.Helper()
-		if _, err := chromedp.Run(c, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
-			t.Fatalf("%s: waiting for %s: %v", who, expr, err)
-		}
-	}
-	eval := func(who string, c context.Context, expr string) string {
-		t.Helper()
-		v, err := chromedp.Run(c, chromedp.Evaluate[string](expr))
-		if err != nil {
-			t.Fatalf("%s: %s: %v", who, expr, err)
-		}
-		return v
-	}
+	do, poll, eval := browserSteps(t, 15*time.Second)
 
 	// The leader creates the room.
 	do("ann", ann,
@@ -98,13 +79,7 @@ func TestBrowserRound(t *testing.T) {
 	do("ann", ann, chromedp.Click(chromedp.CSS("#reveal")))
 
 	// Everyone sees the same result.
-	dir := os.Getenv("REACTOR_ARTIFACTS")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shot := artifactShooter(t)
 	var first string
 	for _, who := range []string{"ann", "bob", "cid"} {
 		c := tabs[who]
@@ -123,16 +98,40 @@ func TestBrowserRound(t *testing.T) {
 		} else if result != first {
 			t.Fatalf("%s sees %s, others %s", who, result, first)
 		}
-		shot, err := chromedp.Run(c, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("%s: screenshot: %v", who, err)
-		}
-		path := filepath.Join(dir, "poker-round-"+who+".png")
-		if err := os.WriteFile(path, shot, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", path)
+		shot(who, c, "round-"+who)
 	}
+}
+
+// browserSteps returns the steps the browser tests take in a tab, each
+// failing t with who took it: do runs actions, poll waits at most
+// pollTimeout for a JavaScript expression to hold, eval returns a string
+// expression's value.
+func browserSteps(t *testing.T, pollTimeout time.Duration) (
+	do func(who string, c context.Context, steps ...chromedp.Action[chromedp.Void]),
+	poll func(who string, c context.Context, expr string),
+	eval func(who string, c context.Context, expr string) string,
+) {
+	do = func(who string, c context.Context, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(c, steps...); err != nil {
+			t.Fatalf("%s: %v", who, err)
+		}
+	}
+	poll = func(who string, c context.Context, expr string) {
+		t.Helper()
+		if _, err := chromedp.Run(c, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(pollTimeout))); err != nil {
+			t.Fatalf("%s: waiting for %s: %v", who, expr, err)
+		}
+	}
+	eval = func(who string, c context.Context, expr string) string {
+		t.Helper()
+		v, err := chromedp.Run(c, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("%s: %s: %v", who, expr, err)
+		}
+		return v
+	}
+	return do, poll, eval
 }
 
 // startBrowser starts headless Chromium for at most timeout, with a window
@@ -164,5 +163,29 @@ func startBrowser(t *testing.T, chromium string, timeout time.Duration, height i
 		c, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 		t.Cleanup(cancel)
 		return c
+	}
+}
+
+// artifactShooter returns a function saving a full-page screenshot as
+// poker-NAME.png in $REACTOR_ARTIFACTS (CI keeps it) or a temp dir.
+func artifactShooter(t *testing.T) func(who string, c context.Context, name string) {
+	dir := os.Getenv("REACTOR_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return func(who string, c context.Context, name string) {
+		t.Helper()
+		png, err := chromedp.Run(c, chromedp.FullScreenshot(100)) // 100: PNG (below: JPEG)
+		if err != nil {
+			t.Fatalf("%s: screenshot: %v", who, err)
+		}
+		path := filepath.Join(dir, "poker-"+name+".png")
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", path)
 	}
 }

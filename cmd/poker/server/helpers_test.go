@@ -87,7 +87,10 @@ func (r resp) code(t testing.TB) string {
 	return b.Error
 }
 
-func (e *env) do(method, path, token string, body any) resp {
+// do sends a request with an optional JSON body (a string, bytes or a
+// value to marshal), a bearer token when token is not empty, and extra
+// headers given as name, value pairs.
+func (e *env) do(method, path, token string, body any, hdr ...string) resp {
 	e.t.Helper()
 	var rd io.Reader
 	ct := ""
@@ -110,6 +113,9 @@ func (e *env) do(method, path, token string, body any) resp {
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
