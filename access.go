@@ -16,16 +16,26 @@ func (rt *Runtime) Store() checkpoint.Store { return rt.cfg.Store }
 // IdempotencyKey returns the key WithIdempotencyKey attached to ctx, or "".
 func IdempotencyKey(ctx context.Context) string { return keyFrom(ctx) }
 
-// Remembers reports whether the journaled service on whose turn c runs
+// Remembers reports whether the journaled or External service on whose turn c runs
 // still remembers the answer to a request with idempotency key (within
 // Config.IdempotencyWindow of c.Now()): a retry with that key will get that
 // answer and not be applied again. A read-only check that refuses requests
 // before they are journaled (authentication, say) lets such a retry through,
 // so that it gets its first answer even if the check would now refuse it.
 func (c *Ctx) Remembers(key string) bool {
-	if key == "" || c.svc == nil || c.svc.js == nil || c.svc.js.replies == nil {
+	if key == "" || c.svc == nil {
 		return false
 	}
-	_, ok := c.svc.js.replies.get(key, c.Now().UnixNano(), c.rt.cfg.IdempotencyWindow)
+	var t *replyTable
+	switch {
+	case c.svc.js != nil:
+		t = c.svc.js.replies
+	case c.svc.ext != nil:
+		t = c.svc.ext.replies
+	}
+	if t == nil {
+		return false
+	}
+	_, ok := t.get(key, c.Now().UnixNano(), c.rt.cfg.IdempotencyWindow)
 	return ok
 }

@@ -50,7 +50,11 @@ func (c *Ctx) message(e *envelope) {
 	c.env = e
 	c.hasNow, c.hasSeed, c.seeded, c.replied = false, false, false, false
 	c.meta, c.sends = e.meta, 0
-	if e.meta != nil {
+	if e.meta != nil && e.meta.external {
+		// Only an idempotency key: not a journal record, so no Seq, no
+		// origin keys for sends, and the handler's own clock and seed.
+		c.meta = nil
+	} else if e.meta != nil {
 		c.now, c.hasNow = time.Unix(0, e.meta.time), true
 		c.seed, c.hasSeed = e.meta.seed, true
 	}

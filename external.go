@@ -1,7 +1,9 @@
 package reactor
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -50,9 +52,43 @@ type StateStore interface {
 	CompareAndSwap(ctx context.Context, key string, data []byte, version uint64) (newVersion uint64, err error)
 }
 
+// StateEvent is an event a batch of an External service produced (see
+// EventProducer), written with the state that produced it.
+type StateEvent struct {
+	ID   uint64 // larger than every earlier event of the key: readers resume after an ID
+	Data []byte // opaque to the runtime and the store
+}
+
+// EventStore is a StateStore that also keeps a stream of events per key
+// and appends to it in the same atomic write as the state (state/redis:
+// a Redis Stream appended by the same Lua script). Nothing is appended
+// when the write conflicts, so readers of the stream see exactly the
+// events of the committed batches, in commit order, on every process.
+type EventStore interface {
+	StateStore
+	// CompareAndSwapEvents is CompareAndSwap that also appends events to
+	// key's stream, all or nothing.
+	CompareAndSwapEvents(ctx context.Context, key string, data []byte, version uint64, events []StateEvent) (newVersion uint64, err error)
+}
+
+// EventProducer is implemented by the state of an External service whose
+// handlers produce events for readers on other processes (a room's
+// updates for its live streams). The runtime takes the batch's events when
+// it writes the state and passes them to the store's CompareAndSwapEvents;
+// a run that conflicts is rebuilt from the store, its events with it.
+type EventProducer interface {
+	// TakeEvents returns the events produced since the last call and
+	// forgets them.
+	TakeEvents() []StateEvent
+}
+
 // ErrConflict: a StateStore's CompareAndSwap found another version than the
 // one expected — another process wrote the key since it was read.
 var ErrConflict = errors.New("reactor: state version conflict")
+
+// ErrNoEvents: an External service produced events (EventProducer) and its
+// store is not an EventStore.
+var ErrNoEvents = errors.New("reactor: the state store keeps no events")
 
 // ConflictError is a conflict that carries the value stored now, so the
 // runtime re-runs the batch on it without another round trip.
@@ -102,7 +138,105 @@ const (
 type extState struct {
 	version uint64 // the stored version the cached state was read at
 	valid   bool   // the cached state is version's (not modified by an uncommitted run)
+	// replies are the remembered answers to keyed requests
+	// (WithIdempotencyKey), stored with the state in the same write: a
+	// retry through another process finds the first answer there. A run
+	// that is not committed is undone with the state (rebuild).
+	replies *replyTable
 }
+
+// remember keeps the answer to a keyed message of the current run, at the
+// handler's time (recorded, so a re-run remembers the same).
+func (x *extState) remember(c *Ctx, meta *jmeta, resp any, err error) {
+	if x.replies == nil {
+		x.replies = newReplyTable(0)
+	}
+	r := &savedReply{Key: meta.key, At: c.Now().UnixNano(), Fp: meta.fp, value: resp, errValue: err}
+	if err != nil {
+		r.Fail = ErrorOf(err)
+	}
+	x.replies.put(r, c.rt.cfg.IdempotencyWindow)
+}
+
+// extMagic starts a stored value that holds remembered answers besides the
+// state (an extBody in JSON). A value without it is the state alone, as the
+// codec encoded it: services that never see a key pay nothing, and values
+// written before keys were stored stay readable. No codec's output starts
+// with a NUL byte followed by this text by accident.
+const extMagic = "\x00reactor-ext/1\n"
+
+// extBody is a stored value with remembered answers.
+type extBody struct {
+	State   []byte        `json:"state"`
+	Replies []*savedReply `json:"replies,omitempty"`
+}
+
+// encodeExternal returns the value to store for state and the remembered
+// answers still inside twice the window (twice, as for checkpoints: a
+// retry may be up to a window late).
+func (s *service) encodeExternal(state []byte) ([]byte, error) {
+	t := s.ext.replies
+	if t == nil || len(t.m) == 0 {
+		return state, nil
+	}
+	rt := s.kind.rt
+	t.prune(rt.cfg.Clock().UnixNano() - 2*int64(rt.cfg.IdempotencyWindow))
+	b := extBody{State: state}
+	for _, r := range t.order {
+		if !t.live(r) {
+			continue
+		}
+		if r.Raw == nil && r.value != nil {
+			raw, err := rt.cfg.Codec.Marshal(r.value)
+			if err != nil {
+				return nil, fmt.Errorf("reactor: encode remembered answer %q: %w", r.Key, err)
+			}
+			r.Raw = raw
+		}
+		b.Replies = append(b.Replies, r)
+	}
+	if len(b.Replies) == 0 {
+		return state, nil
+	}
+	body, err := json.Marshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("reactor: encode remembered answers: %w", err)
+	}
+	return append([]byte(extMagic), body...), nil
+}
+
+// decodeExternal splits a stored value into the state and its remembered
+// answers (nil if it holds none), bounded as when they were stored.
+func decodeExternal(data []byte, window time.Duration) ([]byte, *replyTable, error) {
+	if !bytes.HasPrefix(data, []byte(extMagic)) {
+		return data, nil, nil
+	}
+	var b extBody
+	if err := json.Unmarshal(data[len(extMagic):], &b); err != nil {
+		return nil, nil, fmt.Errorf("reactor: decode remembered answers: %w", err)
+	}
+	if len(b.Replies) == 0 {
+		return b.State, nil, nil
+	}
+	t := newReplyTable(len(b.Replies))
+	newest := int64(0)
+	for _, r := range b.Replies {
+		if r == nil {
+			return nil, nil, fmt.Errorf("reactor: decode remembered answers: %w", errNullReply)
+		}
+		t.add(r)
+		newest = max(newest, r.At)
+	}
+	t.prune(newest - 2*int64(window))
+	for _, r := range b.Replies {
+		if t.live(r) {
+			t.bound(r.Key)
+		}
+	}
+	return b.State, t, nil
+}
+
+var errNullReply = errors.New("null entry")
 
 // outbox holds what a run of an external batch produced for the outside,
 // until the state it came from is committed.
@@ -164,6 +298,13 @@ func (s *service) loadExternal(c *Ctx, activate bool) error {
 // continuations that captured the receiver see the rebuilt state.
 func (s *service) rebuild(c *Ctx, data []byte, version uint64) error {
 	k := s.kind
+	var replies *replyTable
+	if version != 0 {
+		var err error
+		if data, replies, err = decodeExternal(data, k.rt.cfg.IdempotencyWindow); err != nil {
+			return fmt.Errorf("reactor: state of %s (version %d): %w", s.addr(), version, err)
+		}
+	}
 	fresh := k.newChild(s.key())
 	if fresh == nil || reflect.ValueOf(fresh).IsNil() {
 		return fmt.Errorf("reactor: %s: the factory of %s refused key %q: %w", s.addr(), k.addr, s.key(), ErrNoService)
@@ -183,7 +324,7 @@ func (s *service) rebuild(c *Ctx, data []byte, version uint64) error {
 	} else {
 		reflect.ValueOf(s.obj).Elem().Set(reflect.ValueOf(fresh).Elem())
 	}
-	s.ext.version, s.ext.valid = version, true
+	s.ext.version, s.ext.valid, s.ext.replies = version, true, replies
 	k.stats.reloads.Add(1)
 	return nil
 }
@@ -330,8 +471,25 @@ func (s *service) commit(c *Ctx) error {
 	if err != nil {
 		return fmt.Errorf("reactor: encode state of %s: %w", s.addr(), err)
 	}
+	if data, err = s.encodeExternal(data); err != nil {
+		return fmt.Errorf("reactor: state of %s: %w", s.addr(), err)
+	}
+	var events []StateEvent
+	if p, ok := s.obj.(EventProducer); ok {
+		events = p.TakeEvents()
+	}
 	ctx, cancel := s.storeCtx()
-	version, err := k.opts.store.CompareAndSwap(ctx, s.addr(), data, s.ext.version)
+	var version uint64
+	if len(events) > 0 {
+		es, ok := k.opts.store.(EventStore)
+		if !ok {
+			cancel()
+			return fmt.Errorf("reactor: write state of %s: %d events, and the store (%T) keeps none: %w", s.addr(), len(events), k.opts.store, ErrNoEvents)
+		}
+		version, err = es.CompareAndSwapEvents(ctx, s.addr(), data, s.ext.version, events)
+	} else {
+		version, err = k.opts.store.CompareAndSwap(ctx, s.addr(), data, s.ext.version)
+	}
 	cancel()
 	if err != nil {
 		return fmt.Errorf("reactor: write state of %s: %w", s.addr(), err)

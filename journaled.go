@@ -26,6 +26,10 @@ type jmeta struct {
 	seed uint64
 	key  string
 	fp   uint64 // keyed messages: fingerprint of method and payload
+	// external: not a journal record but a keyed message to an External
+	// service, carrying only key and fp (the handler's clock and seed are
+	// its own, recorded per batch run).
+	external bool
 }
 
 // fingerprint identifies a keyed request by its method and encoded
@@ -225,11 +229,14 @@ func (m *MethodOf[S, Req, Resp]) decode(codec Codec, payload []byte) (envelope, 
 
 // lookupReply answers a message whose idempotency key was seen before.
 func (m *MethodOf[S, Req, Resp]) lookupReply(c *Ctx, e *envelope) bool {
-	js := c.svc.js
-	if js == nil || js.replies == nil || e.meta == nil || e.meta.key == "" {
+	if e.meta == nil || e.meta.key == "" {
 		return false
 	}
-	r, ok := js.replies.get(e.meta.key, e.meta.time, c.rt.cfg.IdempotencyWindow)
+	t, now := c.svc.replyTable(c, e.meta)
+	if t == nil {
+		return false
+	}
+	r, ok := t.get(e.meta.key, now, c.rt.cfg.IdempotencyWindow)
 	if !ok {
 		return false
 	}
@@ -237,7 +244,13 @@ func (m *MethodOf[S, Req, Resp]) lookupReply(c *Ctx, e *envelope) bool {
 		// The key's first request was another one: refuse this one, apply
 		// nothing, and keep remembering the first answer.
 		c.replied = true
-		m.fail(e, fmt.Errorf("reactor: %s to %s, key %q: %w", m.name, c.svc.addr(), e.meta.key, ErrKeyReused))
+		err := fmt.Errorf("reactor: %s to %s, key %q: %w", m.name, c.svc.addr(), e.meta.key, ErrKeyReused)
+		if c.out != nil {
+			to := *e
+			c.out.hold(func() { m.fail(&to, err) }) // once, by the run that commits
+			return true
+		}
+		m.fail(e, err)
 		return true
 	}
 	var resp Resp
@@ -251,6 +264,13 @@ func (m *MethodOf[S, Req, Resp]) lookupReply(c *Ctx, e *envelope) bool {
 	err := r.err()
 	c.replied = true
 	if e.r != nil {
+		if c.out != nil {
+			// External batch: a re-run after a conflict answers again, so
+			// only the committed run's answer leaves.
+			to := e.r.(completer[Resp])
+			c.out.hold(func() { to.complete(resp, err) })
+			return true
+		}
 		e.r.(completer[Resp]).complete(resp, err)
 	}
 	return true
@@ -258,9 +278,27 @@ func (m *MethodOf[S, Req, Resp]) lookupReply(c *Ctx, e *envelope) bool {
 
 func (m *MethodOf[S, Req, Resp]) rememberReply(c *Ctx, e *envelope, resp Resp, err error) {
 	// Checked here, before resp is boxed: most messages carry no key.
-	if js := c.svc.js; js != nil && e.meta != nil && e.meta.key != "" {
-		js.remember(e.meta, resp, err, c.rt.cfg.IdempotencyWindow)
+	if e.meta == nil || e.meta.key == "" {
+		return
 	}
+	if js := c.svc.js; js != nil {
+		js.remember(e.meta, resp, err, c.rt.cfg.IdempotencyWindow)
+	} else if x := c.svc.ext; x != nil && e.meta.external {
+		x.remember(c, e.meta, resp, err)
+	}
+}
+
+// replyTable returns the remembered answers of the service c runs on and
+// the time a keyed message is looked up at: the journal's time for a
+// journaled message, the handler's (recorded per run) for an External one.
+func (s *service) replyTable(c *Ctx, meta *jmeta) (*replyTable, int64) {
+	switch {
+	case s.js != nil:
+		return s.js.replies, meta.time
+	case s.ext != nil && meta.external:
+		return s.ext.replies, c.Now().UnixNano()
+	}
+	return nil, 0
 }
 
 // remember keeps the answer to a keyed message for the idempotency window.

@@ -223,6 +223,18 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 			return fmt.Errorf("reactor: %s: blocking call to itself (%s): %w", m.name, to.addr, ErrDeadlock)
 		}
 		journaled := svc.js != nil && !m.readOnly
+		if e.meta == nil && svc.kind.opts.place == placeExternal && !m.readOnly {
+			if key := keyFrom(ctx); key != "" {
+				// The key and the request's fingerprint travel with the
+				// message: the answer is stored with the state, in the
+				// same write, so a retry through any process finds it.
+				payload, err := to.rt.cfg.Codec.Marshal(req)
+				if err != nil {
+					return fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, err)
+				}
+				e.meta = &jmeta{key: key, fp: fingerprint(m.name, payload), external: true}
+			}
+		}
 		if internal && c.replay {
 			return m.replayPost(c, to, svc, req, e, blocking, journaled)
 		}

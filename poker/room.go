@@ -79,6 +79,7 @@ type Room struct {
 	rooms    *Rooms
 	log      *eventlog.Log
 	timerGen uint64
+	pending  []reactor.StateEvent // shared rooms: this batch's events, written with the state
 }
 
 var timerGens atomic.Uint64
@@ -89,6 +90,9 @@ var timerGens atomic.Uint64
 // disconnect its streams).
 func (r *Room) OnLoad(c *reactor.Ctx) error {
 	r.normalize()
+	if r.rooms.opt.Shared != nil {
+		return nil // events go to the shared stream; existence is the store's
+	}
 	if r.Created && !r.Closed {
 		r.log = r.rooms.logFor(r.ID, r.LastEventID)
 		r.rooms.markLive(r.ID)
@@ -199,6 +203,10 @@ func (r *Room) emit(to, typ string, v any) {
 		panic(fmt.Sprintf("poker: encode %s event: %v", typ, err))
 	}
 	r.LastEventID++
+	if r.rooms.opt.Shared != nil {
+		r.emitShared(to, typ, data)
+		return
+	}
 	if r.log != nil {
 		if id := r.log.AppendTo(to, typ, data); id != r.LastEventID && id != 0 {
 			r.rooms.log.Error("poker: event id out of step", "room", r.ID, "log", id, "room_id", r.LastEventID)
@@ -270,7 +278,9 @@ func (r *Room) create(c *reactor.Ctx, req createCmd) (struct{}, error) {
 		r.Webhook = &Webhook{URL: req.Webhook, Secret: req.WebhookSecret}
 	}
 	r.touch(c)
-	r.log = r.rooms.logFor(r.ID, r.LastEventID)
+	if r.rooms.opt.Shared == nil {
+		r.log = r.rooms.logFor(r.ID, r.LastEventID)
+	}
 	r.emit("", "member_joined", memberEvent{Member: req.Member, Name: req.Leader, Role: role})
 	r.armTimer(c)
 	if !c.Replaying() {

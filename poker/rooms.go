@@ -48,6 +48,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Extra options for the room registration, e.g. reactor.Journaled().
 	Extra []reactor.Option
+	// Shared, if set, keeps the rooms in a store many processes share
+	// (reactor.External on Shared.Store; see shared.go): any process serves
+	// any room, and event streams read the room's shared stream. Extra's
+	// placement option is overridden.
+	Shared *Shared
 	// OnFinished, if set, is called inside the finish command's turn of a
 	// room created with a webhook (see Finished), so that what it sends
 	// from c exists iff the finish is durable. Also called on replay.
@@ -62,8 +67,9 @@ type Rooms struct {
 	opt Options
 	log *slog.Logger
 
-	mu   sync.Mutex
-	logs map[string]*eventlog.Log
+	mu      sync.Mutex
+	logs    map[string]*eventlog.Log
+	mirrors map[string]*mirror // shared rooms with open streams here
 
 	// known holds the ids of the rooms that may exist (created and not
 	// known to be closed): a request for any other id is answered 404
@@ -115,7 +121,7 @@ func Register(rt *reactor.Runtime, opt Options) (*Rooms, error) {
 	if opt.StreamsPerMember <= 0 {
 		opt.StreamsPerMember = 4
 	}
-	p := &Rooms{budget: &eventlog.Budget{Max: opt.EventLogTotalBytes}, streams: map[string]int{}, rt: rt, opt: opt, log: opt.Logger, logs: make(map[string]*eventlog.Log), done: make(chan struct{}),
+	p := &Rooms{budget: &eventlog.Budget{Max: opt.EventLogTotalBytes}, streams: map[string]int{}, rt: rt, opt: opt, log: opt.Logger, logs: make(map[string]*eventlog.Log), mirrors: map[string]*mirror{}, done: make(chan struct{}),
 		known: make(map[[16]byte]struct{})}
 	keys, err := rt.Store().Keys(context.Background())
 	if err != nil {
@@ -130,6 +136,9 @@ func Register(rt *reactor.Runtime, opt Options) (*Rooms, error) {
 	opts := append([]reactor.Option{
 		reactor.InboxSize(opt.InboxSize), reactor.MaxChildren(opt.MaxResident), reactor.IdleTimeout(idle),
 	}, opt.Extra...)
+	if opt.Shared != nil {
+		opts = append(opts, reactor.External(opt.Shared.Store))
+	}
 	_, err = reactor.RegisterChildren(rt, Address, func(key string) *Room { return &Room{ID: key, rooms: p} }, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("poker: register rooms: %w", err)
@@ -145,9 +154,16 @@ func (p *Rooms) CloseStreams() {
 	logs := p.logs
 	p.logs = map[string]*eventlog.Log{}
 	p.streamsClosed = true
+	mirrors := make([]*mirror, 0, len(p.mirrors))
+	for _, m := range p.mirrors {
+		mirrors = append(mirrors, m)
+	}
 	p.mu.Unlock()
 	for _, l := range logs {
 		l.Close()
+	}
+	for _, m := range mirrors {
+		p.killMirror(m)
 	}
 }
 
@@ -197,6 +213,9 @@ func (p *Rooms) exists(room string) bool {
 	k, ok := roomKey(room)
 	if !ok {
 		return false
+	}
+	if p.opt.Shared != nil {
+		return true // created through any process: the store knows
 	}
 	p.kmu.RLock()
 	_, ok = p.known[k]
@@ -252,6 +271,9 @@ func (p *Rooms) Counters() Counters {
 		logs = append(logs, l)
 	}
 	p.mu.Unlock()
+	for _, m := range p.mirrors {
+		logs = append(logs, m.log)
+	}
 	st := Counters{Created: p.createdRooms.Load(), Closed: p.closedRooms.Load(), Logs: len(logs),
 		Known: p.Known(), EventBytes: p.budget.Used()}
 	for _, l := range logs {
@@ -339,7 +361,7 @@ func (p *Rooms) Create(ctx context.Context, req CreateRequest) (Credentials, err
 	if err := req.Normalize(); err != nil {
 		return Credentials{}, err
 	}
-	if p.Known() >= p.opt.MaxRooms {
+	if p.opt.Shared == nil && p.Known() >= p.opt.MaxRooms { // shared: bounded by the store (TTL), not counted here
 		return Credentials{}, ErrTooManyRooms
 	}
 	room, member, token, hash := NewID(16), NewID(10), NewToken(), [32]byte{}
@@ -602,6 +624,9 @@ func (p *Rooms) takeStream(room, member string) (release func(), err error) {
 func (p *Rooms) Subscribe(ctx context.Context, room, token, asMember string, lastEventID uint64) (*Subscription, error) {
 	if token == "" {
 		return nil, ErrUnauthorized
+	}
+	if p.opt.Shared != nil {
+		return p.subscribeShared(ctx, room, token, asMember, lastEventID)
 	}
 	for attempt := 0; ; attempt++ {
 		s, err := do(ctx, p, snapshotMethod, room, stateQuery{auth: auth{HashToken(token)}, Member: asMember})

@@ -88,6 +88,8 @@ func run(args []string) error {
 	reqTimeout := fs.Duration("request-timeout", 10*time.Second, "bound on one API request's work (504 beyond)")
 	writeTimeout := fs.Duration("write-timeout", 15*time.Second, "bound on writing a response, and on each write of an event stream")
 	hookPrivate := fs.Bool("webhook-allow-private", false, "let room webhooks reach loopback and private addresses (refused by default: SSRF)")
+	redisURL := fs.String("redis", "", "keep the rooms in the Redis at this `URL` (redis://host:6379/0) instead of the journal: any number of servers with the same -redis and -cluster serve any room")
+	cluster := fs.String("cluster", "poker", "`name` of this deployment in Redis (every key and stream starts with NAME:); with -redis")
 	hookBackoff := fs.Duration("webhook-max-backoff", 5*time.Minute, "cap on the delay between two attempts of a webhook delivery")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: poker [flags]\n       poker journal inspect|verify|replay [flags] [DIR]\n\nServes the planning-poker web UI and API. Rooms survive crashes: every\ncommand answered 201/202 is in the fsynced journal under -data.\n\nFlags:\n")
@@ -132,6 +134,9 @@ func run(args []string) error {
 	if _, err := server.ValidatePublicURL(*publicURL); err != nil {
 		return fmt.Errorf("-public-url: %w", err)
 	}
+	if err := server.ValidateCluster(*cluster); err != nil {
+		return fmt.Errorf("-cluster: %w", err)
+	}
 	// Listen before opening the data: the address decides the default
 	// public URL, and a port in use fails fast.
 	ln, err := net.Listen("tcp", *addr)
@@ -153,7 +158,8 @@ func run(args []string) error {
 	srv, err := server.New(ctx, server.Config{DataDir: *data, RoomTTL: *ttl, CheckpointInterval: *cpEvery, Logger: log,
 		CreatesPerMinute: *createRate, MaxRooms: *maxRooms, EventLogBytes: *logBytes, EventLogTotalBytes: *logTotal,
 		StreamsPerMember: *streams, RequestTimeout: *reqTimeout, WriteTimeout: *writeTimeout,
-		PublicURL: public, Admin: admin, WebhookAllowPrivate: *hookPrivate, WebhookBackoffMax: *hookBackoff})
+		PublicURL: public, Admin: admin, WebhookAllowPrivate: *hookPrivate, WebhookBackoffMax: *hookBackoff,
+		RedisURL: *redisURL, Cluster: *cluster})
 	if err != nil {
 		ln.Close()
 		return err
@@ -168,7 +174,7 @@ func run(args []string) error {
 	}
 	hs := srv.HTTPServer()
 	log.Info("poker: listening", "addr", ln.Addr().String(), "url", local, "invite_links", cmp.Or(public, "the browser's address"),
-		"admin", cmp.Or(*adminAddr, admin), "data", *data, "room_ttl", *ttl)
+		"admin", cmp.Or(*adminAddr, admin), "data", *data, "room_ttl", *ttl, "redis", *redisURL != "", "cluster", *cluster)
 	printBanner(os.Stderr, local, shared, public)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()

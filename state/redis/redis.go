@@ -46,6 +46,10 @@ type Options struct {
 	// TTL, if set, makes every key expire TTL after its last write (set in
 	// the same script as the state). An expired instance starts fresh.
 	TTL time.Duration
+	// EventsMaxLen bounds each key's event stream (CompareAndSwapEvents):
+	// about this many of the newest events are kept (XADD MAXLEN ~;
+	// default 1000).
+	EventsMaxLen int
 }
 
 // Store is a reactor.StateStore in Redis. It is safe for concurrent use.
@@ -53,6 +57,7 @@ type Store struct {
 	c      goredis.UniversalClient
 	prefix string
 	ttlMS  int64
+	maxLen int
 }
 
 var _ reactor.StateStore = (*Store)(nil)
@@ -63,7 +68,10 @@ func New(c goredis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
 		opts.Prefix = "reactor:"
 	}
-	return &Store{c: c, prefix: opts.Prefix, ttlMS: opts.TTL.Milliseconds()}
+	if opts.EventsMaxLen <= 0 {
+		opts.EventsMaxLen = 1000
+	}
+	return &Store{c: c, prefix: opts.Prefix, ttlMS: opts.TTL.Milliseconds(), maxLen: opts.EventsMaxLen}
 }
 
 // Open connects to the Redis at url ("redis://host:6379/0") and checks it
@@ -144,6 +152,11 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, data []byte, ver
 	if err != nil {
 		return 0, fmt.Errorf("redis: write %s: %w", key, err)
 	}
+	return s.casResult(key, res)
+}
+
+// casResult decodes the answer of a CAS script.
+func (s *Store) casResult(key string, res any) (uint64, error) {
 	r, err := parseReply(res)
 	if err != nil || len(r.fields) < 2 {
 		return 0, fmt.Errorf("redis: write %s: %w", key, errReply)

@@ -26,6 +26,9 @@ type env struct {
 
 func newEnv(t testing.TB, cfg server.Config) *env {
 	t.Helper()
+	if redisNodes > 0 {
+		return newClusterEnv(t, cfg, redisNodes) // redis_test.go: the same test against nodes on Redis
+	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}

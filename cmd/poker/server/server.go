@@ -102,7 +102,24 @@ type Config struct {
 	Admin string
 	// Version is shown on /status (default: from the build information).
 	Version string
+
+	// RedisURL, if set ("redis://host:6379/0"), keeps the rooms in Redis
+	// instead of this process's journal: any number of servers with the
+	// same RedisURL and Cluster serve any room (see docs/POKER.md, "Redis
+	// mode"). DataDir still holds this server's webhook queue.
+	RedisURL string
+	// Cluster names the deployment in Redis: every key and stream starts
+	// with Cluster + ":" (default "poker"), so deployments share a Redis.
+	Cluster string
+
+	shared *poker.Shared // set by New in Redis mode
 }
+
+// redisGrace is how much longer than RoomTTL a room's keys live in Redis
+// after its last command: a process that has the room loaded closes it at
+// RoomTTL (its streams get room_closed); the keys then expire with nobody
+// needing them. A room no process has loaded simply expires.
+const redisGrace = time.Minute
 
 // Server is a running planning-poker server: runtime, journal, rooms and
 // the HTTP handler. Close it to stop.
@@ -125,6 +142,7 @@ type Server struct {
 	hooks   *webhooks
 	store   *trackedStore
 	sampler *sampler
+	redis   *redisRooms // Redis mode only
 
 	closeOnce sync.Once
 	closeErr  error
@@ -172,14 +190,25 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.journal.Close()
 		return nil, fmt.Errorf("server: runtime: %w", err)
 	}
+	if cfg.RedisURL != "" {
+		if s.redis, err = openRedisRooms(ctx, cfg); err != nil {
+			_ = s.rt.Close(context.Background())
+			s.journal.Close()
+			return nil, err
+		}
+		cfg.shared = s.redis.shared()
+		s.cfg = cfg
+	}
 	s.rooms, s.jobs, err = register(s.rt, cfg)
 	if err != nil {
+		s.redis.close()
 		s.journal.Close()
 		return nil, err
 	}
 	began := time.Now()
 	if err := s.rt.Start(ctx); err != nil {
 		_ = s.rt.Close(context.Background())
+		s.redis.close()
 		s.journal.Close()
 		return nil, fmt.Errorf("server: start runtime: %w", err)
 	}
@@ -288,7 +317,7 @@ func register(rt *reactor.Runtime, cfg Config) (*poker.Rooms, *jobs.Queues, erro
 	rooms, err := poker.Register(rt, poker.Options{
 		TTL: cfg.RoomTTL, Logger: cfg.Logger, Extra: []reactor.Option{reactor.Journaled()},
 		MaxRooms: cfg.MaxRooms, EventLogBytes: cfg.EventLogBytes, EventLogTotalBytes: cfg.EventLogTotalBytes,
-		StreamsPerMember: cfg.StreamsPerMember, OnFinished: onFinished,
+		StreamsPerMember: cfg.StreamsPerMember, OnFinished: onFinished, Shared: cfg.shared,
 	})
 	return rooms, qs, err
 }
@@ -336,6 +365,7 @@ func (s *Server) Close(ctx context.Context) error {
 		cancel()
 		s.sampler.close()
 		err := s.rt.Close(ctx)
+		s.redis.close()
 		if jerr := s.journal.Close(); jerr != nil {
 			err = errors.Join(err, fmt.Errorf("server: close journal: %w", jerr))
 		}

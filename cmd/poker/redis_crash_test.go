@@ -1,0 +1,99 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/reactorgo/reactor/internal/testenv"
+)
+
+// TestRedisNodeKill9: two server processes in Redis mode on one cluster
+// name. Clients drive rooms through node A, which is killed with SIGKILL
+// at random moments under that load, 10 times; after each kill node B —
+// which never restarts — must show every request A answered 201/202 (and
+// of the request in flight at the kill, either outcome), then A comes
+// back and the load goes on. Nothing of an acknowledged request may live
+// only in the dead process.
+func TestRedisNodeKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	url := os.Getenv("REACTOR_TEST_REDIS")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	o, err := goredis.ParseURL(url)
+	if err != nil {
+		t.Fatalf("REACTOR_TEST_REDIS: %v", err)
+	}
+	testenv.TCP(t, "Redis (REACTOR_TEST_REDIS)", o.Addr)
+	rc := goredis.NewClient(o)
+	defer rc.Close()
+	cluster := fmt.Sprintf("pokercrash-%x", rand.Uint64())
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := rc.Scan(ctx, 0, cluster+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			rc.Del(ctx, iter.Val())
+		}
+	})
+	flags := []string{"-redis", url, "-cluster", cluster}
+	bin := buildPoker(t)
+	b := startPoker(t, bin, t.TempDir(), flags...)
+	dataA := t.TempDir()
+	const cycles, workers = 10, 6
+	rooms := make([]*model, workers)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
+	seq, acked := 0, 0
+	for cycle := range cycles {
+		a := startPoker(t, bin, dataA, flags...)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for w := range workers {
+			wg.Add(1)
+			seed := rng.Uint64()
+			go func() {
+				defer wg.Done()
+				r := rand.New(rand.NewPCG(seed, uint64(w)))
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					mu.Lock()
+					seq++
+					n := seq
+					mu.Unlock()
+					if !step(a.url, &rooms[w], r, n, w) {
+						return
+					}
+					mu.Lock()
+					acked++
+					mu.Unlock()
+				}
+			}()
+		}
+		time.Sleep(time.Duration(100+rng.IntN(300)) * time.Millisecond)
+		a.kill9()
+		close(stop)
+		wg.Wait()
+		for _, m := range rooms {
+			if m != nil {
+				verify(t, b.url, m, cycle)
+			}
+		}
+	}
+	if acked < cycles*workers {
+		t.Fatalf("only %d requests acknowledged in %d cycles: the load did not run", acked, cycles)
+	}
+	t.Logf("%d kills of node A under load; %d acknowledged requests checked through node B", cycles, acked)
+}

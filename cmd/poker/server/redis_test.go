@@ -1,0 +1,268 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/reactorgo/reactor/cmd/poker/server"
+	"github.com/reactorgo/reactor/internal/testenv"
+	"github.com/reactorgo/reactor/reactortest"
+)
+
+// redisNodes, when not 0, makes newEnv start that many servers in Redis
+// mode on one cluster name behind a round-robin proxy, so that the API
+// contract tests written for one journaled server run unchanged against a
+// cluster: consecutive requests of one test — commands, reads, event
+// streams — land on different nodes.
+var redisNodes int
+
+// redisURL is REACTOR_TEST_REDIS, default redis://127.0.0.1:6379/0.
+func redisURL() string {
+	if u := os.Getenv("REACTOR_TEST_REDIS"); u != "" {
+		return u
+	}
+	return "redis://127.0.0.1:6379/0"
+}
+
+// needRedis skips t without a Redis (fails it with
+// REACTOR_REQUIRE_SERVICES=1) and returns a client for inspection.
+func needRedis(t testing.TB) *goredis.Client {
+	t.Helper()
+	o, err := goredis.ParseURL(redisURL())
+	if err != nil {
+		t.Fatalf("REACTOR_TEST_REDIS: %v", err)
+	}
+	testenv.TCP(t, "Redis (REACTOR_TEST_REDIS)", o.Addr)
+	c := goredis.NewClient(o)
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		testenv.Missing(t, "Redis at %s does not answer PING (%v): start it to run this test", o.Addr, err)
+	}
+	return c
+}
+
+// clusterName returns a cluster name unique to t whose keys are deleted
+// when t ends.
+func clusterName(t testing.TB, c *goredis.Client) string {
+	name := fmt.Sprintf("pokertest-%x", rand.Uint64())
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := c.Scan(ctx, 0, name+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
+		}
+	})
+	return name
+}
+
+// cluster is n servers on one Redis cluster name.
+type cluster struct {
+	nodes []*env
+	lb    *httptest.Server
+	next  atomic.Uint64
+}
+
+func startNodes(t testing.TB, cfg server.Config, n int) []*env {
+	t.Helper()
+	c := needRedis(t)
+	cfg.RedisURL = redisURL()
+	if cfg.Cluster == "" {
+		cfg.Cluster = clusterName(t, c)
+	}
+	var nodes []*env
+	for range n {
+		ncfg := cfg
+		ncfg.DataDir = t.TempDir()
+		if ncfg.Logger == nil {
+			ncfg.Logger = slog.New(slog.NewTextHandler(testLogOut(), nil))
+		}
+		if ncfg.CheckShared == nil {
+			ncfg.CheckShared = reactortest.NoAliasing(t)
+		}
+		srv, err := server.New(context.Background(), ncfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := httptest.NewUnstartedServer(nil)
+		hs.Config = srv.HTTPServer()
+		hs.Start()
+		e := &env{t: t, srv: srv, hs: hs, url: hs.URL}
+		t.Cleanup(e.close)
+		nodes = append(nodes, e)
+	}
+	return nodes
+}
+
+// newClusterEnv starts n nodes and returns an env whose url is a
+// round-robin proxy over them (the load balancer of a deployment).
+func newClusterEnv(t testing.TB, cfg server.Config, n int) *env {
+	t.Helper()
+	cl := &cluster{nodes: startNodes(t, cfg, n)}
+	var proxies []*httputil.ReverseProxy
+	for _, nd := range cl.nodes {
+		u, _ := url.Parse(nd.url)
+		p := httputil.NewSingleHostReverseProxy(u)
+		p.FlushInterval = -1 // event streams pass through at once
+		proxies = append(proxies, p)
+	}
+	cl.lb = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxies[cl.next.Add(1)%uint64(len(proxies))].ServeHTTP(w, r)
+	}))
+	t.Cleanup(cl.lb.Close)
+	return &env{t: t, srv: cl.nodes[0].srv, hs: cl.lb, url: cl.lb.URL}
+}
+
+// TestRedisAPIContract runs the API contract tests of one server against
+// three servers on one Redis cluster name behind a round-robin proxy:
+// every request of a test goes to the next node, so a stream on one node
+// sees the events of commands made through the others, a join races joins
+// through other nodes, and a resume with Last-Event-ID lands on another
+// node than the stream it resumes.
+func TestRedisAPIContract(t *testing.T) {
+	needRedis(t)
+	redisNodes = 3
+	t.Cleanup(func() { redisNodes = 0 })
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T)
+	}{
+		{"CreateRoom", TestCreateRoomContract},
+		{"Validation", TestValidation},
+		{"JoinErrors", TestJoinErrors},
+		{"Authorization", TestAuthorization},
+		{"FullRoundAndEvents", TestFullRoundAndEvents},
+		{"ResumeWithLastEventID", TestResumeWithLastEventID},
+		{"ConcurrentJoinsOneName", TestConcurrentJoinsOneName},
+		{"CapacityUnderConcurrency", TestCapacityUnderConcurrency},
+		{"IdempotencyKey", TestIdempotencyKey},
+		{"Observers", TestObserverContract},
+		{"EstimateAndHistory", TestEstimateAndHistoryContract},
+		{"Queue", TestQueueContract},
+		{"LeaderHandOff", TestLeaderHandOffContract},
+		{"Settings", TestSettingsContract},
+	} {
+		t.Run(tc.name, tc.fn)
+	}
+}
+
+// TestRedisNodes: explicit cross-node cases. A stream on node B sees what
+// is done through node A; a resume with Last-Event-ID on node C gets what
+// followed; joins with one name through three nodes at once: one wins; a
+// full room under concurrent joins through three nodes: exact capacity; a
+// keyed retry through another node is answered, not applied again; the
+// room's keys carry the TTL in Redis.
+func TestRedisNodes(t *testing.T) {
+	c := needRedis(t)
+	name := clusterName(t, c)
+	nodes := startNodes(t, server.Config{Cluster: name, RoomTTL: time.Hour}, 3)
+	a, b, cn := nodes[0], nodes[1], nodes[2]
+	ann := a.create("ann", map[string]any{"capacity": 6})
+	base := "/api/rooms/" + ann.Room
+	sb := b.stream(ann.Room, ann.Token, "")
+	if ev := sb.expect("snapshot"); ev.ID != "1" {
+		t.Fatalf("snapshot on b: id %s", ev.ID)
+	}
+	bob := a.join(ann.Room, "bob")
+	ev := sb.expect("member_joined")
+	a.accept("POST", base+"/session", ann.Token, `{"story":"S"}`)
+	sb.expect("session_started")
+	sb.expect("round_started")
+	sb.close()
+	// Resume on node C from the member_joined id.
+	if code := a.postKeyed(base+"/votes", bob.Token, "v1", `{"value":"5"}`); code != 202 {
+		t.Fatalf("vote: %d", code)
+	}
+	sc := cn.stream(ann.Room, ann.Token, ev.ID)
+	sc.expect("session_started")
+	sc.expect("round_started")
+	sc.expect("vote_cast")
+	// The retry through B: answered 202, no second event.
+	if code := b.postKeyed(base+"/votes", bob.Token, "v1", `{"value":"5"}`); code != 202 {
+		t.Fatalf("retried vote through b: %d", code)
+	}
+	sc.quiet(300 * time.Millisecond)
+
+	// Joins with one name through three nodes: exactly one 201.
+	var wg sync.WaitGroup
+	codes := make([]int, 12)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = nodes[i%3].do("POST", base+"/members", "", map[string]string{"name": "Zed"}).Status
+		}()
+	}
+	wg.Wait()
+	if n := count(codes, 201); n != 1 || count(codes, 409) != len(codes)-1 {
+		t.Fatalf("joins with one name through 3 nodes: %v, want one 201 and the rest 409", codes)
+	}
+	// The room (6 seats: ann, bob, Zed) fills under concurrent joins.
+	codes = make([]int, 15)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = nodes[i%3].do("POST", base+"/members", "", map[string]string{"name": fmt.Sprint("m", i)}).Status
+		}()
+	}
+	wg.Wait()
+	if n := count(codes, 201); n != 3 {
+		t.Fatalf("joins into 3 free seats through 3 nodes: %v (%d created), want 3", codes, n)
+	}
+	var v struct{ Members []struct{ Name string } }
+	b.do("GET", base, "", nil).json(t, &v)
+	if len(v.Members) != 6 {
+		t.Fatalf("members %d, want 6", len(v.Members))
+	}
+	// Expiry is Redis's too: the state and the stream carry the TTL.
+	ctx := context.Background()
+	for _, key := range []string{name + ":/rooms/" + ann.Room, name + ":events:/rooms/" + ann.Room} {
+		if ttl := c.PTTL(ctx, key).Val(); ttl <= 59*time.Minute || ttl > time.Hour+2*time.Minute {
+			t.Fatalf("PTTL %s = %v, want about the room TTL", key, ttl)
+		}
+	}
+	c.Del(ctx, name+":/rooms/"+ann.Room, name+":events:/rooms/"+ann.Room) // as an expiry would
+	// A node that never loaded the room now finds nothing: 404.
+	fresh := startNodes(t, server.Config{Cluster: name}, 1)[0]
+	if r := fresh.do("GET", base, "", nil); r.Status != 404 {
+		t.Fatalf("expired room on a fresh node: %d %s", r.Status, r.Body)
+	}
+	if !strings.Contains(string(fresh.do("GET", "/api/rooms/"+strings.Repeat("a", 26), "", nil).Body), "not_found") {
+		t.Fatal("unknown room: want not_found")
+	}
+}
+
+func count(codes []int, code int) int {
+	n := 0
+	for _, c := range codes {
+		if c == code {
+			n++
+		}
+	}
+	return n
+}
+
+// testLogOut is where nodes log: stderr with REACTOR_TEST_LOG=1.
+func testLogOut() io.Writer {
+	if os.Getenv("REACTOR_TEST_LOG") == "1" {
+		return os.Stderr
+	}
+	return io.Discard
+}
