@@ -28,8 +28,8 @@ var (
 	trace    = flag.Bool("sim.log", false, "log the runtime's and the journal's warnings to stderr")
 	// A differential run costs about two fault runs: every Nth seed keeps
 	// the CI sweep's time near where it was (docs/SIMULATION.md).
-	diffEvery = flag.Int("sim.diffevery", 2, "TestSeeds runs the differential check for every Nth seed (0: never; 1: every seed)")
-	sqlEvery  = flag.Int("sim.sqlevery", 4, "TestSeeds runs the DB-reactor (SQLite) workload for every Nth seed (0: never; 1: every seed)")
+	diffEvery = flag.Int("sim.diffevery", 4, "TestSeeds runs the differential check for every Nth seed (0: never; 1: every seed)")
+	sqlEvery  = flag.Int("sim.sqlevery", 8, "TestSeeds runs the DB-reactor (SQLite) workload for every Nth seed (0: never; 1: every seed)")
 )
 
 // mustReach are the states a sweep exists for: if a sweep of the default
