@@ -297,6 +297,7 @@ func (db *DB) AfterBatch(c *reactor.Ctx) {
 		db.inTx = false
 	}
 	if err != nil {
+		err = db.settleFailed(err)
 		db.cache.undo(db.batchUndo)
 		db.log.Error("sqlreactor: batch failed", "requests", n, "err", err)
 	}
@@ -312,6 +313,24 @@ func (db *DB) AfterBatch(c *reactor.Ctx) {
 		cl.done(err)
 		calls[i] = nil
 	}
+}
+
+// settleFailed records that a journaled batch failed, so that a replay
+// after a restart skips it instead of applying what its callers were told
+// failed: the batch's sequence becomes the applied one, in a statement of
+// its own (the batch's transaction is gone). If even that write fails the
+// outcome is unknown — the next start would replay the batch — and the
+// callers are told so (ErrOutcomeUnknown), not that nothing happened.
+func (db *DB) settleFailed(err error) error {
+	if db.batchSeq <= db.applied {
+		return err // not journaled, or nothing new to settle
+	}
+	if _, werr := db.conn.ExecContext(context.WithoutCancel(db.ctx), db.rb.rebind(appliedUpdate), int64(db.batchSeq)); werr != nil {
+		db.log.Error("sqlreactor: failed batch not recorded; replay may apply it", "seq", db.batchSeq, "err", werr)
+		return fmt.Errorf("%w: %w (recording the failure: %v)", ErrOutcomeUnknown, err, werr)
+	}
+	db.applied = db.batchSeq
+	return err
 }
 
 // commitDirect commits with one round trip per statement.

@@ -21,4 +21,9 @@ var (
 	ErrApplied = errors.New("sqlreactor: request already applied")
 	// ErrConfig: the configuration cannot work.
 	ErrConfig = errors.New("sqlreactor: invalid configuration")
+	// ErrOutcomeUnknown: a journaled batch failed (it wraps ErrCommit's
+	// cause) and the DB could not record that it failed, so a replay after
+	// a restart may apply it after all. Retry with the same idempotency key
+	// once the database is healthy; do not report the request as failed.
+	ErrOutcomeUnknown = errors.New("sqlreactor: batch failed, outcome unknown until the next start")
 )

@@ -7,11 +7,3 @@ func WithPlantedOnLoadBug(cfg Config) Config {
 	cfg.plantOnLoadBug = true
 	return cfg
 }
-
-// WithStrictSQLReplay returns cfg with RunSQL failing on the known bug of
-// a journaled DB reactor (a failed batch applied by replay) instead of
-// counting it.
-func WithStrictSQLReplay(cfg Config) Config {
-	cfg.strictSQLReplay = true
-	return cfg
-}

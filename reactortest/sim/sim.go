@@ -63,9 +63,6 @@ type Config struct {
 	// rebuilding their derived field on load: the planted bug that only a
 	// differential run finds (set by the package's tests only).
 	plantOnLoadBug bool
-	// strictSQLReplay makes RunSQL fail on the known journaled-replay bug
-	// (see toldButReplayed) instead of counting it.
-	strictSQLReplay bool
 }
 
 // Result says what a run did and which rare states it reached.

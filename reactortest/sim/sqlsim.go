@@ -87,12 +87,8 @@ type sqlSim struct {
 	// checks after it are skipped, so that nothing commits before the next
 	// group.
 	wholeFailed, quiet bool
-	// replayedTold: the known bug struck at the last restart; the replay
-	// then ran the group in an order the model cannot know (see
-	// toldButReplayed), so funds are not checked until the next group.
-	replayedTold bool
-	applied      map[string]bool // ledger keys the model applied
-	accounts     []string
+	applied            map[string]bool // ledger keys the model applied
+	accounts           []string
 }
 
 // auditReq is answered by sqlAudit.
@@ -278,7 +274,7 @@ func (s *sqlSim) modelApply(o sqlOp) error {
 		return fmt.Errorf("model: %s applied twice", o.key)
 	}
 	if o.kind == "transfer" {
-		if s.balance[o.from] < o.amount && !s.replayedTold {
+		if s.balance[o.from] < o.amount {
 			return bank.ErrOverdraft
 		}
 		s.balance[o.from] -= o.amount
@@ -468,7 +464,6 @@ func (s *sqlSim) received() uint64 {
 }
 
 func (s *sqlSim) runGroup(ctx context.Context, g []sqlOp, fault *sqlFault) error {
-	s.replayedTold = false
 	gateSeq.Lock()
 	gateN++
 	id := fmt.Sprintf("g%d", gateN)
@@ -532,6 +527,11 @@ func (s *sqlSim) runGroup(ctx context.Context, g []sqlOp, fault *sqlFault) error
 			if r.o.kind != "transfer" || r.o.amount <= start[r.o.from] {
 				return fmt.Errorf("%s refused as an overdraft, the model allows it: %v", r.o.key, r.err)
 			}
+		case errors.Is(r.err, sqlreactor.ErrOutcomeUnknown):
+			// The batch failed and the DB could not record it: a replay
+			// may apply it. Its retry tells.
+			s.reach("sql: failed batch not recorded (outcome unknown)")
+			unknown = append(unknown, r.o)
 		case errors.Is(r.err, sqlreactor.ErrCommit), errors.Is(r.err, errInjected):
 			// The whole batch failed, or its statement did (its savepoint
 			// rolled back, it alone): its caller was told it failed. It is
@@ -580,52 +580,12 @@ func (s *sqlSim) runGroup(ctx context.Context, g []sqlOp, fault *sqlFault) error
 		if st := s.db.Stats(); st.Requests > st.Skipped {
 			s.reach("sql: replay ran a request again")
 		}
-		if s.journaled && !s.cfg.strictSQLReplay {
-			if err := s.toldButReplayed(ctx); err != nil {
-				return err
-			}
-		}
 		// No check yet: a request of unknown outcome may be in the
 		// database (it committed) or not; its retry tells.
 	}
 	// Retry every request of unknown outcome with its key, one at a time:
 	// it gets its first receipt if it was applied, is applied now if not.
 	return s.retry(ctx, unknown, start, false)
-}
-
-// toldButReplayed is the known bug found by this simulation (seed 1,
-// docs/SIMULATION.md): a journaled DB reactor whose batch failed as a whole
-// (BEGIN or COMMIT failed) answers every caller ErrCommit, but records
-// nothing; if the process dies before a later batch commits, the journal
-// replays the failed batch's requests at the next start and they commit.
-// Until it is fixed in sqlreactor, a journaled run counts such requests and
-// takes them as applied; Config.strictSQLReplay (a test) fails instead.
-func (s *sqlSim) toldButReplayed(ctx context.Context) error {
-	for _, k := range slices.Sorted(maps.Keys(s.told)) {
-		var n int
-		if err := s.db.View(ctx, func(r *sqlreactor.ReadTx) error {
-			return r.QueryRow(`SELECT COUNT(*) FROM entries WHERE xkey = ?`, k).Scan(&n)
-		}); err != nil {
-			return fmt.Errorf("read entry %s: %w", k, err)
-		}
-		if n == 0 {
-			continue
-		}
-		o := s.told[k]
-		delete(s.told, k)
-		s.replayedTold = true
-		s.reach("sql: KNOWN BUG: replay applied a request told it failed")
-		// Forced: the replay applied it in its journal order.
-		if o.kind == "transfer" {
-			s.balance[o.from] -= o.amount
-			s.balance[o.to] += o.amount
-		} else {
-			s.balance[o.from] += o.amount
-			s.deposited += o.amount
-		}
-		s.applied[o.key] = true
-	}
-	return nil
 }
 
 // retry sends ops again with their keys, one at a time. told: their callers
@@ -648,9 +608,6 @@ func (s *sqlSim) retry(ctx context.Context, ops []sqlOp, start map[string]int64,
 				return fmt.Errorf("retry of %s succeeded, the model says %v", o.key, err)
 			}
 		case errors.Is(err, bank.ErrOverdraft):
-			if s.replayedTold && o.amount > s.balance[o.from] {
-				break // see replayedTold
-			}
 			if o.amount <= start[o.from] || told && o.amount <= s.balance[o.from] {
 				return fmt.Errorf("retry of %s refused as an overdraft, the model allows it: %v", o.key, err)
 			}
