@@ -180,38 +180,7 @@ func TestCrashRecovery(t *testing.T) {
 				verify(t, p.url, m, cycle)
 			}
 		}
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		for w := range workers {
-			wg.Add(1)
-			seed := rng.Uint64()
-			go func() {
-				defer wg.Done()
-				r := rand.New(rand.NewPCG(seed, uint64(w)))
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					mu.Lock()
-					seq++
-					n := seq
-					mu.Unlock()
-					if !step(p.url, &rooms[w], r, n, w) {
-						return // server gone: the pending op stays unknown
-					}
-					mu.Lock()
-					acked++
-					mu.Unlock()
-				}
-			}()
-		}
-		time.Sleep(time.Duration(50+rng.IntN(400)) * time.Millisecond)
-		p.kill9()
-		close(stop)
-		wg.Wait()
+		loadUntilKill(p.url, rooms, rng, &seq, &acked, time.Duration(50+rng.IntN(400))*time.Millisecond, p.kill9)
 	}
 	p := startPoker(t, bin, data)
 	for _, m := range rooms {
@@ -221,6 +190,45 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	p.kill9()
 	t.Logf("%d cycles, %d acknowledged requests checked after SIGKILL", cycles, acked)
+}
+
+// loadUntilKill runs one worker per room against url, each making steps
+// with its own seeded generator (seq numbers them across workers and
+// cycles, acked counts the answered ones), and after pause kills the
+// server under them: a step cut off stays pending in its model.
+func loadUntilKill(url string, rooms []*model, rng *rand.Rand, seq, acked *int, pause time.Duration, kill func()) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for w := range rooms {
+		wg.Add(1)
+		seed := rng.Uint64()
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(seed, uint64(w)))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				mu.Lock()
+				*seq++
+				n := *seq
+				mu.Unlock()
+				if !step(url, &rooms[w], r, n, w) {
+					return // server gone: the pending op stays unknown
+				}
+				mu.Lock()
+				*acked++
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(pause)
+	kill()
+	close(stop)
+	wg.Wait()
 }
 
 // step performs one request for worker w's room; false means the server

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -54,38 +53,7 @@ func TestRedisNodeKill9(t *testing.T) {
 	seq, acked := 0, 0
 	for cycle := range cycles {
 		a := startPoker(t, bin, dataA, flags...)
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		for w := range workers {
-			wg.Add(1)
-			seed := rng.Uint64()
-			go func() {
-				defer wg.Done()
-				r := rand.New(rand.NewPCG(seed, uint64(w)))
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					mu.Lock()
-					seq++
-					n := seq
-					mu.Unlock()
-					if !step(a.url, &rooms[w], r, n, w) {
-						return
-					}
-					mu.Lock()
-					acked++
-					mu.Unlock()
-				}
-			}()
-		}
-		time.Sleep(time.Duration(100+rng.IntN(300)) * time.Millisecond)
-		a.kill9()
-		close(stop)
-		wg.Wait()
+		loadUntilKill(a.url, rooms, rng, &seq, &acked, time.Duration(100+rng.IntN(300))*time.Millisecond, a.kill9)
 		for _, m := range rooms {
 			if m != nil {
 				verify(t, b.url, m, cycle)

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -145,16 +143,8 @@ func compareTraces(what string, plain, perturbed []string, perturbs []perturbati
 }
 
 func diffDefaults(cfg Config) Config {
-	if cfg.Steps <= 0 {
-		cfg.Steps = 200
-	}
-	if cfg.Accounts <= 0 {
-		cfg.Accounts = 6
-	}
+	cfg = cfg.withDefaults()
 	cfg.Durability = journal.Sync()
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
 	return cfg
 }
 

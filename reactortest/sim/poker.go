@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -39,15 +37,7 @@ type proom struct {
 
 // RunPoker runs the poker workload for cfg.Seed (Steps operations).
 func RunPoker(ctx context.Context, cfg Config) (Result, error) {
-	if cfg.Steps <= 0 {
-		cfg.Steps = 200
-	}
-	if cfg.Durability == (journal.Durability{}) {
-		cfg.Durability = journal.Sync()
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	cfg = cfg.withDefaults()
 	s := newSim(cfg)
 	s.installHook()
 	var rooms *poker.Rooms

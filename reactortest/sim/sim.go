@@ -287,9 +287,8 @@ func Rerun(cfg Config) string {
 	return c
 }
 
-// Run runs one simulation. It returns an error naming the seed and the
-// broken invariant; the Result says what the run covered either way.
-func Run(ctx context.Context, cfg Config) (Result, error) {
+// withDefaults fills what cfg leaves unset; every workload starts with it.
+func (cfg Config) withDefaults() Config {
 	if cfg.Steps <= 0 {
 		cfg.Steps = 200
 	}
@@ -305,7 +304,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := newSim(cfg)
+	return cfg
+}
+
+// Run runs one simulation. It returns an error naming the seed and the
+// broken invariant; the Result says what the run covered either way.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	s := newSim(cfg.withDefaults())
 	s.installHook()
 	err := s.run(ctx)
 	s.release()

@@ -172,8 +172,13 @@ func TestFindsAPlantedBug(t *testing.T) {
 // TestDiff runs only the differential check, for -sim.seeds seeds (or
 // -sim.seed): plain and perturbed runs of the same inputs must answer,
 // emit and end alike.
-func TestDiff(t *testing.T) {
-	lo, n := *first, *seeds
+func TestDiff(t *testing.T) { sweep(t, *seeds, sim.RunDiff) }
+
+// sweep runs one workload for n seeds from -sim.first (8 with -short, the
+// one -sim.seed if set) and logs the rare states they reached.
+func sweep(t *testing.T, n int, run func(context.Context, sim.Config) (sim.Result, error)) {
+	t.Helper()
+	lo := *first
 	if testing.Short() {
 		n = min(n, 8)
 	}
@@ -186,9 +191,9 @@ func TestDiff(t *testing.T) {
 	}
 	reached := map[string]int{}
 	for s := lo; s < lo+uint64(n); s++ {
-		res, err := sim.RunDiff(context.Background(), sim.Config{Seed: s, Steps: st})
+		res, err := run(context.Background(), sim.Config{Seed: s, Steps: st})
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v\n%s", err, res)
 		}
 		for k, v := range res.Reached {
 			reached[k] += v
@@ -217,30 +222,7 @@ func TestDiffFindsAPlantedBug(t *testing.T) {
 
 // TestSQL runs the DB reactor (examples/bank on SQLite) under injected SQL
 // failures for -sim.seeds seeds (or -sim.seed).
-func TestSQL(t *testing.T) {
-	lo, n := *first, *seeds/4 // TestSeeds runs it too
-	if testing.Short() {
-		n = min(n, 8)
-	}
-	if *seed != 0 {
-		lo, n = *seed, 1
-	}
-	st := *steps
-	if st == 0 {
-		st = 40
-	}
-	reached := map[string]int{}
-	for s := lo; s < lo+uint64(n); s++ {
-		res, err := sim.RunSQL(context.Background(), sim.Config{Seed: s, Steps: st})
-		if err != nil {
-			t.Fatalf("%v\n%s", err, res)
-		}
-		for k, v := range res.Reached {
-			reached[k] += v
-		}
-	}
-	t.Logf("%d seeds; reached %v", n, reached)
-}
+func TestSQL(t *testing.T) { sweep(t, *seeds/4, sim.RunSQL) } // TestSeeds runs it too
 
 // TestSQLFailedBatchNeverReplayed: what the SQL simulation found (seed 1,
 // step 35, before the fix): a journaled DB reactor answered every request

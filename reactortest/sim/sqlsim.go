@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -119,15 +118,7 @@ var sqlAudit = sqlreactor.Method("sim.sql.audit", func(tx *sqlreactor.Tx, r audi
 
 // RunSQL runs the DB-reactor workload for cfg.Seed.
 func RunSQL(ctx context.Context, cfg Config) (Result, error) {
-	if cfg.Steps <= 0 {
-		cfg.Steps = 200
-	}
-	if cfg.Accounts <= 0 {
-		cfg.Accounts = 6
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	cfg = cfg.withDefaults()
 	// On a RAM file system where there is one: SQLite's fsyncs (synchronous
 	// FULL) then cost nothing, and the simulated crashes are at the SQL
 	// layer anyway (a power cut under SQLite itself is not simulated).
