@@ -9,6 +9,7 @@ package testenv
 
 import (
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"testing"
@@ -49,6 +50,26 @@ func PostgresDSN(t testing.TB) string {
 	}
 	TCP(t, "PostgreSQL", "127.0.0.1:5432")
 	return dsn
+}
+
+// RedisURL returns the URL of the test Redis (REACTOR_TEST_REDIS, default
+// redis://127.0.0.1:6379/0), after checking the server listens.
+func RedisURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("REACTOR_TEST_REDIS")
+	if u == "" {
+		u = "redis://127.0.0.1:6379/0"
+	}
+	pu, err := url.Parse(u)
+	if err != nil || pu.Host == "" {
+		t.Fatalf("REACTOR_TEST_REDIS %q: not a redis:// URL (%v)", u, err)
+	}
+	addr := pu.Host
+	if pu.Port() == "" {
+		addr = net.JoinHostPort(pu.Hostname(), "6379")
+	}
+	TCP(t, "Redis (REACTOR_TEST_REDIS)", addr)
+	return u
 }
 
 // Chromium returns the path of a Chromium binary (REACTOR_TEST_CHROMIUM, or

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,23 +27,14 @@ import (
 	"github.com/reactorgo/reactor/state/statetest"
 )
 
-// redisURL is REACTOR_TEST_REDIS, default redis://127.0.0.1:6379/0.
-func redisURL() string {
-	if u := os.Getenv("REACTOR_TEST_REDIS"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/0"
-}
-
 // client connects to the test Redis, or skips (fails with
 // REACTOR_REQUIRE_SERVICES=1).
 func client(t testing.TB) *goredis.Client {
 	t.Helper()
-	o, err := goredis.ParseURL(redisURL())
+	o, err := goredis.ParseURL(testenv.RedisURL(t))
 	if err != nil {
 		t.Fatalf("REACTOR_TEST_REDIS: %v", err)
 	}
-	testenv.TCP(t, "Redis (REACTOR_TEST_REDIS)", o.Addr)
 	c := goredis.NewClient(o)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -285,7 +277,7 @@ func childNode(spec string) int {
 		fmt.Println("spec:", err)
 		return 2
 	}
-	store, c, err := redis.Open(context.Background(), redisURL(), redis.Options{Prefix: p})
+	store, c, err := redis.Open(context.Background(), cmp.Or(os.Getenv("REACTOR_TEST_REDIS"), "redis://127.0.0.1:6379/0"), redis.Options{Prefix: p}) // the parent checked it
 	if err != nil {
 		fmt.Println(err)
 		return 2

@@ -31,23 +31,14 @@ import (
 // streams — land on different nodes.
 var redisNodes int
 
-// redisURL is REACTOR_TEST_REDIS, default redis://127.0.0.1:6379/0.
-func redisURL() string {
-	if u := os.Getenv("REACTOR_TEST_REDIS"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/0"
-}
-
 // needRedis skips t without a Redis (fails it with
 // REACTOR_REQUIRE_SERVICES=1) and returns a client for inspection.
 func needRedis(t testing.TB) *goredis.Client {
 	t.Helper()
-	o, err := goredis.ParseURL(redisURL())
+	o, err := goredis.ParseURL(testenv.RedisURL(t))
 	if err != nil {
 		t.Fatalf("REACTOR_TEST_REDIS: %v", err)
 	}
-	testenv.TCP(t, "Redis (REACTOR_TEST_REDIS)", o.Addr)
 	c := goredis.NewClient(o)
 	t.Cleanup(func() { c.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -82,7 +73,7 @@ type cluster struct {
 func startNodes(t testing.TB, cfg server.Config, n int) []*env {
 	t.Helper()
 	c := needRedis(t)
-	cfg.RedisURL = redisURL()
+	cfg.RedisURL = testenv.RedisURL(t)
 	if cfg.Cluster == "" {
 		cfg.Cluster = clusterName(t, c)
 	}
