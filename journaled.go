@@ -80,6 +80,30 @@ const (
 	floorKey    = "/.reactor/journal-floor"
 )
 
+// Journal is what the runtime needs of a write-ahead journal. The journal
+// package (*journal.Journal, local segment files) is the default; a
+// replicated log — a partition's stream in a cluster — implements the same
+// contract:
+//
+//   - Append assigns the next sequence number (contiguous, growing, for
+//     the journal's whole life), returns it at once and calls done exactly
+//     once, in sequence order, when the record is durable (nil) or can never
+//     be (an error). Records are durable in sequence order.
+//   - Replay calls fn with every record after the given sequence, in order,
+//     and fails on a record it cannot verify rather than pass it on.
+//   - Release lets the journal drop records up to and including upTo (a
+//     checkpoint covers them); LastSeq is the newest sequence appended.
+//   - Stats().Err is non-nil once the journal has failed for good.
+type Journal interface {
+	Append(ctx context.Context, rec *journal.Record, done func(seq uint64, err error)) (uint64, error)
+	Replay(ctx context.Context, after uint64, fn func(*journal.Record) error) error
+	Release(upTo uint64) error
+	LastSeq() uint64
+	Stats() journal.Stats
+}
+
+var _ Journal = (*journal.Journal)(nil)
+
 // Journaled makes a service (or every child of a parent) journaled: see
 // Config.Journal. ReadOnly methods bypass the journal. Placement options
 // (InMemory, Journaled, External): the last one given wins.

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/reactorgo/reactor/checkpoint"
-	"github.com/reactorgo/reactor/journal"
 )
 
 // Config configures a Runtime. The zero value is valid: every field documents
@@ -46,8 +45,9 @@ type Config struct {
 	// Logger receives the runtime's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Journal receives the inputs of Journaled services (required if any
-	// service is Journaled). The runtime does not close it.
-	Journal *journal.Journal
+	// service is Journaled): a *journal.Journal (local files), or another
+	// implementation of Journal. The runtime does not close it.
+	Journal Journal
 	// CheckpointInterval is how often modified journaled services are
 	// checkpointed and the journal released up to the oldest input not
 	// covered by a checkpoint (default 30s).

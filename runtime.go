@@ -70,6 +70,9 @@ func New(cfg Config) (*Runtime, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if j, ok := cfg.Journal.(*journal.Journal); ok && j == nil {
+		cfg.Journal = nil // a nil *journal.Journal is no journal
+	}
 	cfg.setDefaults()
 	rt := &Runtime{
 		cfg:      cfg,

@@ -3,6 +3,7 @@ package reactor
 import (
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 )
 
 // scheduler hands ready services to a fixed set of worker goroutines. A
@@ -13,12 +14,13 @@ import (
 // at most one batch per turn and goes to the back of the queue if mail
 // remains, so a flood to one service cannot starve the others.
 type scheduler struct {
-	mu      sync.Mutex
-	queue   ring[*service]
-	parked  []chan struct{} // workers waiting for work, LIFO (warm caches first)
-	closed  bool
-	abort   bool       // stop even though services are still queued
-	rng     *rand.Rand // non-nil: pick a random ready service (seeded, deterministic mode)
+	mu     sync.Mutex
+	queue  ring[*service]
+	parked []chan *service // workers waiting for work, LIFO (warm caches first)
+	closed bool
+	abort  atomic.Bool // stop even though services are still queued
+	rng    *rand.Rand  // non-nil: pick a random ready service (seeded, deterministic mode)
+	// workers counts the running workers.
 	workers sync.WaitGroup
 }
 
@@ -39,29 +41,48 @@ func (s *scheduler) start(n int) {
 }
 
 // push makes svc runnable. The caller has counted the turn in svc.active.
+// A parked worker gets svc handed over directly through its wake channel:
+// it runs the turn without taking the scheduler's lock again (a blocking
+// call to an idle service pays one lock round on this path, not two).
 func (s *scheduler) push(svc *service) {
 	s.mu.Lock()
+	if n := len(s.parked); n > 0 && s.rng == nil {
+		w := s.parked[n-1]
+		s.parked = s.parked[:n-1]
+		s.mu.Unlock()
+		w <- svc
+		return
+	}
 	s.queue.push(svc)
 	if n := len(s.parked); n > 0 {
 		w := s.parked[n-1]
 		s.parked = s.parked[:n-1]
 		s.mu.Unlock()
-		w <- struct{}{}
+		w <- nil // look at the queue (deterministic mode picks from it)
 		return
 	}
 	s.mu.Unlock()
 }
 
-func (s *scheduler) next(wake chan struct{}) *service {
+// next returns the next service to run a turn of, waiting for one; nil
+// once the scheduler stops.
+func (s *scheduler) next(wake chan *service) *service {
 	s.mu.Lock()
-	for s.queue.len() == 0 || s.abort {
+	for s.queue.len() == 0 || s.abort.Load() {
 		if s.closed {
 			s.mu.Unlock()
 			return nil
 		}
 		s.parked = append(s.parked, wake)
 		s.mu.Unlock()
-		<-wake
+		if svc := <-wake; svc != nil {
+			if !s.abort.Load() {
+				return svc
+			}
+			s.mu.Lock()
+			s.queue.push(svc) // stopping: left queued, as if it had not been handed over
+			continue
+		}
 		s.mu.Lock()
 	}
 	var svc *service
@@ -76,7 +97,7 @@ func (s *scheduler) next(wake chan struct{}) *service {
 
 func (s *scheduler) work() {
 	defer s.workers.Done()
-	wake := make(chan struct{}, 1)
+	wake := make(chan *service, 1)
 	w := &worker{}
 	for {
 		svc := s.next(wake)
@@ -92,12 +113,14 @@ func (s *scheduler) work() {
 func (s *scheduler) stop(abort, wait bool) {
 	s.mu.Lock()
 	s.closed = true
-	s.abort = abort
+	if abort {
+		s.abort.Store(true)
+	}
 	parked := s.parked
 	s.parked = nil
 	s.mu.Unlock()
 	for _, w := range parked {
-		w <- struct{}{}
+		w <- nil
 	}
 	if wait {
 		s.workers.Wait()
@@ -140,6 +163,23 @@ func (r *ring[T]) pop() T {
 	r.head = (r.head + 1) & (len(r.buf) - 1)
 	r.n--
 	return v
+}
+
+// popInto moves the n oldest elements to the end of dst, in order, with
+// at most two bulk copies and one bulk clear per contiguous run (a turn
+// takes a whole batch at once; per-element pops cost a write barrier and a
+// cache-line write each).
+func (r *ring[T]) popInto(dst []T, n int) []T {
+	for n > 0 {
+		run := min(n, len(r.buf)-r.head)
+		seg := r.buf[r.head : r.head+run]
+		dst = append(dst, seg...)
+		clear(seg)
+		r.head = (r.head + run) & (len(r.buf) - 1)
+		r.n -= run
+		n -= run
+	}
+	return dst
 }
 
 // removeAt removes the i-th element (0 = oldest), keeping the others in order.

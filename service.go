@@ -248,10 +248,7 @@ func (s *service) runTurn(w *worker) {
 	k := s.kind
 	s.mu.Lock()
 	n := min(s.inbox.n, k.opts.batchSize)
-	batch := w.batch[:0]
-	for range n {
-		batch = append(batch, s.inbox.pop())
-	}
+	batch := s.inbox.popInto(w.batch[:0], n)
 	if s.waiters > 0 && n > 0 {
 		close(s.space)
 		s.space = nil
@@ -302,6 +299,7 @@ func (s *service) handle(w *worker, batch []envelope) []envelope {
 	if s.path != "" {
 		atomic.StoreInt64(&s.lastUsed, rt.coarseNow())
 	}
+	clear(batch) // one bulk clear: the worker's batch keeps no messages alive
 	return batch[:0]
 }
 
@@ -371,7 +369,7 @@ func (s *service) tryInline(e envelope) bool {
 	return true
 }
 
-// deliverFrom runs batch[i:] in order, clearing each slot, until the end or
+// deliverFrom runs batch[i:] in order until the end or
 // a panic; a panic fails that one message (its sender gets a *PanicError)
 // and deliverFrom returns the index after it, so the batch goes on. One
 // deferred recover per batch instead of one per message.
@@ -391,7 +389,6 @@ func (s *service) deliverFrom(c *Ctx, batch []envelope, i int) (next int) {
 			s.js.applied = max(s.js.applied, e.meta.seq)
 		}
 		e.m.invoke(c, s.obj, e)
-		batch[next] = envelope{}
 	}
 	return next
 }
