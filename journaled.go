@@ -104,6 +104,17 @@ type Journal interface {
 
 var _ Journal = (*journal.Journal)(nil)
 
+// appendRecord is Journal.Append with the local journal called directly:
+// through the interface the record would escape to the heap (one more
+// allocation per message).
+func (rt *Runtime) appendRecord(ctx context.Context, rec *journal.Record, done func(uint64, error)) (uint64, error) {
+	if j, ok := rt.cfg.Journal.(*journal.Journal); ok {
+		return j.Append(ctx, rec, done)
+	}
+	r := *rec // a copy escapes, not the caller's record
+	return rt.cfg.Journal.Append(ctx, &r, done)
+}
+
 // Journaled makes a service (or every child of a parent) journaled: see
 // Config.Journal. ReadOnly methods bypass the journal. Placement options
 // (InMemory, Journaled, External): the last one given wins.
@@ -196,7 +207,7 @@ func (m *MethodOf[S, Req, Resp]) postJournaled(ctx context.Context, c *Ctx, to R
 		resend = func(err error) { m.resendLater(sender, to, req, key, err) }
 	}
 	rec := journal.Record{Time: meta.time, Seed: meta.seed, Service: svc.addr(), Method: m.name, Key: key, Payload: payload}
-	seq, err := rt.cfg.Journal.Append(ctx, &rec, func(seq uint64, err error) {
+	seq, err := rt.appendRecord(ctx, &rec, func(seq uint64, err error) {
 		if err != nil {
 			if sender != nil {
 				sender.holdResend() // before the failure is visible to checkpoint writers
@@ -377,7 +388,7 @@ func (s *service) recordOutcome(c *Ctx, e *envelope, err error) {
 }
 
 func (rt *Runtime) appendOutcome(rec *journal.Record) {
-	_, err := rt.cfg.Journal.Append(rt.ctx, rec, func(seq uint64, err error) {
+	_, err := rt.appendRecord(rt.ctx, rec, func(seq uint64, err error) {
 		rt.durable.advance(seq, err == nil)
 		if err != nil {
 			rt.log.Error("reactor: outcome record not journaled", "service", rec.Service, "input", rec.Key, "err", err)
@@ -962,7 +973,7 @@ func (a *asyncCall[Resp]) journalReply() error {
 	}
 	meta := &jmeta{time: rt.cfg.Clock().UnixNano(), seed: rt.nextSeed(), key: a.key}
 	rec := journal.Record{Time: meta.time, Seed: meta.seed, Service: a.caller.addr(), Method: replyMethod, Key: a.key, Payload: payload}
-	_, err = rt.cfg.Journal.Append(rt.ctx, &rec, func(seq uint64, err error) {
+	_, err = rt.appendRecord(rt.ctx, &rec, func(seq uint64, err error) {
 		if err != nil {
 			rt.durable.advance(seq, false)
 			rt.log.Error("reactor: async reply not journaled; continuation dropped", "service", a.caller.addr(), "err", err)
