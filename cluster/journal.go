@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -87,29 +88,31 @@ func (c JournalConfig) Validate() error {
 //
 // # Conditional, pipelined appends
 //
-// Every publish carries Nats-Expected-Last-Sequence: the k-th record
-// appended after the journal's last known sequence L expects L+k-1, so it
-// can only ever be stored at L+k. One stream per partition makes the
-// stream-wide sequence exact. Publishes are asynchronous and pipelined;
-// acknowledgements are taken in sequence order by one notifier goroutine,
-// which calls the done callbacks in that order.
+// Every publish carries two conditions: Nats-Expected-Last-Sequence (the
+// k-th record appended after the journal's last known sequence L expects
+// L+k-1, so it can only ever be stored at L+k; one stream per partition
+// makes the stream-wide sequence exact) and Nats-Expected-Last-Msg-Id, the
+// id ("epoch:seq") of this writer's previous record. The sequence alone is
+// not enough with pipelining: when a new owner's fence takes L+1, the
+// stale owner's record for L+1 fails, but its record for L+2, expecting
+// L+1, would fit right after the fence. The id chain refuses it, and every
+// later one, because the last message is not the one the stale writer
+// wrote. Publishes are asynchronous and pipelined; acknowledgements are
+// taken in sequence order by one notifier goroutine, which calls the done
+// callbacks in that order.
 //
-// A "wrong last sequence" answer for the oldest unacknowledged record, all
-// records before it being acknowledged at their sequences, can only mean
-// that another writer stored a message in between — a new owner's fence
-// record. The journal is then fenced: that append and every later one fail
-// with ErrFenced (none of them can be stored: their sequences are taken),
-// and Append refuses from then on.
-//
-// Any other failure (timeout, no responders while a stream leader is
-// elected, a lost connection) leaves the record's fate unknown. The
-// notifier then stops new appends and settles every pending record in
-// order: if the stream already holds a message at its sequence, it is
-// acknowledged when the bytes are ours and fenced when not; otherwise it
-// is republished with the same expectation. This is idempotent because a
-// record can land nowhere but at its own sequence. After RetryTimeout the
-// journal fail-stops with ErrFailed (outcome of the pending records
-// unknown).
+// When an append fails, whatever the error — even "wrong last sequence",
+// which a newly elected stream leader also answers for records its
+// predecessor had not committed — the notifier stops new appends and
+// settles every pending record in order by reading the stream (from the
+// leader): a message at the record's sequence with our bytes means it is
+// stored (acknowledged); another writer's bytes there mean a new owner took
+// over (that record and all later ones fail with ErrFenced: none of them
+// can be stored, and Append refuses from then on); a free sequence means
+// it was not stored and it is published again with the same conditions.
+// This is idempotent because a record can land nowhere but at its own
+// sequence. After RetryTimeout the journal fail-stops with ErrFailed (the
+// pending records' fate unknown).
 //
 // # Takeover
 //
@@ -127,12 +130,17 @@ type Journal struct {
 	epoch   uint64
 	log     *slog.Logger
 
+	// ignoreLease (tests only) skips the lease check, to prove that the
+	// stream fence alone stops a stale owner that believes it is valid.
+	ignoreLease bool
+
 	sem   chan struct{} // held while publishing, so wire order = seq order
 	slots chan struct{} // one per pending record (MaxPending)
 	wake  chan struct{}
 
 	mu      sync.Mutex
 	next    uint64 // seq the next Append gets
+	lastID  string // msg id of record next-1
 	queue   []*pending
 	err     error // set once fenced or failed
 	closed  bool
@@ -146,6 +154,8 @@ type Journal struct {
 
 type pending struct {
 	seq    uint64
+	id     string // Nats-Msg-Id: epoch:seq
+	prevID string // Nats-Expected-Last-Msg-Id: the record before
 	data   []byte
 	fut    jetstream.PubAckFuture // nil when the publish failed at once
 	pubErr error
@@ -201,7 +211,12 @@ func OpenJournal(ctx context.Context, nc *nats.Conn, cfg JournalConfig) (*Journa
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 		MaxMsgSize:  MaxRecordSize,
-		AllowDirect: true,
+		// Reads that decide a record's fate must come from the leader, not
+		// a lagging replica: no direct get.
+		AllowDirect: false,
+		// Msg ids serve the expected-last-msg-id chain, not dedup: keep
+		// the dedup window (and its memory) small.
+		Duplicates: time.Second,
 		// Purges come from Release only; nothing expires or is discarded.
 		Retention: jetstream.LimitsPolicy,
 		Discard:   jetstream.DiscardNew,
@@ -237,16 +252,18 @@ func (j *Journal) fence(ctx context.Context) error {
 			// Did our unanswered fence land?
 			m, err := j.stream.GetMsg(ctx, triedSeq)
 			if err == nil && bytes.Equal(m.Data, tried) {
-				j.next = triedSeq + 1
+				j.next, j.lastID = triedSeq+1, msgID(j.epoch, triedSeq)
 				return nil
 			}
 		}
+		var lastID string
 		if last > 0 {
 			m, err := j.stream.GetMsg(ctx, last)
 			if err == nil {
 				if f, derr := decodeFrame(m.Data); derr == nil && f.epoch > j.epoch {
 					return fmt.Errorf("%w: journal %s already holds epoch %d at seq %d, ours is %d", ErrFenced, j.name, f.epoch, last, j.epoch)
 				}
+				lastID = m.Header.Get(jetstream.MsgIDHeader)
 			} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
 				return fmt.Errorf("cluster: fence journal %s: read seq %d: %w", j.name, last, err)
 			}
@@ -258,10 +275,11 @@ func (j *Journal) fence(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		ack, err := j.js.PublishMsg(ctx, &nats.Msg{Subject: j.subject, Data: data}, jetstream.WithExpectLastSequence(last))
+		fp := &pending{seq: last + 1, id: msgID(j.epoch, last+1), prevID: lastID}
+		ack, err := j.js.PublishMsg(ctx, &nats.Msg{Subject: j.subject, Data: data}, fp.publishOpts()...)
 		switch {
 		case err == nil && ack.Sequence == last+1:
-			j.next = last + 2
+			j.next, j.lastID = last+2, fp.id
 			j.log.Info("cluster: journal fenced for new epoch", "seq", ack.Sequence)
 			return nil
 		case err == nil:
@@ -276,6 +294,20 @@ func (j *Journal) fence(ctx context.Context) error {
 			time.Sleep(backoff(attempt))
 		}
 	}
+}
+
+func msgID(epoch, seq uint64) string {
+	return strconv.FormatUint(epoch, 10) + ":" + strconv.FormatUint(seq, 10)
+}
+
+// publishOpts are the conditions of a record: the stream's last sequence
+// and the last message's id must be the ones this writer left there.
+func (p *pending) publishOpts() []jetstream.PublishOpt {
+	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequence(p.seq - 1), jetstream.WithMsgID(p.id)}
+	if p.prevID != "" {
+		opts = append(opts, jetstream.WithExpectLastMsgID(p.prevID))
+	}
+	return opts
 }
 
 func isWrongLastSeq(err error) bool {
@@ -324,13 +356,13 @@ func (j *Journal) Append(ctx context.Context, rec *journal.Record, done func(seq
 	if j.closed {
 		err = ErrClosed
 	}
-	if err == nil {
+	if err == nil && !j.ignoreLease {
 		if lerr := j.cfg.Lease.Err(); lerr != nil {
 			j.failLocked(lerr)
 			err = j.err
 		}
 	}
-	seq := j.next
+	seq, prevID := j.next, j.lastID
 	j.mu.Unlock()
 	if err != nil {
 		<-j.slots
@@ -341,10 +373,11 @@ func (j *Journal) Append(ctx context.Context, rec *journal.Record, done func(seq
 		<-j.slots
 		return 0, err
 	}
-	p := &pending{seq: seq, data: data, done: done}
-	p.fut, p.pubErr = j.js.PublishMsgAsync(&nats.Msg{Subject: j.subject, Data: data}, jetstream.WithExpectLastSequence(seq-1))
+	p := &pending{seq: seq, id: msgID(j.epoch, seq), prevID: prevID, data: data, done: done}
+	p.fut, p.pubErr = j.js.PublishMsgAsync(&nats.Msg{Subject: j.subject, Data: data}, p.publishOpts()...)
 	j.mu.Lock()
 	j.next++
+	j.lastID = p.id
 	j.queue = append(j.queue, p)
 	j.stats.Appended++
 	j.mu.Unlock()
@@ -405,9 +438,10 @@ func (j *Journal) notifier() {
 			j.complete(p, nil)
 		case errors.Is(err, ErrFailed):
 			j.failAll(err)
-		case isWrongLastSeq(err):
-			j.failAll(fmt.Errorf("%w: journal %s: seq %d taken by another writer (epoch %d superseded)", ErrFenced, j.name, p.seq, j.epoch))
 		default:
+			// Even a "wrong last sequence" is no proof of a new owner: a
+			// new stream leader answers it for records its predecessor
+			// had not committed yet. The stream's content decides.
 			j.log.Warn("cluster: journal append failed, settling pending records", "seq", p.seq, "err", err)
 			j.settle()
 		}
@@ -458,7 +492,7 @@ func (j *Journal) settle() {
 	attempt := 0
 	for i := 0; i < len(q); {
 		p := q[i]
-		if err := j.cfg.Lease.Err(); err != nil {
+		if err := j.cfg.Lease.Err(); err != nil && !j.ignoreLease {
 			j.failAll(err)
 			return
 		}
@@ -509,7 +543,7 @@ func (j *Journal) settleOne(p *pending) (ok bool, err error) {
 	if info.State.LastSeq != p.seq-1 {
 		return false, fmt.Errorf("%w: journal %s ends at %d below pending seq %d", ErrFailed, j.name, info.State.LastSeq, p.seq)
 	}
-	ack, err := j.js.PublishMsg(ctx, &nats.Msg{Subject: j.subject, Data: p.data}, jetstream.WithExpectLastSequence(p.seq-1))
+	ack, err := j.js.PublishMsg(ctx, &nats.Msg{Subject: j.subject, Data: p.data}, p.publishOpts()...)
 	if err != nil {
 		return false, err // wrong last seq included: read again
 	}
@@ -613,7 +647,13 @@ func (j *Journal) Release(upTo uint64) error {
 	j.mu.Lock()
 	acked := j.next - 1 - uint64(len(j.queue))
 	j.mu.Unlock()
-	upTo = min(upTo, acked)
+	// Keep the last acknowledged record: after a restart the server takes
+	// the last message's id as the stream's last msg id, which the next
+	// append's condition names.
+	if acked < 2 {
+		return nil
+	}
+	upTo = min(upTo, acked-1)
 	if upTo == 0 {
 		return nil
 	}
@@ -651,7 +691,7 @@ func (j *Journal) Stats() journal.Stats {
 // twice.
 func (j *Journal) Close() error {
 	j.closeOnce.Do(func() {
-		close(j.closing) // Appends waiting for room or the write lock give up
+		close(j.closing)    // Appends waiting for room or the write lock give up
 		j.sem <- struct{}{} // an Append publishing now finishes enqueueing
 		j.mu.Lock()
 		j.closed = true
