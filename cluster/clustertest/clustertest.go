@@ -171,8 +171,9 @@ func (s *Servers) Restart(i int) {
 	s.WaitReady()
 }
 
-// WaitReady waits (up to 30s) until every running server sees a JetStream
-// meta leader and a JetStream API request succeeds on each.
+// WaitReady waits (up to 30s) until there is a JetStream meta leader that
+// knows every running server as a peer, and a JetStream API request
+// succeeds on each running server.
 func (s *Servers) WaitReady() {
 	s.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -199,14 +200,23 @@ func (s *Servers) jsReady(i int, srv *server.Server) error {
 		return fmt.Errorf("not clustered yet")
 	}
 	if s.N() > 1 {
-		leader := false
+		// A meta leader that knows every running server as a JetStream
+		// peer with current stats: before that, creating an R3 stream
+		// fails with "no suitable peers for placement".
+		running, peers := 0, -1
 		for j := range s.N() {
-			if o := s.Server(j); o != nil && o.JetStreamIsLeader() {
-				leader = true
+			if o := s.Server(j); o != nil {
+				running++
+				if o.JetStreamIsLeader() {
+					peers = len(o.JetStreamClusterPeers())
+				}
 			}
 		}
-		if !leader {
+		if peers < 0 {
 			return fmt.Errorf("no meta leader")
+		}
+		if peers < running {
+			return fmt.Errorf("meta leader sees %d of %d servers", peers, running)
 		}
 	}
 	nc, err := nats.Connect(s.URL(i), nats.Timeout(time.Second))
