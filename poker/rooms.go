@@ -361,10 +361,23 @@ func (p *Rooms) Create(ctx context.Context, req CreateRequest) (Credentials, err
 	if err := req.Normalize(); err != nil {
 		return Credentials{}, err
 	}
-	if p.opt.Shared == nil && p.Known() >= p.opt.MaxRooms { // shared: bounded by the store (TTL), not counted here
+	if p.opt.Shared == nil && p.Known() >= p.opt.MaxRooms { // shared: counted by the census, if any
 		return Credentials{}, ErrTooManyRooms
 	}
 	room, member, token, hash := NewID(16), NewID(10), NewToken(), [32]byte{}
+	var census RoomCensus
+	if p.opt.Shared != nil {
+		census = p.opt.Shared.Census
+	}
+	if census != nil {
+		ok, err := census.Admit(ctx, Address+"/"+room, p.opt.MaxRooms)
+		if err != nil {
+			return Credentials{}, fmt.Errorf("poker: count rooms: %w", err)
+		}
+		if !ok {
+			return Credentials{}, ErrTooManyRooms
+		}
+	}
 	hash = sha256.Sum256([]byte(token))
 	secret := ""
 	if req.Webhook != "" {
@@ -373,6 +386,14 @@ func (p *Rooms) Create(ctx context.Context, req CreateRequest) (Credentials, err
 	// The one command for a room that does not exist yet.
 	_, err := createMethod.TryCall(ctx, p.rt.Ref(Address).Child(room), createCmd{CreateRequest: req, Member: member, TokenHash: hash[:], WebhookSecret: secret})
 	if err != nil {
+		if census != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			// Refused (busy, invalid): the room was never written. A timed-out
+			// create may still commit; its slot then stays counted (until the
+			// room's TTL if it did not).
+			if lerr := census.Leave(context.WithoutCancel(ctx), Address+"/"+room); lerr != nil {
+				p.log.Warn("poker: room slot not released", "room", room, "err", lerr)
+			}
+		}
 		return Credentials{}, err
 	}
 	return Credentials{Room: room, Member: member, Token: token, WebhookSecret: secret}, nil

@@ -43,6 +43,20 @@ type SharedEvents interface {
 type Shared struct {
 	Store  reactor.EventStore
 	Events SharedEvents
+	// Census, if set, bounds the rooms that exist at once to
+	// Options.MaxRooms across every process (without it, shared rooms are
+	// bounded by their TTL only).
+	Census RoomCensus
+}
+
+// RoomCensus counts the live rooms of every process (state/redis.Store
+// with Options.Census implements it).
+type RoomCensus interface {
+	// Admit counts addr among the live rooms if fewer than limit are
+	// live, atomically across processes; false: as many are live.
+	Admit(ctx context.Context, addr string, limit int) (bool, error)
+	// Leave stops counting addr (a room whose creation failed).
+	Leave(ctx context.Context, addr string) error
 }
 
 // wireEvent is a room event in a shared stream.

@@ -30,7 +30,8 @@ var _ reactor.EventStore = (*Store)(nil)
 func (s *Store) EventsKey(addr string) string { return s.prefix + "events:" + addr }
 
 // casEventsScript is casScript that also appends events: KEYS[2] the
-// stream; ARGV[4] the stream's MAXLEN; then pairs of (event id, payload).
+// stream; ARGV[4] the stream's MAXLEN; then pairs of (event id, payload);
+// with a census, KEYS[3] the parent's census and the address last.
 // The ids are checked against the stream's last entry before anything is
 // written: a script that fails half-way is not rolled back.
 var casEventsScript = goredis.NewScript(`
@@ -51,7 +52,9 @@ local t = redis.call('TIME')
 local nv = tonumber(t[1]) * 1000000 + tonumber(t[2])
 if nv <= v then nv = v + 1 end
 redis.call('HSET', KEYS[1], 'v', string.format('%d', nv), 'd', ARGV[2])
-for i = 5, #ARGV, 2 do
+local pairsEnd = #ARGV
+if KEYS[3] then pairsEnd = pairsEnd - 1 end
+for i = 5, pairsEnd, 2 do
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '0-' .. ARGV[i], 'e', ARGV[i+1])
 end
 local ttl = tonumber(ARGV[3])
@@ -61,6 +64,11 @@ if ttl > 0 then
 else
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[2])
+end
+if KEYS[3] then
+  local exp = '+inf'
+  if ttl > 0 then exp = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + ttl end
+  redis.call('ZADD', KEYS[3], exp, ARGV[#ARGV])
 end
 return {1, nv}
 `)
@@ -79,7 +87,11 @@ func (s *Store) CompareAndSwapEvents(ctx context.Context, key string, data []byt
 		}
 		args = append(args, strconv.FormatUint(e.ID, 10), e.Data)
 	}
-	res, err := casEventsScript.Run(ctx, s.c, []string{s.Key(key), s.EventsKey(key)}, args...).Result()
+	keys := []string{s.Key(key), s.EventsKey(key)}
+	if census, ok := s.censusOf(key); ok {
+		keys, args = append(keys, census), append(args, key) // the address last: after the event pairs
+	}
+	res, err := casEventsScript.Run(ctx, s.c, keys, args...).Result()
 	if err != nil {
 		return 0, fmt.Errorf("redis: write %s: %w", key, err)
 	}

@@ -50,6 +50,11 @@ type Options struct {
 	// about this many of the newest events are kept (XADD MAXLEN ~;
 	// default 1000).
 	EventsMaxLen int
+	// Census keeps, for every parent address, a sorted set of its live
+	// children with their expiry, updated by the same script as each
+	// write: Live counts them and Admit bounds them across processes (a
+	// room limit that holds whichever process creates the room).
+	Census bool
 }
 
 // Store is a reactor.StateStore in Redis. It is safe for concurrent use.
@@ -58,6 +63,7 @@ type Store struct {
 	prefix string
 	ttlMS  int64
 	maxLen int
+	census bool
 }
 
 var _ reactor.StateStore = (*Store)(nil)
@@ -71,7 +77,7 @@ func New(c goredis.UniversalClient, opts Options) *Store {
 	if opts.EventsMaxLen <= 0 {
 		opts.EventsMaxLen = 1000
 	}
-	return &Store{c: c, prefix: opts.Prefix, ttlMS: opts.TTL.Milliseconds(), maxLen: opts.EventsMaxLen}
+	return &Store{c: c, prefix: opts.Prefix, ttlMS: opts.TTL.Milliseconds(), maxLen: opts.EventsMaxLen, census: opts.Census}
 }
 
 // Open connects to the Redis at url ("redis://host:6379/0") and checks it
@@ -93,7 +99,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, *goredis.Clien
 func (s *Store) Key(addr string) string { return s.prefix + addr }
 
 // casScript: KEYS[1] the hash; ARGV[1] the expected version ("0": none),
-// ARGV[2] the state, ARGV[3] the TTL in ms ("0": none). Returns {1, new
+// ARGV[2] the state, ARGV[3] the TTL in ms ("0": none); with a census,
+// KEYS[2] the parent's census and ARGV[4] the address. Returns {1, new
 // version} or, on a conflict, {0, current version, current state}.
 var casScript = goredis.NewScript(`
 local cur = redis.call('HMGET', KEYS[1], 'v', 'd')
@@ -108,6 +115,11 @@ if nv <= v then nv = v + 1 end
 redis.call('HSET', KEYS[1], 'v', string.format('%d', nv), 'd', ARGV[2])
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
+if KEYS[2] then
+  local exp = '+inf'
+  if ttl > 0 then exp = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + ttl end
+  redis.call('ZADD', KEYS[2], exp, ARGV[4])
+end
 return {1, nv}
 `)
 
@@ -148,7 +160,12 @@ func (s *Store) Load(ctx context.Context, key string, known uint64) ([]byte, uin
 // CompareAndSwap implements reactor.StateStore. A conflict is a
 // *reactor.ConflictError carrying the current value.
 func (s *Store) CompareAndSwap(ctx context.Context, key string, data []byte, version uint64) (uint64, error) {
-	res, err := casScript.Run(ctx, s.c, []string{s.Key(key)}, strconv.FormatUint(version, 10), data, s.ttlMS).Result()
+	keys := []string{s.Key(key)}
+	args := []any{strconv.FormatUint(version, 10), data, s.ttlMS}
+	if census, ok := s.censusOf(key); ok {
+		keys, args = append(keys, census), append(args, key)
+	}
+	res, err := casScript.Run(ctx, s.c, keys, args...).Result()
 	if err != nil {
 		return 0, fmt.Errorf("redis: write %s: %w", key, err)
 	}

@@ -42,7 +42,7 @@ func openRedisRooms(ctx context.Context, cfg Config) (*redisRooms, error) {
 		return nil, err
 	}
 	store, client, err := redis.Open(ctx, cfg.RedisURL, redis.Options{
-		Prefix: cfg.Cluster + ":", TTL: cfg.RoomTTL + redisGrace, EventsMaxLen: eventHistory,
+		Prefix: cfg.Cluster + ":", TTL: cfg.RoomTTL + redisGrace, EventsMaxLen: eventHistory, Census: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -51,7 +51,7 @@ func openRedisRooms(ctx context.Context, cfg Config) (*redisRooms, error) {
 }
 
 func (r *redisRooms) shared() *poker.Shared {
-	return &poker.Shared{Store: r.store, Events: r}
+	return &poker.Shared{Store: r.store, Events: r, Census: r.store}
 }
 
 // close stops reading streams and closes the connection (nil: nothing).

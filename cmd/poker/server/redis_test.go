@@ -257,3 +257,33 @@ func testLogOut() io.Writer {
 	}
 	return io.Discard
 }
+
+// TestRedisMaxRooms: -max-rooms holds across nodes: 12 concurrent creates
+// through three nodes with MaxRooms 5 give exactly five 201s and the rest
+// 503 too_many_rooms, and the count is the store's, not a node's.
+func TestRedisMaxRooms(t *testing.T) {
+	c := needRedis(t)
+	nodes := startNodes(t, server.Config{Cluster: clusterName(t, c), RoomTTL: time.Hour, MaxRooms: 5, CreatesPerMinute: -1}, 3)
+	var wg sync.WaitGroup
+	codes := make([]int, 12)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := nodes[i%3].do("POST", "/api/rooms", "", map[string]string{"title": "t", "leader": "ann"})
+			codes[i] = r.Status
+			if r.Status == http.StatusServiceUnavailable && r.code(t) != "too_many_rooms" {
+				t.Errorf("create %d: %d %s", i, r.Status, r.Body)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := count(codes, http.StatusCreated); n != 5 || count(codes, http.StatusServiceUnavailable) != 7 {
+		t.Fatalf("creates with MaxRooms 5 over 3 nodes: %v", codes)
+	}
+	for _, nd := range nodes {
+		if r := nd.do("POST", "/api/rooms", "", map[string]string{"title": "t", "leader": "ann"}); r.Status != http.StatusServiceUnavailable {
+			t.Fatalf("a sixth room: %d %s", r.Status, r.Body)
+		}
+	}
+}
