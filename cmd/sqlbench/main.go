@@ -63,6 +63,7 @@ type result struct {
 	commitFail uint64
 	pipelines  uint64
 	reruns     uint64
+	note       string
 }
 
 func main() {
@@ -74,7 +75,15 @@ func main() {
 	flag.StringVar(&cfg.dsn, "dsn", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL DSN")
 	flag.StringVar(&cfg.dir, "dir", "", "directory for SQLite files (default: a temporary directory)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
+	list := flag.Bool("list", false, "list the modes and the schema variants of the hand loop, and exit")
 	flag.Parse()
+	if *list {
+		fmt.Println("reactor modes: " + strings.Join(allModes, ", "))
+		fmt.Println("mode sets: all, sqlite (before/after + same-run hand loops), schemas (every hand-loop variant)")
+		fmt.Println("hand-loop modes (a minimal single-writer loop, no reactor, one per schema variant):")
+		listVariants()
+		return
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -94,30 +103,32 @@ func main() {
 		defer os.RemoveAll(d)
 		cfg.dir = d
 	}
-	all := []string{"reactor-sqlite", "reactor-sqlite-cgo", "reactor-postgres", "reactor-postgres-nopipe", "conv-serializable", "conv-forupdate"}
-	list := all
-	if *modes != "all" {
-		list = strings.Split(*modes, ",")
+	var run []string
+	for _, m := range strings.Split(*modes, ",") {
+		switch m {
+		case "all":
+			run = append(run, allModes...)
+		case "sqlite":
+			run = append(run, sqliteModes...)
+		case "schemas":
+			run = append(run, variantNames()...)
+		default:
+			run = append(run, m)
+		}
 	}
 	fmt.Printf("sqlbench: %s, GOMAXPROCS=%d, NumCPU=%d, %d accounts, %d clients, %s per mode\n\n",
 		runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), cfg.accounts, cfg.clients, cfg.duration)
 	fmt.Printf("%-20s %10s %8s %8s %8s %8s %9s %8s %s\n", "mode", "xfers/s", "p50", "p99", "p99.9", "retries", "avgbatch", "fails", "invariant")
-	for _, m := range list {
+	for _, m := range run {
 		var r result
 		var err error
-		switch m {
-		case "reactor-sqlite":
-			r, err = runReactor(cfg, m, "sqlite")
-		case "reactor-sqlite-cgo":
-			r, err = runReactor(cfg, m, "sqlite3")
-		case "reactor-postgres", "reactor-postgres-nopipe":
-			r, err = runReactor(cfg, m, "postgres")
-		case "conv-serializable":
-			r, err = runConventional(cfg, m, true)
-		case "conv-forupdate":
-			r, err = runConventional(cfg, m, false)
+		v, hand := variantByName(strings.TrimPrefix(m, "hand-"))
+		hand = hand && strings.HasPrefix(m, "hand-")
+		switch {
+		case hand:
+			r, err = runHand(cfg, m, v)
 		default:
-			err = fmt.Errorf("unknown mode %q", m)
+			r, err = runMode(cfg, m)
 		}
 		if err != nil {
 			fmt.Printf("%-20s error: %v\n", m, err)
@@ -125,6 +136,40 @@ func main() {
 		}
 		report(r)
 	}
+}
+
+// allModes is -modes all: every reactor and conventional mode, the new
+// bank schema, and the SQLite hand loop on it.
+var allModes = []string{"reactor-sqlite", "reactor-sqlite-cgo", "hand-ledger", "reactor-postgres", "reactor-postgres-nopipe", "conv-serializable", "conv-forupdate"}
+
+// sqliteModes is -modes sqlite: the SQLite target's before/after in one
+// run, each beside its hand loop on the same schema.
+var sqliteModes = []string{"reactor-sqlite-cgo-old", "hand-old", "reactor-sqlite-cgo", "hand-ledger"}
+
+func runMode(cfg config, m string) (result, error) {
+	var r result
+	var err error
+	{
+		switch m {
+		case "reactor-sqlite":
+			r, err = runReactor(cfg, m, "sqlite")
+		case "reactor-sqlite-cgo":
+			r, err = runReactor(cfg, m, "sqlite3")
+		case "reactor-sqlite-old":
+			r, err = runReactor(cfg, m, "sqlite")
+		case "reactor-sqlite-cgo-old":
+			r, err = runReactor(cfg, m, "sqlite3")
+		case "reactor-postgres", "reactor-postgres-nopipe", "reactor-postgres-old":
+			r, err = runReactor(cfg, m, "postgres")
+		case "conv-serializable":
+			r, err = runConventional(cfg, m, true)
+		case "conv-forupdate":
+			r, err = runConventional(cfg, m, false)
+		default:
+			err = fmt.Errorf("unknown mode %q (see -list)", m)
+		}
+	}
+	return r, err
 }
 
 func fatal(err error) {
@@ -148,6 +193,9 @@ func report(r result) {
 	fmt.Printf("%-20s %10.0f %8s %8s %8s %8d %9s %8d %s\n", r.mode, float64(r.ops)/r.elapsed.Seconds(),
 		pct(r.lat, 0.50).Round(time.Microsecond), pct(r.lat, 0.99).Round(time.Microsecond), pct(r.lat, 0.999).Round(time.Microsecond),
 		r.retries, avg, r.failed, r.invariant)
+	if r.note != "" || r.maxBatch > 0 && r.cacheHits+r.cacheMiss == 0 {
+		fmt.Printf("%-20s max batch %d; %s\n", "", r.maxBatch, r.note)
+	}
 	if r.cacheHits+r.cacheMiss > 0 {
 		fmt.Printf("%-20s cache hits %d, misses %d, max batch %d, commit failures %d, pipelines/batch %.2f, reruns %d\n", "",
 			r.cacheHits, r.cacheMiss, r.maxBatch, r.commitFail, float64(r.pipelines)/float64(max(r.batches, 1)), r.reruns)
@@ -210,18 +258,26 @@ func pick(rng *rand.Rand, n int) (string, string, int64) {
 
 func acct(i int) string { return fmt.Sprintf("acct%05d", i) }
 
+// seed opens the accounts with their opening deposits in the bank's
+// schema, in one request (the bank's cache keys warmed, as in a
+// long-running server).
 var seed = sqlreactor.Method("sqlbench.seed", func(tx *sqlreactor.Tx, n int) (int, error) {
 	for i := range n {
-		if _, err := tx.Exec(`INSERT INTO accounts (id, balance) VALUES (?, ?)`, acct(i), initial); err != nil {
+		seq := int64(i + 1)
+		if _, err := tx.Exec(`INSERT INTO accounts (id, balance, last) VALUES (?, ?, ?)`, acct(i), initial, seq); err != nil {
 			return i, err
 		}
-		if _, err := tx.Exec(`INSERT INTO entries (xkey, src, dst, amount, at) VALUES (?, '', ?, ?, 0)`, "seed"+acct(i), acct(i), initial); err != nil {
+		if _, err := tx.Exec(`INSERT INTO entries (seq, xkey, src, dst, amount, at, src_prev, dst_prev) VALUES (?, ?, '', ?, ?, 0, 0, 0)`,
+			seq, "seed"+acct(i), acct(i), initial); err != nil {
 			return i, err
 		}
-		tx.Put("acct:"+acct(i), int64(initial)) // warm, as in a long-running server
+		tx.Put("acct:"+acct(i), int64(initial))
+		tx.Put("last:"+acct(i), seq)
 	}
 	return n, nil
 })
+
+var bgctx = context.Background()
 
 func freshSchema(dsn, name string) error {
 	db, err := sql.Open("pgx", dsn)
@@ -238,6 +294,11 @@ func freshSchema(dsn, name string) error {
 
 func runReactor(cfg config, mode, backend string) (result, error) {
 	ctx := context.Background()
+	old := strings.HasSuffix(mode, "-old")
+	schema := bank.SchemaFor(backend)
+	if old {
+		schema = oldSchema
+	}
 	var db *sqlreactor.DB
 	var err error
 	switch backend {
@@ -245,10 +306,10 @@ func runReactor(cfg config, mode, backend string) (result, error) {
 		if err := freshSchema(cfg.dsn, "sqlbench_reactor"); err != nil {
 			return result{}, err
 		}
-		db, err = postgres.Open(ctx, postgres.Options{DSN: cfg.dsn, SearchPath: "sqlbench_reactor", Schema: bank.Schema,
+		db, err = postgres.Open(ctx, postgres.Options{DSN: cfg.dsn, SearchPath: "sqlbench_reactor", Schema: schema,
 			NoPipeline: strings.HasSuffix(mode, "-nopipe")})
 	default:
-		db, err = sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(cfg.dir, mode+".db"), Driver: backend, Schema: bank.Schema})
+		db, err = sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(cfg.dir, mode+".db"), Driver: backend, Schema: schema})
 	}
 	if err != nil {
 		return result{}, err
@@ -266,13 +327,17 @@ func runReactor(cfg config, mode, backend string) (result, error) {
 		return result{}, err
 	}
 	defer rt.Close(ctx)
-	if _, err := seed.Call(ctx, ref, cfg.accounts); err != nil {
+	seedReq, transfer := seed, bank.TransferMoney
+	if old {
+		seedReq, transfer = oldSeed, oldTransfer
+	}
+	if _, err := seedReq.Call(ctx, ref, cfg.accounts); err != nil {
 		return result{}, fmt.Errorf("seed: %w", err)
 	}
 	before := db.Stats()
 	r, err := drive(cfg, func(c, n int, rng *rand.Rand) (bool, int, error) {
 		from, to, amt := pick(rng, cfg.accounts)
-		_, err := bank.TransferMoney.Call(ctx, ref, bank.Transfer{Key: fmt.Sprintf("c%d-%d", c, n), From: from, To: to, Amount: amt})
+		_, err := transfer.Call(ctx, ref, bank.Transfer{Key: fmt.Sprintf("c%d-%d", c, n), From: from, To: to, Amount: amt})
 		if errors.Is(err, bank.ErrOverdraft) {
 			return false, 0, nil
 		}
@@ -321,7 +386,7 @@ func runConventional(cfg config, mode string, serializable bool) (result, error)
 	defer db.Close()
 	db.SetMaxOpenConns(cfg.clients)
 	db.SetMaxIdleConns(cfg.clients)
-	for _, s := range bank.Schema {
+	for _, s := range oldSchema {
 		if _, err := db.Exec(s); err != nil {
 			return result{}, err
 		}

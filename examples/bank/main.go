@@ -40,7 +40,7 @@ func main() {
 
 func openDB(ctx context.Context, dsn, replica string, log *slog.Logger) (*sqlreactor.DB, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		return postgres.Open(ctx, postgres.Options{DSN: dsn, ReadDSN: replica, Schema: bank.Schema, Logger: log})
+		return postgres.Open(ctx, postgres.Options{DSN: dsn, ReadDSN: replica, Schema: bank.PostgresSchema, Logger: log})
 	}
 	if err := os.MkdirAll(filepath.Dir(dsn), 0o755); err != nil {
 		return nil, err
