@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reactorgo/reactor/examples/bank/bank"
 	"github.com/reactorgo/reactor/sqlreactor/sqlite"
 )
 
@@ -73,15 +74,17 @@ var variants = []variant{
 		schema: []string{accountsText, entriesSeq,
 			`CREATE INDEX entries_src ON entries (src, seq)`, `CREATE INDEX entries_dst ON entries (dst, seq)`},
 		ledger: "seq", dedup: "window"},
-	{name: "ledger", doc: "THE BANK NOW: rowid ledger, keys in a memory window, statements by chain",
+	{name: "ledger-rowid", doc: "ledger with accounts as a rowid table (TEXT PRIMARY KEY: table + index)",
 		schema: []string{accountsLast, entriesSeq}, ledger: "seq", dedup: "window", chain: true},
-	{name: "ledger-p1k", doc: "ledger with page_size 1024", schema: []string{accountsLast, entriesSeq},
+	{name: "ledger", doc: "THE BANK NOW (bank.Schema): rowid ledger, keys in a memory window, statements by chain, accounts WITHOUT ROWID",
+		schema: bank.Schema, ledger: "seq", dedup: "window", chain: true},
+	{name: "ledger-p1k", doc: "ledger with page_size 1024", schema: bank.Schema,
 		ledger: "seq", dedup: "window", chain: true, pageSize: 1024},
-	{name: "ledger-p8k", doc: "ledger with page_size 8192", schema: []string{accountsLast, entriesSeq},
+	{name: "ledger-p2k", doc: "ledger with page_size 2048", schema: bank.Schema,
+		ledger: "seq", dedup: "window", chain: true, pageSize: 2048},
+	{name: "ledger-p8k", doc: "ledger with page_size 8192", schema: bank.Schema,
 		ledger: "seq", dedup: "window", chain: true, pageSize: 8192},
-	{name: "ledger-norowid", doc: "ledger with accounts WITHOUT ROWID",
-		schema: []string{accountsLast + ` WITHOUT ROWID`, entriesSeq}, ledger: "seq", dedup: "window", chain: true},
-	{name: "ledger-intids", doc: "ledger with INTEGER account ids (rowid accounts)",
+	{name: "ledger-intids", doc: "ledger-rowid with INTEGER account ids (accounts keyed by rowid)",
 		schema: []string{`CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance BIGINT NOT NULL CHECK (balance >= 0), last BIGINT NOT NULL DEFAULT 0)`,
 			`CREATE TABLE entries (seq INTEGER PRIMARY KEY, xkey TEXT NOT NULL, src INTEGER NOT NULL, dst INTEGER NOT NULL,
 				amount BIGINT NOT NULL, at BIGINT NOT NULL, src_prev BIGINT NOT NULL DEFAULT 0, dst_prev BIGINT NOT NULL DEFAULT 0)`},
