@@ -1,9 +1,13 @@
 // Command sqlbench measures the DB server reactor against the conventional
-// design on the same workload, in the same run: random transfers among N
-// accounts by C concurrent clients, every transfer durably committed before
-// its reply, the sum of balances checked at the end.
+// design and against a hand-written single-writer loop, on the same
+// workload, in the same run: random transfers among N accounts by C
+// concurrent clients, every transfer durably committed before its reply,
+// the sum of balances checked at the end.
 //
 //	go run ./cmd/sqlbench -modes all -duration 10s
+//	go run ./cmd/sqlbench -modes sqlite      # the SQLite target: before/after, each beside its hand loop
+//	go run ./cmd/sqlbench -modes schemas     # the hand loop on every schema variant: what each choice costs
+//	go run ./cmd/sqlbench -list              # every mode and variant
 //
 // Modes: reactor-sqlite (modernc.org/sqlite), reactor-sqlite-cgo
 // (mattn/go-sqlite3), reactor-postgres (pipelined: a batch's writes and
@@ -11,6 +15,11 @@
 // statement, as before pipelining), conv-serializable (C connections,
 // SERIALIZABLE, retried on serialization failure), conv-forupdate (C
 // connections, READ COMMITTED, SELECT ... FOR UPDATE in a fixed lock order).
+// The reactor modes run the bank example's schema and TransferMoney; with
+// the suffix -old (reactor-sqlite-cgo-old, reactor-sqlite-old,
+// reactor-postgres-old) they run the bank as it was before its data design
+// (oldbank.go). hand-<variant> runs the hand loop (hand.go) on a schema
+// variant: hand-ledger is the bank's schema, hand-old the old one.
 package main
 
 import (
