@@ -208,7 +208,7 @@ func runHand(cfg config, mode string, v variant) (result, error) {
 			err = exec(`INSERT INTO entries (xkey, src, dst, amount, at) VALUES (?, ?, ?, ?, 0)`, "seed"+acct(i), external, id(i), initial)
 		} else {
 			seq++
-			err = exec(`INSERT INTO entries (seq, xkey, src, dst, amount, at) VALUES (?, ?, ?, ?, ?, 0)`, seq, "seed"+acct(i), external, id(i), initial)
+			err = exec(`INSERT INTO entries (seq, xkey, src, dst, amount, at, src_prev, dst_prev) VALUES (?, ?, ?, ?, ?, 0, 0, 0)`, seq, "seed"+acct(i), external, id(i), initial)
 			if err == nil && v.chain {
 				err = exec(`UPDATE accounts SET last = ? WHERE id = ?`, seq, id(i))
 				last[i] = seq

@@ -318,7 +318,11 @@ func runReactor(cfg config, mode, backend string) (result, error) {
 		db, err = postgres.Open(ctx, postgres.Options{DSN: cfg.dsn, SearchPath: "sqlbench_reactor", Schema: schema,
 			NoPipeline: strings.HasSuffix(mode, "-nopipe")})
 	default:
-		db, err = sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(cfg.dir, mode+".db"), Driver: backend, Schema: schema})
+		path := filepath.Join(cfg.dir, mode+".db")
+		for _, sfx := range []string{"", "-wal", "-shm"} {
+			os.Remove(path + sfx) // a mode named twice in -modes starts afresh
+		}
+		db, err = sqlite.Open(ctx, sqlite.Options{Path: path, Driver: backend, Schema: schema})
 	}
 	if err != nil {
 		return result{}, err
