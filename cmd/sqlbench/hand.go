@@ -44,6 +44,8 @@ type variant struct {
 	chain bool
 	// pageSize: PRAGMA page_size of the new file (0: SQLite's 4096).
 	pageSize int
+	// pragmas run on the writer after it is opened.
+	pragmas []string
 }
 
 const (
@@ -84,6 +86,8 @@ var variants = []variant{
 		ledger: "seq", dedup: "window", chain: true, pageSize: 2048},
 	{name: "ledger-p8k", doc: "ledger with page_size 8192", schema: bank.Schema,
 		ledger: "seq", dedup: "window", chain: true, pageSize: 8192},
+	{name: "ledger-ckpt10k", doc: "ledger with wal_autocheckpoint 10000 pages (SQLite's: 1000)", schema: bank.Schema,
+		ledger: "seq", dedup: "window", chain: true, pragmas: []string{"PRAGMA wal_autocheckpoint = 10000"}},
 	{name: "ledger-intids", doc: "ledger-rowid with INTEGER account ids (accounts keyed by rowid)",
 		schema: []string{`CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance BIGINT NOT NULL CHECK (balance >= 0), last BIGINT NOT NULL DEFAULT 0)`,
 			`CREATE TABLE entries (seq INTEGER PRIMARY KEY, xkey TEXT NOT NULL, src INTEGER NOT NULL, dst INTEGER NOT NULL,
@@ -177,7 +181,7 @@ func runHand(cfg config, mode string, v variant) (result, error) {
 	}
 	defer conn.Close()
 	exec := func(q string, args ...any) error { _, err := conn.ExecContext(ctx, q, args...); return err }
-	for _, q := range v.schema {
+	for _, q := range append(v.pragmas, v.schema...) {
 		if err := exec(q); err != nil {
 			return result{}, fmt.Errorf("schema: %w", err)
 		}

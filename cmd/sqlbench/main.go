@@ -56,6 +56,7 @@ type config struct {
 	accounts, clients int
 	duration          time.Duration
 	dsn, dir          string
+	pageSize          int // reactor SQLite modes: sqlite.Options.PageSize
 }
 
 type result struct {
@@ -75,6 +76,7 @@ type result struct {
 	reruns     uint64
 	note       string
 	cpu        time.Duration // this process's CPU time (user+system) while measuring
+	written    int64         // bytes this process wrote to storage while measuring (Linux; -1 unknown)
 }
 
 func main() {
@@ -85,6 +87,7 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time per mode")
 	flag.StringVar(&cfg.dsn, "dsn", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL DSN")
 	flag.StringVar(&cfg.dir, "dir", "", "directory for SQLite files (default: a temporary directory)")
+	flag.IntVar(&cfg.pageSize, "page-size", 0, "page size of the reactor modes' SQLite files (0: SQLite's 4096; the hand loop has variants for it)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	list := flag.Bool("list", false, "list the modes and the schema variants of the hand loop, and exit")
 	flag.Parse()
@@ -129,7 +132,7 @@ func main() {
 	}
 	fmt.Printf("sqlbench: %s, GOMAXPROCS=%d, NumCPU=%d, %d accounts, %d clients, %s per mode\n\n",
 		runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), cfg.accounts, cfg.clients, cfg.duration)
-	fmt.Printf("%-20s %10s %8s %8s %8s %8s %9s %8s %9s %s\n", "mode", "xfers/s", "p50", "p99", "p99.9", "retries", "avgbatch", "fails", "cpu/xfer", "invariant")
+	fmt.Printf("%-20s %10s %8s %8s %8s %8s %9s %8s %9s %8s %s\n", "mode", "xfers/s", "p50", "p99", "p99.9", "retries", "avgbatch", "fails", "cpu/xfer", "wr/xfer", "invariant")
 	for _, m := range run {
 		var r result
 		var err error
@@ -194,6 +197,27 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// writtenBytes is what this process has written to storage so far
+// (write_bytes of /proc/self/io: the WAL, checkpoints into the database
+// file), or -1 where that is not available. wr/xfer: KiB per transfer, the
+// direct cost of a schema's dirty pages, which does not vary with the
+// machine's load as throughput does.
+func writtenBytes() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			var n int64
+			if _, err := fmt.Sscan(v, &n); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
+}
+
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "sqlbench:", err)
 	os.Exit(1)
@@ -212,13 +236,16 @@ func report(r result) {
 	if r.batches > 0 {
 		avg = fmt.Sprintf("%.1f", float64(r.ops+r.failed)/float64(r.batches))
 	}
-	cpu := "-"
+	cpu, wr := "-", "-"
 	if n := r.ops + r.failed; n > 0 {
 		cpu = fmt.Sprintf("%.1fµs", float64(r.cpu.Nanoseconds())/1e3/float64(n))
+		if r.written > 0 {
+			wr = fmt.Sprintf("%.2fK", float64(r.written)/1024/float64(n))
+		}
 	}
-	fmt.Printf("%-20s %10.0f %8s %8s %8s %8d %9s %8d %9s %s\n", r.mode, float64(r.ops)/r.elapsed.Seconds(),
+	fmt.Printf("%-20s %10.0f %8s %8s %8s %8d %9s %8d %9s %8s %s\n", r.mode, float64(r.ops)/r.elapsed.Seconds(),
 		pct(r.lat, 0.50).Round(time.Microsecond), pct(r.lat, 0.99).Round(time.Microsecond), pct(r.lat, 0.999).Round(time.Microsecond),
-		r.retries, avg, r.failed, cpu, r.invariant)
+		r.retries, avg, r.failed, cpu, wr, r.invariant)
 	if r.note != "" || r.maxBatch > 0 && r.cacheHits+r.cacheMiss == 0 {
 		fmt.Printf("%-20s max batch %d; %s\n", "", r.maxBatch, r.note)
 	}
@@ -235,7 +262,7 @@ func drive(cfg config, op func(client int, n int, rng *rand.Rand) (bool, int, er
 	lats := make([][]time.Duration, cfg.clients)
 	var firstErr atomic.Value
 	deadline := time.Now().Add(cfg.duration)
-	cpu0 := cpuTime()
+	cpu0, wr0 := cpuTime(), writtenBytes()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for c := range cfg.clients {
@@ -265,6 +292,10 @@ func drive(cfg config, op func(client int, n int, rng *rand.Rand) (bool, int, er
 	wg.Wait()
 	r.elapsed = time.Since(start)
 	r.cpu = cpuTime() - cpu0
+	r.written = -1
+	if wr1 := writtenBytes(); wr0 >= 0 && wr1 >= 0 {
+		r.written = wr1 - wr0
+	}
 	if e, _ := firstErr.Load().(error); e != nil {
 		return r, e
 	}
@@ -341,7 +372,7 @@ func runReactor(cfg config, mode, backend string) (result, error) {
 		for _, sfx := range []string{"", "-wal", "-shm"} {
 			os.Remove(path + sfx) // a mode named twice in -modes starts afresh
 		}
-		db, err = sqlite.Open(ctx, sqlite.Options{Path: path, Driver: backend, Schema: schema})
+		db, err = sqlite.Open(ctx, sqlite.Options{Path: path, Driver: backend, Schema: schema, PageSize: cfg.pageSize})
 	}
 	if err != nil {
 		return result{}, err

@@ -87,8 +87,10 @@ type Window struct {
 }
 
 // KeyWindow is the idempotency window of the DBs the bank's requests run
-// on, read when a DB's window is first built (set it before). Memory: about
-// 100 bytes per key (a full default window: about 100 MB).
+// on (its bounds are read as keys are added and when a DB's window is
+// rebuilt at start). Memory: about 100–150 bytes per key plus the key
+// itself (a full default window: 100–200 MB); the rebuild at start reads
+// at most Keys rows of the ledger's tail.
 var KeyWindow = Window{Age: 24 * time.Hour, Keys: 1_000_000}
 
 // External is the src of a deposit.
