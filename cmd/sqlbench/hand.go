@@ -46,6 +46,9 @@ type variant struct {
 	pageSize int
 	// pragmas run on the writer after it is opened.
 	pragmas []string
+	// nums: accounts keyed by an INTEGER number (rowid), the TEXT id kept
+	// in a UNIQUE index that transfers only read; entries keep TEXT ids.
+	nums bool
 }
 
 const (
@@ -88,6 +91,9 @@ var variants = []variant{
 		ledger: "seq", dedup: "window", chain: true, pageSize: 8192},
 	{name: "ledger-ckpt10k", doc: "ledger with wal_autocheckpoint 10000 pages (SQLite's: 1000)", schema: bank.Schema,
 		ledger: "seq", dedup: "window", chain: true, pragmas: []string{"PRAGMA wal_autocheckpoint = 10000"}},
+	{name: "ledger-nums", doc: "ledger with accounts keyed by an INTEGER number, the TEXT id UNIQUE (read only by transfers)",
+		schema: []string{`CREATE TABLE accounts (num INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, balance BIGINT NOT NULL CHECK (balance >= 0), last BIGINT NOT NULL DEFAULT 0)`, entriesSeq},
+		ledger: "seq", dedup: "window", chain: true, nums: true},
 	{name: "ledger-intids", doc: "ledger-rowid with INTEGER account ids (accounts keyed by rowid)",
 		schema: []string{`CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance BIGINT NOT NULL CHECK (balance >= 0), last BIGINT NOT NULL DEFAULT 0)`,
 			`CREATE TABLE entries (seq INTEGER PRIMARY KEY, xkey TEXT NOT NULL, src INTEGER NOT NULL, dst INTEGER NOT NULL,
@@ -205,7 +211,13 @@ func runHand(cfg config, mode string, v variant) (result, error) {
 	}
 	for i := range cfg.accounts {
 		bal[i] = initial
-		if err := exec(`INSERT INTO accounts (id, balance) VALUES (?, ?)`, id(i), initial); err != nil {
+		var err error
+		if v.nums {
+			err = exec(`INSERT INTO accounts (num, id, balance) VALUES (?, ?, ?)`, int64(i+1), id(i), initial)
+		} else {
+			err = exec(`INSERT INTO accounts (id, balance) VALUES (?, ?)`, id(i), initial)
+		}
+		if err != nil {
 			return result{}, err
 		}
 		if v.ledger == "xkey" {
@@ -214,7 +226,7 @@ func runHand(cfg config, mode string, v variant) (result, error) {
 			seq++
 			err = exec(`INSERT INTO entries (seq, xkey, src, dst, amount, at, src_prev, dst_prev) VALUES (?, ?, ?, ?, ?, 0, 0, 0)`, seq, "seed"+acct(i), external, id(i), initial)
 			if err == nil && v.chain {
-				err = exec(`UPDATE accounts SET last = ? WHERE id = ?`, seq, id(i))
+				err = exec(`UPDATE accounts SET last = ? WHERE id = ?`, seq, id(i)) // by id in every variant
 				last[i] = seq
 			}
 		}
@@ -238,6 +250,9 @@ func runHand(cfg config, mode string, v variant) (result, error) {
 	updateQ = `UPDATE accounts SET balance = balance + ? WHERE id = ?`
 	if v.chain {
 		updateQ = `UPDATE accounts SET balance = balance + ?, last = ? WHERE id = ?`
+	}
+	if v.nums {
+		updateQ = `UPDATE accounts SET balance = balance + ?, last = ? WHERE num = ?`
 	}
 	prep := func(q string) (*sql.Stmt, error) { return conn.PrepareContext(ctx, q) }
 	var stmts [7]*sql.Stmt
@@ -284,7 +299,9 @@ func runHand(cfg config, mode string, v variant) (result, error) {
 				i int
 				d int64
 			}{{r.from, -r.amount}, {r.to, r.amount}} {
-				if v.chain {
+				if v.nums {
+					_, err = update.ExecContext(ctx, u.d, seq+1, int64(u.i+1))
+				} else if v.chain {
 					_, err = update.ExecContext(ctx, u.d, seq+1, id(u.i))
 				} else {
 					_, err = update.ExecContext(ctx, u.d, id(u.i))
