@@ -77,7 +77,8 @@ type DB struct {
 	rb    rebinder
 	cache *Cache
 	stmts map[string]*sql.Stmt
-	pipe  Pipeliner // nil: every statement is a round trip
+	local map[string]any // Local values, used on the turn only
+	pipe  Pipeliner      // nil: every statement is a round trip
 	// ctx is the writer's context. The reactor's *reactor.Ctx is not used
 	// for I/O: drivers watch a context's Done from their own goroutines,
 	// beyond the turn that the Ctx is valid for.

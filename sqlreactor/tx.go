@@ -75,14 +75,35 @@ func (tx *Tx) savepoint() error {
 		tx.sp = spName
 		return nil
 	}
-	db.spSeq++
-	name := "r" + strconv.Itoa(db.spSeq)
-	if _, err := db.conn.ExecContext(db.ctx, "SAVEPOINT "+name); err != nil {
+	name := spName
+	if !db.cfg.Dialect.ReleaseSavepoints() {
+		// Savepoints stay open until COMMIT: one name each.
+		db.spSeq++
+		name = "r" + strconv.Itoa(db.spSeq)
+	}
+	if err := db.control("SAVEPOINT " + name); err != nil {
 		db.poison(err)
 		return fmt.Errorf("sqlreactor: savepoint: %w", err)
 	}
 	tx.sp = name
 	return nil
+}
+
+// control runs an argument-free control statement of the batch. Where a
+// request's savepoint is released before the next one opens (SQLite), one
+// savepoint name serves every request, and its statements are prepared
+// once, like the requests' own: no parse per request.
+func (db *DB) control(q string) error {
+	if !db.cfg.Dialect.ReleaseSavepoints() {
+		_, err := db.conn.ExecContext(db.ctx, q)
+		return err
+	}
+	st, err := db.stmt(db.ctx, q)
+	if err != nil {
+		return err
+	}
+	_, err = st.ExecContext(db.ctx)
+	return err
 }
 
 func (tx *Tx) note(err error) error {
@@ -279,7 +300,7 @@ func (tx *Tx) finish(failed bool) {
 		db.cache.undo(tx.undo)
 		if tx.sp != "" && db.batchErr == nil {
 			db.stats.rollbacks.Add(1)
-			if _, err := db.conn.ExecContext(db.ctx, "ROLLBACK TO SAVEPOINT "+tx.sp); err != nil {
+			if err := db.control("ROLLBACK TO SAVEPOINT " + tx.sp); err != nil {
 				db.poison(fmt.Errorf("roll back savepoint: %w", err))
 			}
 		}
@@ -288,7 +309,7 @@ func (tx *Tx) finish(failed bool) {
 	tx.undoAt = len(db.batchUndo)
 	db.batchUndo = append(db.batchUndo, tx.undo...)
 	if tx.sp != "" && db.batchErr == nil && db.cfg.Dialect.ReleaseSavepoints() {
-		if _, err := db.conn.ExecContext(db.ctx, "RELEASE SAVEPOINT "+tx.sp); err != nil {
+		if err := db.control("RELEASE SAVEPOINT " + tx.sp); err != nil {
 			db.poison(fmt.Errorf("release savepoint: %w", err))
 		}
 	}

@@ -1,9 +1,13 @@
 // Command sqlbench measures the DB server reactor against the conventional
-// design on the same workload, in the same run: random transfers among N
-// accounts by C concurrent clients, every transfer durably committed before
-// its reply, the sum of balances checked at the end.
+// design and against a hand-written single-writer loop, on the same
+// workload, in the same run: random transfers among N accounts by C
+// concurrent clients, every transfer durably committed before its reply,
+// the sum of balances checked at the end.
 //
 //	go run ./cmd/sqlbench -modes all -duration 10s
+//	go run ./cmd/sqlbench -modes sqlite      # the SQLite target: before/after, each beside its hand loop
+//	go run ./cmd/sqlbench -modes schemas     # the hand loop on every schema variant: what each choice costs
+//	go run ./cmd/sqlbench -list              # every mode and variant
 //
 // Modes: reactor-sqlite (modernc.org/sqlite), reactor-sqlite-cgo
 // (mattn/go-sqlite3), reactor-postgres (pipelined: a batch's writes and
@@ -11,6 +15,11 @@
 // statement, as before pipelining), conv-serializable (C connections,
 // SERIALIZABLE, retried on serialization failure), conv-forupdate (C
 // connections, READ COMMITTED, SELECT ... FOR UPDATE in a fixed lock order).
+// The reactor modes run the bank example's schema and TransferMoney; with
+// the suffix -old (reactor-sqlite-cgo-old, reactor-sqlite-old,
+// reactor-postgres-old) they run the bank as it was before its data design
+// (oldbank.go). hand-<variant> runs the hand loop (hand.go) on a schema
+// variant: hand-ledger is the bank's schema, hand-old the old one.
 package main
 
 import (
@@ -29,6 +38,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -46,6 +56,7 @@ type config struct {
 	accounts, clients int
 	duration          time.Duration
 	dsn, dir          string
+	pageSize          int // reactor SQLite modes: sqlite.Options.PageSize
 }
 
 type result struct {
@@ -63,6 +74,9 @@ type result struct {
 	commitFail uint64
 	pipelines  uint64
 	reruns     uint64
+	note       string
+	cpu        time.Duration // this process's CPU time (user+system) while measuring
+	written    int64         // bytes this process wrote to storage while measuring (Linux; -1 unknown)
 }
 
 func main() {
@@ -73,8 +87,17 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time per mode")
 	flag.StringVar(&cfg.dsn, "dsn", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL DSN")
 	flag.StringVar(&cfg.dir, "dir", "", "directory for SQLite files (default: a temporary directory)")
+	flag.IntVar(&cfg.pageSize, "page-size", 0, "page size of the reactor modes' SQLite files (0: SQLite's 4096; the hand loop has variants for it)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
+	list := flag.Bool("list", false, "list the modes and the schema variants of the hand loop, and exit")
 	flag.Parse()
+	if *list {
+		fmt.Println("reactor modes: " + strings.Join(allModes, ", "))
+		fmt.Println("mode sets: all, sqlite (before/after + same-run hand loops), schemas (every hand-loop variant)")
+		fmt.Println("hand-loop modes (a minimal single-writer loop, no reactor, one per schema variant):")
+		listVariants()
+		return
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -94,30 +117,32 @@ func main() {
 		defer os.RemoveAll(d)
 		cfg.dir = d
 	}
-	all := []string{"reactor-sqlite", "reactor-sqlite-cgo", "reactor-postgres", "reactor-postgres-nopipe", "conv-serializable", "conv-forupdate"}
-	list := all
-	if *modes != "all" {
-		list = strings.Split(*modes, ",")
+	var run []string
+	for _, m := range strings.Split(*modes, ",") {
+		switch m {
+		case "all":
+			run = append(run, allModes...)
+		case "sqlite":
+			run = append(run, sqliteModes...)
+		case "schemas":
+			run = append(run, variantNames()...)
+		default:
+			run = append(run, m)
+		}
 	}
 	fmt.Printf("sqlbench: %s, GOMAXPROCS=%d, NumCPU=%d, %d accounts, %d clients, %s per mode\n\n",
 		runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), cfg.accounts, cfg.clients, cfg.duration)
-	fmt.Printf("%-20s %10s %8s %8s %8s %8s %9s %8s %s\n", "mode", "xfers/s", "p50", "p99", "p99.9", "retries", "avgbatch", "fails", "invariant")
-	for _, m := range list {
+	fmt.Printf("%-20s %10s %8s %8s %8s %8s %9s %8s %9s %8s %s\n", "mode", "xfers/s", "p50", "p99", "p99.9", "retries", "avgbatch", "fails", "cpu/xfer", "wr/xfer", "invariant")
+	for _, m := range run {
 		var r result
 		var err error
-		switch m {
-		case "reactor-sqlite":
-			r, err = runReactor(cfg, m, "sqlite")
-		case "reactor-sqlite-cgo":
-			r, err = runReactor(cfg, m, "sqlite3")
-		case "reactor-postgres", "reactor-postgres-nopipe":
-			r, err = runReactor(cfg, m, "postgres")
-		case "conv-serializable":
-			r, err = runConventional(cfg, m, true)
-		case "conv-forupdate":
-			r, err = runConventional(cfg, m, false)
+		v, hand := variantByName(strings.TrimPrefix(m, "hand-"))
+		hand = hand && strings.HasPrefix(m, "hand-")
+		switch {
+		case hand:
+			r, err = runHand(cfg, m, v)
 		default:
-			err = fmt.Errorf("unknown mode %q", m)
+			r, err = runMode(cfg, m)
 		}
 		if err != nil {
 			fmt.Printf("%-20s error: %v\n", m, err)
@@ -125,6 +150,72 @@ func main() {
 		}
 		report(r)
 	}
+}
+
+// allModes is -modes all: every reactor and conventional mode, the new
+// bank schema, and the SQLite hand loop on it.
+var allModes = []string{"reactor-sqlite", "reactor-sqlite-cgo", "hand-ledger", "reactor-postgres", "reactor-postgres-nopipe", "conv-serializable", "conv-forupdate"}
+
+// sqliteModes is -modes sqlite: the SQLite target's before/after in one
+// run, each beside its hand loop on the same schema.
+var sqliteModes = []string{"reactor-sqlite-cgo-old", "hand-old", "reactor-sqlite-cgo", "hand-ledger"}
+
+func runMode(cfg config, m string) (result, error) {
+	var r result
+	var err error
+	{
+		switch m {
+		case "reactor-sqlite":
+			r, err = runReactor(cfg, m, "sqlite")
+		case "reactor-sqlite-cgo":
+			r, err = runReactor(cfg, m, "sqlite3")
+		case "reactor-sqlite-old":
+			r, err = runReactor(cfg, m, "sqlite")
+		case "reactor-sqlite-cgo-old":
+			r, err = runReactor(cfg, m, "sqlite3")
+		case "reactor-postgres", "reactor-postgres-nopipe", "reactor-postgres-old":
+			r, err = runReactor(cfg, m, "postgres")
+		case "conv-serializable":
+			r, err = runConventional(cfg, m, true)
+		case "conv-forupdate":
+			r, err = runConventional(cfg, m, false)
+		default:
+			err = fmt.Errorf("unknown mode %q (see -list)", m)
+		}
+	}
+	return r, err
+}
+
+// cpuTime is the process's CPU time so far, user and system (cpu/xfer:
+// the client goroutines included, a PostgreSQL server's not). On a busy
+// machine it compares modes better than throughput does.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// writtenBytes is what this process has written to storage so far
+// (write_bytes of /proc/self/io: the WAL, checkpoints into the database
+// file), or -1 where that is not available. wr/xfer: KiB per transfer, the
+// direct cost of a schema's dirty pages, which does not vary with the
+// machine's load as throughput does.
+func writtenBytes() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			var n int64
+			if _, err := fmt.Sscan(v, &n); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }
 
 func fatal(err error) {
@@ -145,9 +236,19 @@ func report(r result) {
 	if r.batches > 0 {
 		avg = fmt.Sprintf("%.1f", float64(r.ops+r.failed)/float64(r.batches))
 	}
-	fmt.Printf("%-20s %10.0f %8s %8s %8s %8d %9s %8d %s\n", r.mode, float64(r.ops)/r.elapsed.Seconds(),
+	cpu, wr := "-", "-"
+	if n := r.ops + r.failed; n > 0 {
+		cpu = fmt.Sprintf("%.1fµs", float64(r.cpu.Nanoseconds())/1e3/float64(n))
+		if r.written > 0 {
+			wr = fmt.Sprintf("%.2fK", float64(r.written)/1024/float64(n))
+		}
+	}
+	fmt.Printf("%-20s %10.0f %8s %8s %8s %8d %9s %8d %9s %8s %s\n", r.mode, float64(r.ops)/r.elapsed.Seconds(),
 		pct(r.lat, 0.50).Round(time.Microsecond), pct(r.lat, 0.99).Round(time.Microsecond), pct(r.lat, 0.999).Round(time.Microsecond),
-		r.retries, avg, r.failed, r.invariant)
+		r.retries, avg, r.failed, cpu, wr, r.invariant)
+	if r.note != "" || r.maxBatch > 0 && r.cacheHits+r.cacheMiss == 0 {
+		fmt.Printf("%-20s max batch %d; %s\n", "", r.maxBatch, r.note)
+	}
 	if r.cacheHits+r.cacheMiss > 0 {
 		fmt.Printf("%-20s cache hits %d, misses %d, max batch %d, commit failures %d, pipelines/batch %.2f, reruns %d\n", "",
 			r.cacheHits, r.cacheMiss, r.maxBatch, r.commitFail, float64(r.pipelines)/float64(max(r.batches, 1)), r.reruns)
@@ -161,6 +262,7 @@ func drive(cfg config, op func(client int, n int, rng *rand.Rand) (bool, int, er
 	lats := make([][]time.Duration, cfg.clients)
 	var firstErr atomic.Value
 	deadline := time.Now().Add(cfg.duration)
+	cpu0, wr0 := cpuTime(), writtenBytes()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for c := range cfg.clients {
@@ -189,6 +291,11 @@ func drive(cfg config, op func(client int, n int, rng *rand.Rand) (bool, int, er
 	}
 	wg.Wait()
 	r.elapsed = time.Since(start)
+	r.cpu = cpuTime() - cpu0
+	r.written = -1
+	if wr1 := writtenBytes(); wr0 >= 0 && wr1 >= 0 {
+		r.written = wr1 - wr0
+	}
 	if e, _ := firstErr.Load().(error); e != nil {
 		return r, e
 	}
@@ -210,18 +317,26 @@ func pick(rng *rand.Rand, n int) (string, string, int64) {
 
 func acct(i int) string { return fmt.Sprintf("acct%05d", i) }
 
+// seed opens the accounts with their opening deposits in the bank's
+// schema, in one request (the bank's cache keys warmed, as in a
+// long-running server).
 var seed = sqlreactor.Method("sqlbench.seed", func(tx *sqlreactor.Tx, n int) (int, error) {
 	for i := range n {
-		if _, err := tx.Exec(`INSERT INTO accounts (id, balance) VALUES (?, ?)`, acct(i), initial); err != nil {
+		seq := int64(i + 1)
+		if _, err := tx.Exec(`INSERT INTO accounts (id, balance, last) VALUES (?, ?, ?)`, acct(i), initial, seq); err != nil {
 			return i, err
 		}
-		if _, err := tx.Exec(`INSERT INTO entries (xkey, src, dst, amount, at) VALUES (?, '', ?, ?, 0)`, "seed"+acct(i), acct(i), initial); err != nil {
+		if _, err := tx.Exec(`INSERT INTO entries (seq, xkey, src, dst, amount, at, src_prev, dst_prev) VALUES (?, ?, '', ?, ?, 0, 0, 0)`,
+			seq, "seed"+acct(i), acct(i), initial); err != nil {
 			return i, err
 		}
-		tx.Put("acct:"+acct(i), int64(initial)) // warm, as in a long-running server
+		tx.Put("acct:"+acct(i), int64(initial))
+		tx.Put("last:"+acct(i), seq)
 	}
 	return n, nil
 })
+
+var bgctx = context.Background()
 
 func freshSchema(dsn, name string) error {
 	db, err := sql.Open("pgx", dsn)
@@ -238,6 +353,11 @@ func freshSchema(dsn, name string) error {
 
 func runReactor(cfg config, mode, backend string) (result, error) {
 	ctx := context.Background()
+	old := strings.HasSuffix(mode, "-old")
+	schema := bank.SchemaFor(backend)
+	if old {
+		schema = oldSchema
+	}
 	var db *sqlreactor.DB
 	var err error
 	switch backend {
@@ -245,10 +365,14 @@ func runReactor(cfg config, mode, backend string) (result, error) {
 		if err := freshSchema(cfg.dsn, "sqlbench_reactor"); err != nil {
 			return result{}, err
 		}
-		db, err = postgres.Open(ctx, postgres.Options{DSN: cfg.dsn, SearchPath: "sqlbench_reactor", Schema: bank.Schema,
+		db, err = postgres.Open(ctx, postgres.Options{DSN: cfg.dsn, SearchPath: "sqlbench_reactor", Schema: schema,
 			NoPipeline: strings.HasSuffix(mode, "-nopipe")})
 	default:
-		db, err = sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(cfg.dir, mode+".db"), Driver: backend, Schema: bank.Schema})
+		path := filepath.Join(cfg.dir, mode+".db")
+		for _, sfx := range []string{"", "-wal", "-shm"} {
+			os.Remove(path + sfx) // a mode named twice in -modes starts afresh
+		}
+		db, err = sqlite.Open(ctx, sqlite.Options{Path: path, Driver: backend, Schema: schema, PageSize: cfg.pageSize})
 	}
 	if err != nil {
 		return result{}, err
@@ -266,13 +390,17 @@ func runReactor(cfg config, mode, backend string) (result, error) {
 		return result{}, err
 	}
 	defer rt.Close(ctx)
-	if _, err := seed.Call(ctx, ref, cfg.accounts); err != nil {
+	seedReq, transfer := seed, bank.TransferMoney
+	if old {
+		seedReq, transfer = oldSeed, oldTransfer
+	}
+	if _, err := seedReq.Call(ctx, ref, cfg.accounts); err != nil {
 		return result{}, fmt.Errorf("seed: %w", err)
 	}
 	before := db.Stats()
 	r, err := drive(cfg, func(c, n int, rng *rand.Rand) (bool, int, error) {
 		from, to, amt := pick(rng, cfg.accounts)
-		_, err := bank.TransferMoney.Call(ctx, ref, bank.Transfer{Key: fmt.Sprintf("c%d-%d", c, n), From: from, To: to, Amount: amt})
+		_, err := transfer.Call(ctx, ref, bank.Transfer{Key: fmt.Sprintf("c%d-%d", c, n), From: from, To: to, Amount: amt})
 		if errors.Is(err, bank.ErrOverdraft) {
 			return false, 0, nil
 		}
@@ -321,7 +449,7 @@ func runConventional(cfg config, mode string, serializable bool) (result, error)
 	defer db.Close()
 	db.SetMaxOpenConns(cfg.clients)
 	db.SetMaxIdleConns(cfg.clients)
-	for _, s := range bank.Schema {
+	for _, s := range oldSchema {
 		if _, err := db.Exec(s); err != nil {
 			return result{}, err
 		}

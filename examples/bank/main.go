@@ -30,6 +30,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
 	dsn := flag.String("db", "data/bank.db", "SQLite file, or a postgres:// DSN")
 	replica := flag.String("replica", "", "read-only replica DSN for statements (PostgreSQL)")
+	flag.IntVar(&pageSize, "page-size", 0, "page size of a new SQLite file (0: SQLite's 4096; see docs/SQLREACTOR.md, Data design)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(*addr, *dsn, *replica, log); err != nil {
@@ -38,14 +39,16 @@ func main() {
 	}
 }
 
+var pageSize int
+
 func openDB(ctx context.Context, dsn, replica string, log *slog.Logger) (*sqlreactor.DB, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		return postgres.Open(ctx, postgres.Options{DSN: dsn, ReadDSN: replica, Schema: bank.Schema, Logger: log})
+		return postgres.Open(ctx, postgres.Options{DSN: dsn, ReadDSN: replica, Schema: bank.PostgresSchema, Logger: log})
 	}
 	if err := os.MkdirAll(filepath.Dir(dsn), 0o755); err != nil {
 		return nil, err
 	}
-	return sqlite.Open(ctx, sqlite.Options{Path: dsn, Schema: bank.Schema, Logger: log})
+	return sqlite.Open(ctx, sqlite.Options{Path: dsn, Schema: bank.Schema, Logger: log, PageSize: pageSize})
 }
 
 func run(addr, dsn, replica string, log *slog.Logger) error {

@@ -9,6 +9,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/sqlreactor"
@@ -26,21 +29,69 @@ var (
 	ErrKeyReused = errors.New("bank: idempotency key reused with a different request")
 )
 
-// Schema is the bank's tables. entries is the ledger and the idempotency
-// record at once: one row per deposit or transfer, keyed by its key.
+// Schema is the bank's tables on SQLite (PostgresSchema is the same on
+// PostgreSQL). It is designed for a single writer that commits small
+// batches with an fsync each, where the cost of a commit is the number of
+// pages it dirties (docs/SQLREACTOR.md, "Data design"):
+//
+//   - entries is the ledger, append-only, keyed by seq, the bank's own
+//     increasing number (INTEGER PRIMARY KEY is SQLite's rowid): a batch's
+//     entries land on the last page or two of one b-tree.
+//   - The idempotency key is a column of the entry, not an index: keys are
+//     checked against a bounded window of recent keys kept in memory
+//     (KeyWindow) and rebuilt from the ledger's tail at start.
+//   - accounts is WITHOUT ROWID: one b-tree keyed by the id, so that an
+//     UPDATE by id finds its row in one descent instead of an index's and
+//     then the table's.
+//   - A statement is a linked list: each entry holds the previous entry of
+//     its source and of its destination (src_prev, dst_prev) and an
+//     account's newest entry is accounts.last, written by the UPDATE of the
+//     balance that a transfer makes anyway. No secondary index.
 var Schema = []string{
 	`CREATE TABLE IF NOT EXISTS accounts (
 		id TEXT PRIMARY KEY,
-		balance BIGINT NOT NULL CHECK (balance >= 0))`,
+		balance BIGINT NOT NULL CHECK (balance >= 0),
+		last BIGINT NOT NULL DEFAULT 0) WITHOUT ROWID`,
 	`CREATE TABLE IF NOT EXISTS entries (
-		xkey TEXT PRIMARY KEY,
+		seq INTEGER PRIMARY KEY,
+		xkey TEXT NOT NULL,
 		src TEXT NOT NULL,
 		dst TEXT NOT NULL,
 		amount BIGINT NOT NULL,
-		at BIGINT NOT NULL)`,
-	`CREATE INDEX IF NOT EXISTS entries_src ON entries (src, at)`,
-	`CREATE INDEX IF NOT EXISTS entries_dst ON entries (dst, at)`,
+		at BIGINT NOT NULL,
+		src_prev BIGINT NOT NULL,
+		dst_prev BIGINT NOT NULL)`,
 }
+
+// PostgresSchema is Schema for PostgreSQL, whose INTEGER is 32 bits and
+// whose tables are all keyed by their primary key's index.
+var PostgresSchema = []string{
+	strings.TrimSuffix(Schema[0], " WITHOUT ROWID"),
+	strings.Replace(Schema[1], "seq INTEGER PRIMARY KEY", "seq BIGINT PRIMARY KEY", 1),
+}
+
+// SchemaFor returns the schema for a dialect name ("sqlite", "postgres").
+func SchemaFor(dialect string) []string {
+	if dialect == "postgres" {
+		return PostgresSchema
+	}
+	return Schema
+}
+
+// Window bounds the idempotency window: a key is remembered while its
+// entry is younger than Age and among the newest Keys entries, whichever
+// ends first. A retry with a forgotten key is a new transfer.
+type Window struct {
+	Age  time.Duration
+	Keys int
+}
+
+// KeyWindow is the idempotency window of the DBs the bank's requests run
+// on (its bounds are read as keys are added and when a DB's window is
+// rebuilt at start). Memory: about 100–150 bytes per key plus the key
+// itself (a full default window: 100–200 MB); the rebuild at start reads
+// at most Keys rows of the ledger's tail.
+var KeyWindow = Window{Age: 24 * time.Hour, Keys: 1_000_000}
 
 // External is the src of a deposit.
 const External = ""
@@ -83,43 +134,131 @@ type Receipt struct {
 }
 
 func acctKey(id string) string { return "acct:" + id }
+func lastKey(id string) string { return "last:" + id }
 
-// balance returns id's balance through the coherent cache.
-func balance(tx *sqlreactor.Tx, id string) (int64, error) {
-	return sqlreactor.Cached(tx, acctKey(id), func(tx *sqlreactor.Tx) (int64, error) {
-		var b int64
-		err := tx.QueryRow(`SELECT balance FROM accounts WHERE id = ?`, id).Scan(&b)
-		if errors.Is(err, sql.ErrNoRows) {
-			return 0, fmt.Errorf("%w: %q", ErrUnknownAccount, id)
+// account returns id's balance and the seq of its newest entry, through
+// the coherent cache.
+func account(tx *sqlreactor.Tx, id string) (bal, last int64, err error) {
+	b, okb := tx.Get(acctKey(id))
+	l, okl := tx.Get(lastKey(id))
+	if bal, ok := b.(int64); ok && okb {
+		if last, ok := l.(int64); ok && okl {
+			return bal, last, nil
 		}
-		return b, err
-	})
+	}
+	err = tx.QueryRow(`SELECT balance, last FROM accounts WHERE id = ?`, id).Scan(&bal, &last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, fmt.Errorf("%w: %q", ErrUnknownAccount, id)
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	tx.Put(acctKey(id), bal)
+	tx.Put(lastKey(id), last)
+	return bal, last, nil
 }
 
-// addBalance changes a balance whose value the request knows from the
-// cache: a Write, queued with the batch's other statements on PostgreSQL.
-func addBalance(tx *sqlreactor.Tx, id string, old, delta int64) error {
-	if err := tx.Write(`UPDATE accounts SET balance = balance + ? WHERE id = ?`, delta, id); err != nil {
+// setAccount applies delta to a balance the request knows from the cache
+// and makes seq the account's newest entry: a Write, queued with the
+// batch's other statements on PostgreSQL.
+func setAccount(tx *sqlreactor.Tx, id string, old, delta, seq int64) error {
+	if err := tx.Write(`UPDATE accounts SET balance = balance + ?, last = ? WHERE id = ?`, delta, seq, id); err != nil {
 		return fmt.Errorf("bank: update %q: %w", id, err)
 	}
 	tx.Put(acctKey(id), old+delta)
+	tx.Put(lastKey(id), seq)
 	return nil
 }
 
-// record inserts the ledger entry under key, or, if the key was used
-// before, returns the first receipt (or ErrKeyReused if the body differs).
-func record(tx *sqlreactor.Tx, r Receipt) (Receipt, bool, error) {
-	res, err := tx.Exec(`INSERT INTO entries (xkey, src, dst, amount, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (xkey) DO NOTHING`,
-		r.Key, r.From, r.To, r.Amount, r.At)
+// ledger is a DB's writer-side ledger state (a sqlreactor.Local): the next
+// entry number and the idempotency window. Neither is undone when a
+// request rolls back: a number is then skipped, and a window entry is a
+// hint checked against the ledger row it names before it is trusted.
+type ledger struct {
+	next int64            // seq of the next entry
+	keys map[string]int64 // idempotency key → seq of its entry
+	ring []windowKey      // the window's keys, oldest first, from head
+	head int
+}
+
+type windowKey struct {
+	key     string
+	seq, at int64
+}
+
+var errStop = errors.New("stop")
+
+// ledgerOf returns the DB's ledger state, built on first use from the
+// ledger's tail.
+func ledgerOf(tx *sqlreactor.Tx) (*ledger, error) {
+	return sqlreactor.Local(tx, "bank.ledger", func(tx *sqlreactor.Tx) (*ledger, error) {
+		l := &ledger{keys: make(map[string]int64)}
+		var top int64
+		if err := tx.QueryRow(`SELECT COALESCE(MAX(seq), 0) FROM entries`).Scan(&top); err != nil {
+			return nil, fmt.Errorf("bank: read the ledger (a database of the bank's schema before the rowid ledger must be migrated): %w", err)
+		}
+		l.next = top + 1
+		w := KeyWindow
+		cutoff := tx.Now().Add(-w.Age).UnixNano()
+		err := tx.Query(`SELECT seq, xkey, at FROM entries ORDER BY seq DESC LIMIT ?`, []any{w.Keys}, func(rows *sql.Rows) error {
+			var k windowKey
+			if err := rows.Scan(&k.seq, &k.key, &k.at); err != nil {
+				return err
+			}
+			if k.at < cutoff {
+				return errStop
+			}
+			l.ring = append(l.ring, k)
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			return nil, fmt.Errorf("bank: read the idempotency window: %w", err)
+		}
+		slices.Reverse(l.ring)
+		for _, k := range l.ring {
+			l.keys[k.key] = k.seq
+		}
+		return l, nil
+	})
+}
+
+// remember adds key (entry seq, time at) to the window and forgets the
+// keys beyond its bounds.
+func (l *ledger) remember(key string, seq, at int64) {
+	l.ring = append(l.ring, windowKey{key: key, seq: seq, at: at})
+	l.keys[key] = seq
+	w := KeyWindow
+	cutoff := at - int64(w.Age)
+	for l.head < len(l.ring) && (len(l.ring)-l.head > w.Keys || l.ring[l.head].at < cutoff) {
+		k := l.ring[l.head]
+		if l.keys[k.key] == k.seq {
+			delete(l.keys, k.key)
+		}
+		l.ring[l.head] = windowKey{}
+		l.head++
+	}
+	if l.head > 1024 && l.head > len(l.ring)/2 {
+		n := copy(l.ring, l.ring[l.head:])
+		clear(l.ring[n:])
+		l.ring, l.head = l.ring[:n], 0
+	}
+}
+
+// seen returns the first receipt of key if the window holds it and its
+// entry is in the ledger (it may name an entry of a request that was
+// rolled back since), or ErrKeyReused if that receipt's body differs.
+func (l *ledger) seen(tx *sqlreactor.Tx, r Receipt) (Receipt, bool, error) {
+	seq, ok := l.keys[r.Key]
+	if !ok {
+		return r, false, nil
+	}
+	first := Receipt{}
+	err := tx.QueryRow(`SELECT xkey, src, dst, amount, at FROM entries WHERE seq = ?`, seq).Scan(&first.Key, &first.From, &first.To, &first.Amount, &first.At)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && first.Key != r.Key {
+		delete(l.keys, r.Key) // rolled back: not applied
+		return r, false, nil
+	}
 	if err != nil {
-		return r, false, fmt.Errorf("bank: record %q: %w", r.Key, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 1 {
-		return r, false, err
-	}
-	var first Receipt
-	first.Key = r.Key
-	if err := tx.QueryRow(`SELECT src, dst, amount, at FROM entries WHERE xkey = ?`, r.Key).Scan(&first.From, &first.To, &first.Amount, &first.At); err != nil {
 		return r, false, fmt.Errorf("bank: read entry %q: %w", r.Key, err)
 	}
 	if first.From != r.From || first.To != r.To || first.Amount != r.Amount {
@@ -129,18 +268,25 @@ func record(tx *sqlreactor.Tx, r Receipt) (Receipt, bool, error) {
 	return first, true, nil
 }
 
-// recordNew queues the ledger entry of r as a new key (a plain INSERT) and
-// the balance change of the account it debits or credits. If the key was
-// used before, the INSERT fails when the batch's pipeline runs: the
-// request is rolled back and run again with statements sent at once
-// (tx.Deferring() false), and then takes the record path, which returns
-// the first receipt or ErrKeyReused.
-func recordNew(tx *sqlreactor.Tx, r Receipt, id string, old, delta int64) error {
-	if err := tx.Write(`INSERT INTO entries (xkey, src, dst, amount, at) VALUES (?, ?, ?, ?, ?)`,
-		r.Key, r.From, r.To, r.Amount, r.At); err != nil {
+// apply appends r to the ledger and moves its amount: from r.From (unless
+// External) to r.To, whose balances and newest entries the request read.
+func (l *ledger) apply(tx *sqlreactor.Tx, r Receipt, from, fromLast, to, toLast int64) error {
+	seq := l.next
+	l.next++
+	if err := tx.Write(`INSERT INTO entries (seq, xkey, src, dst, amount, at, src_prev, dst_prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		seq, r.Key, r.From, r.To, r.Amount, r.At, fromLast, toLast); err != nil {
 		return fmt.Errorf("bank: record %q: %w", r.Key, err)
 	}
-	return addBalance(tx, id, old, delta)
+	if r.From != External {
+		if err := setAccount(tx, r.From, from, -r.Amount, seq); err != nil {
+			return err
+		}
+	}
+	if err := setAccount(tx, r.To, to, r.Amount, seq); err != nil {
+		return err
+	}
+	l.remember(r.Key, seq, r.At)
+	return nil
 }
 
 // The bank's requests. Send them to the sqlreactor.DB registered with
@@ -150,7 +296,7 @@ var (
 		if r.ID == "" || len(r.ID) > 64 {
 			return Account{}, fmt.Errorf("%w: account id must be 1 to 64 bytes", ErrBadRequest)
 		}
-		res, err := tx.Exec(`INSERT INTO accounts (id, balance) VALUES (?, 0) ON CONFLICT (id) DO NOTHING`, r.ID)
+		res, err := tx.Exec(`INSERT INTO accounts (id, balance, last) VALUES (?, 0, 0) ON CONFLICT (id) DO NOTHING`, r.ID)
 		if err != nil {
 			return Account{}, fmt.Errorf("bank: open %q: %w", r.ID, err)
 		}
@@ -158,6 +304,7 @@ var (
 			return Account{}, fmt.Errorf("%w: %q", ErrAccountExists, r.ID)
 		}
 		tx.Put(acctKey(r.ID), int64(0))
+		tx.Put(lastKey(r.ID), int64(0))
 		return Account{ID: r.ID}, nil
 	})
 
@@ -168,19 +315,19 @@ var (
 		if d.Key == "" {
 			d.Key = fmt.Sprintf("dep-%016x", tx.Ctx().Rand().Uint64())
 		}
-		bal, err := balance(tx, d.Account)
+		bal, last, err := account(tx, d.Account)
+		if err != nil {
+			return Receipt{}, err
+		}
+		l, err := ledgerOf(tx)
 		if err != nil {
 			return Receipt{}, err
 		}
 		r := Receipt{Key: d.Key, From: External, To: d.Account, Amount: d.Amount, At: tx.Now().UnixNano()}
-		if tx.Deferring() {
-			return r, recordNew(tx, r, d.Account, bal, d.Amount)
-		}
-		rc, dup, err := record(tx, r)
-		if err != nil || dup {
+		if rc, dup, err := l.seen(tx, r); err != nil || dup {
 			return rc, err
 		}
-		return rc, addBalance(tx, d.Account, bal, d.Amount)
+		return r, l.apply(tx, r, 0, 0, bal, last)
 	})
 
 	TransferMoney = sqlreactor.Method("bank.transfer", func(tx *sqlreactor.Tx, t Transfer) (Receipt, error) {
@@ -192,41 +339,33 @@ var (
 		case t.From == t.To:
 			return Receipt{}, fmt.Errorf("%w: transfer to the same account", ErrBadRequest)
 		}
-		from, err := balance(tx, t.From)
+		from, fromLast, err := account(tx, t.From)
 		if err != nil {
 			return Receipt{}, err
 		}
-		to, err := balance(tx, t.To)
+		to, toLast, err := account(tx, t.To)
 		if err != nil {
 			return Receipt{}, err
 		}
-		r := Receipt{Key: t.Key, From: t.From, To: t.To, Amount: t.Amount, At: tx.Now().UnixNano()}
-		if tx.Deferring() && from >= t.Amount {
-			// The common case, in one pipeline with the batch: a new key
-			// and enough money.
-			if err := recordNew(tx, r, t.From, from, -t.Amount); err != nil {
-				return Receipt{}, err
-			}
-			return r, addBalance(tx, t.To, to, t.Amount)
+		l, err := ledgerOf(tx)
+		if err != nil {
+			return Receipt{}, err
 		}
 		// The key first: a retry of a transfer that went through must get
 		// its receipt, not an overdraft.
-		rc, dup, err := record(tx, r)
-		if err != nil || dup {
+		r := Receipt{Key: t.Key, From: t.From, To: t.To, Amount: t.Amount, At: tx.Now().UnixNano()}
+		if rc, dup, err := l.seen(tx, r); err != nil || dup {
 			return rc, err
 		}
 		if from < t.Amount {
 			return Receipt{}, fmt.Errorf("%w: %q has %d, needs %d", ErrOverdraft, t.From, from, t.Amount)
 		}
-		if err := addBalance(tx, t.From, from, -t.Amount); err != nil {
-			return Receipt{}, err
-		}
-		return rc, addBalance(tx, t.To, to, t.Amount)
+		return r, l.apply(tx, r, from, fromLast, to, toLast)
 	})
 
 	// Balance answers from the coherent cache (loading the row once).
 	Balance = sqlreactor.Method("bank.balance", func(tx *sqlreactor.Tx, id string) (Account, error) {
-		b, err := balance(tx, id)
+		b, _, err := account(tx, id)
 		return Account{ID: id, Balance: b}, err
 	})
 )
@@ -261,7 +400,15 @@ func Statement(ctx context.Context, db *sqlreactor.DB, id string, limit int) ([]
 		if n == 0 {
 			return fmt.Errorf("%w: %q", ErrUnknownAccount, id)
 		}
-		return r.Query(`SELECT xkey, src, dst, amount, at FROM entries WHERE src = ? OR dst = ? ORDER BY at DESC, xkey LIMIT ?`,
+		// Walk the account's chain from its newest entry: one primary-key
+		// lookup per line, no index to maintain on the writer.
+		return r.Query(`WITH RECURSIVE chain (seq, n) AS (
+				SELECT last, 1 FROM accounts WHERE id = ? AND last > 0
+				UNION ALL
+				SELECT CASE WHEN e.src = ? THEN e.src_prev ELSE e.dst_prev END, c.n + 1
+				FROM chain c JOIN entries e ON e.seq = c.seq
+				WHERE c.n < ?)
+			SELECT e.xkey, e.src, e.dst, e.amount, e.at FROM chain c JOIN entries e ON e.seq = c.seq ORDER BY c.n`,
 			[]any{id, id, limit}, func(rows *sql.Rows) error {
 				var e Entry
 				if err := rows.Scan(&e.Key, &e.From, &e.To, &e.Amount, &e.At); err != nil {
@@ -278,7 +425,8 @@ func Statement(ctx context.Context, db *sqlreactor.DB, id string, limit int) ([]
 }
 
 // Total is the sum of all balances and the sum of all deposits, from the
-// read pool: after any sequence of transfers they are equal.
+// read pool: after any sequence of transfers they are equal. It reads the
+// whole ledger (an audit, not a request path).
 func Total(ctx context.Context, db *sqlreactor.DB) (balances, deposits int64, err error) {
 	err = db.View(ctx, func(r *sqlreactor.ReadTx) error {
 		if err := r.QueryRow(`SELECT COALESCE(SUM(balance), 0) FROM accounts`).Scan(&balances); err != nil {

@@ -70,7 +70,7 @@ func backends(t *testing.T) []backend {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); admin.Close() })
-			db, err := postgres.Open(context.Background(), postgres.Options{DSN: dsn, SearchPath: schema, Schema: bank.Schema})
+			db, err := postgres.Open(context.Background(), postgres.Options{DSN: dsn, SearchPath: schema, Schema: bank.PostgresSchema})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,8 +1,11 @@
 package bank_test
 
 import (
+	"cmp"
 	"context"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -92,14 +95,14 @@ func TestBankDifferential(t *testing.T) {
 				return out, nil
 			}},
 			{Name: "statement a", Do: func(ctx context.Context, b *bankRun) (any, error) {
-				return bank.Statement(ctx, b.db, "a", 10)
+				return statement(ctx, b.db, "a", 10)
 			}},
 			bankStep("deposit c", bank.DepositMoney, bank.Deposit{Key: "d3", Account: "c", Amount: 7}),
 		},
 		Final: func(ctx context.Context, b *bankRun) (any, error) {
 			var out []any
 			for _, id := range []string{"a", "b", "c"} {
-				st, err := bank.Statement(ctx, b.db, id, 100)
+				st, err := statement(ctx, b.db, id, 100)
 				out = append(out, st, errText(err))
 				acc, err := bank.Balance.Call(ctx, b.ref, id)
 				out = append(out, acc, errText(err))
@@ -111,6 +114,21 @@ func TestBankDifferential(t *testing.T) {
 		Disruptions: []reactortest.Disruption{reactortest.Reload, reactortest.Crash, reactortest.ReloadCrash},
 	}
 	d.Run(t)
+}
+
+// statement is bank.Statement with lines of the same time in key order: a
+// statement lists entries in ledger order, and the order of the batch of
+// concurrent transfers above is whatever order they reached the reactor in
+// (the test's clock stands still, so they share a time).
+func statement(ctx context.Context, db *sqlreactor.DB, id string, limit int) ([]bank.Entry, error) {
+	st, err := bank.Statement(ctx, db, id, limit)
+	slices.SortStableFunc(st, func(x, y bank.Entry) int {
+		if c := cmp.Compare(y.At, x.At); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Key, y.Key)
+	})
+	return st, err
 }
 
 func errText(err error) string {
