@@ -72,6 +72,10 @@ type Result struct {
 	NoRetryHdr  int64 // 503 without a usable Retry-After (a protocol error; also in Other)
 	Other       int64 // any other status (4xx, 5xx but 503 with Retry-After)
 	Transport   int64 // no answer at all (connection refused, reset, EOF, timeout)
+	// IDGaps counts events whose SSE id is not the previous one's + 1 on
+	// a stream (an event the server skipped, or one targeted at another
+	// member).
+	IDGaps int64
 	// StreamErrors counts event streams that failed to open or ended early.
 	StreamErrors int64
 	// Conns is the number of TCP connections the commands used (opened by
@@ -325,6 +329,7 @@ func (r *runner) readStream(ctx context.Context, rm *room, m *member, opened fun
 	defer res.Body.Close()
 	br := bufio.NewReaderSize(res.Body, 4096)
 	var typ, who string
+	var id, lastID uint64
 	first := true
 	for {
 		line, err := br.ReadSlice('\n')
@@ -346,6 +351,13 @@ func (r *runner) readStream(ctx context.Context, rm *room, m *member, opened fun
 				continue
 			}
 			now := time.Now()
+			if id != 0 {
+				if lastID != 0 && id != lastID+1 {
+					atomic.AddInt64(&r.res.IDGaps, 1)
+					noteErr("stream of %s in room %s: event id %d after %d (%s)", m.id, rm.id, id, lastID, typ)
+				}
+				lastID, id = id, 0
+			}
 			if first && typ == "snapshot" {
 				first = false
 				opened(true)
@@ -357,6 +369,8 @@ func (r *runner) readStream(ctx context.Context, rm *room, m *member, opened fun
 				}
 			}
 			typ, who = "", ""
+		case bytes.HasPrefix(line, []byte("id: ")):
+			id, _ = strconv.ParseUint(string(line[4:]), 10, 64)
 		case bytes.HasPrefix(line, []byte("event: ")):
 			typ = internType(line[7:])
 		case bytes.HasPrefix(line, []byte("data: ")) && who == "":
@@ -676,8 +690,8 @@ func (res *Result) Print(w io.Writer) {
 	line("finish -> session_finished", res.Finished)
 	fmt.Fprintf(w, "commands: answered 2xx=%d  503+Retry-After=%d  retries=%d  gave up after retries=%d  other status=%d (503 without Retry-After: %d)  no answer=%d\n",
 		res.Answered2xx, res.Busy, res.Retries, res.GaveUp, res.Other, res.NoRetryHdr, res.Transport)
-	fmt.Fprintf(w, "command connections opened=%d (pool bound %d)  stream errors=%d  applied without 2xx=%d\n",
-		res.Conns, res.ConnsLimit, res.StreamErrors, res.UnackedApplied)
+	fmt.Fprintf(w, "command connections opened=%d (pool bound %d)  stream errors=%d  event id gaps=%d  applied without 2xx=%d\n",
+		res.Conns, res.ConnsLimit, res.StreamErrors, res.IDGaps, res.UnackedApplied)
 	fmt.Fprintf(w, "errors=%d lost_events=%d (events of acknowledged commands missing from a member's stream)\n", res.Errors, res.Lost)
 	if res.RSSAfter > 0 && conn > 0 {
 		fmt.Fprintf(w, "server RSS: before streams %.1f MiB, all connected %.1f MiB; per connected member: %.1f KiB total, %.1f KiB for the streams\n",
