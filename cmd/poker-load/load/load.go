@@ -690,7 +690,7 @@ func (res *Result) Print(w io.Writer) {
 	line("finish -> session_finished", res.Finished)
 	fmt.Fprintf(w, "commands: answered 2xx=%d  503+Retry-After=%d  retries=%d  gave up after retries=%d  other status=%d (503 without Retry-After: %d)  no answer=%d\n",
 		res.Answered2xx, res.Busy, res.Retries, res.GaveUp, res.Other, res.NoRetryHdr, res.Transport)
-	fmt.Fprintf(w, "command connections opened=%d (pool bound %d)  stream errors=%d  event id gaps=%d  applied without 2xx=%d\n",
+	fmt.Fprintf(w, "command connections used=%d (pool bound %d)  stream errors=%d  event id gaps=%d  applied without 2xx=%d\n",
 		res.Conns, res.ConnsLimit, res.StreamErrors, res.IDGaps, res.UnackedApplied)
 	fmt.Fprintf(w, "errors=%d lost_events=%d (events of acknowledged commands missing from a member's stream)\n", res.Errors, res.Lost)
 	if res.RSSAfter > 0 && conn > 0 {

@@ -26,8 +26,11 @@ func TestPoolReusesConnections(t *testing.T) {
 	if res.Answered2xx != 400 {
 		t.Fatalf("answered 2xx = %d, want 400", res.Answered2xx)
 	}
-	if c := conns.Load(); c > 8 || res.Conns != c {
-		t.Fatalf("server saw %d connections, generator opened %d; want the same, at most 8", c, res.Conns)
+	// (A connection dialled for a request that got a freed one meanwhile
+	// goes to the pool unused: the server may see one the generator's
+	// count, which counts connections that carried a request, does not.)
+	if c := conns.Load(); c > 8 || res.Conns > c || res.Conns < 1 {
+		t.Fatalf("server saw %d connections, generator used %d; want at most 8", c, res.Conns)
 	}
 	// More POSTs at once than the pool holds: they wait for a connection,
 	// the bound holds.
