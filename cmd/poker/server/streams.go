@@ -48,7 +48,7 @@ const streamWriterCount = 4
 // client's socket before the stream is handed to a goroutine of its own.
 // The deadline also runs while the writer waits for a core, so it is not
 // much shorter than a scheduling delay on a busy machine.
-const streamQuickWrite = 50 * time.Millisecond
+var streamQuickWrite = 50 * time.Millisecond // a variable for the tests
 
 // pooledStream states.
 const (
