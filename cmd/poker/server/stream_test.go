@@ -3,8 +3,8 @@ package server_test
 import (
 	"bufio"
 	"fmt"
-	"strconv"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
