@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/reactorgo/reactor/cmd/poker-load/load"
@@ -37,18 +38,37 @@ func main() {
 	flag.IntVar(&cfg.Retries, "retries", 10, "times one command answered 503 + Retry-After is sent again")
 	flag.DurationVar(&cfg.MaxRetryWait, "max-retry-wait", 5*time.Second, "cap on the Retry-After wait before a retry")
 	flag.DurationVar(&cfg.Hold, "hold", 0, "pause this long once all streams are open, before the rounds (to profile the server)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the generator to this `file` (it shares the cores with the server)")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "poker-load:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "poker-load:", err)
+			os.Exit(1)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Duration)
 	defer cancel()
 	res, err := load.Run(ctx, cfg)
 	if res != nil {
 		res.Print(os.Stdout)
 	}
+	code := 0
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		fmt.Fprintln(os.Stderr, "poker-load:", err)
-		os.Exit(1)
+		code = 1
+	} else if res != nil && (res.Lost > 0 || res.Errors > 0 || res.IDGaps > 0) {
+		code = 2
 	}
-	if res != nil && (res.Lost > 0 || res.Errors > 0) {
-		os.Exit(2)
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if code != 0 {
+		os.Exit(code)
 	}
 }
