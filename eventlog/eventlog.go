@@ -188,6 +188,9 @@ func (l *Log) AppendTo(to, typ string, data []byte) uint64 {
 				case s.ready <- struct{}{}:
 				default: // already signalled
 				}
+				if s.notify != nil {
+					s.notify()
+				}
 			}
 			continue
 		}
@@ -327,6 +330,9 @@ func (l *Log) dropLocked(s *Subscription, err error) {
 	if s.ready != nil {
 		s.done = true
 		close(s.ready)
+		if s.notify != nil {
+			s.notify()
+		}
 		return
 	}
 	close(s.ch)
@@ -378,6 +384,7 @@ type Subscription struct {
 	ready  chan struct{}
 	cursor uint64 // id of the last event read; guarded by log.mu
 	done   bool   // ended (ready closed); guarded by log.mu
+	notify func() // OnReady; guarded by log.mu
 }
 
 // Events returns the channel delivering events in id order (nil for a
@@ -389,6 +396,28 @@ func (s *Subscription) Events() <-chan Event { return s.ch }
 // channel that receives when events may be waiting for [Subscription.Next]
 // and is closed when the subscription has ended. Nil otherwise.
 func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// OnReady makes a [Log.FollowSince] subscription call fn whenever it
+// signals Ready (an event it may see was appended) and when it ends, and
+// once now if events are already waiting or it has ended — so a pool of
+// writers can serve many subscribers without a goroutine parked on each
+// Ready channel. fn runs with the log's lock held, on the publisher's
+// goroutine: it must return at once and must not call the log or the
+// subscription (queue the subscriber for a worker, as the poker server's
+// stream writers do). It panics for other subscriptions.
+func (s *Subscription) OnReady(fn func()) {
+	if s.ready == nil {
+		panic("eventlog: OnReady on a channel subscription")
+	}
+	l := s.log
+	l.mu.Lock()
+	s.notify = fn
+	now := s.done || s.cursor < l.last
+	l.mu.Unlock()
+	if now {
+		fn()
+	}
+}
 
 // Next appends to buf the events a [Log.FollowSince] subscriber has
 // not read yet, in id order, and marks them read. A non-nil error means

@@ -365,3 +365,42 @@ func TestByteBudgets(t *testing.T) {
 		t.Fatalf("closed logs still count %d bytes", budget.Used())
 	}
 }
+
+// TestOnReady: a follower's callback runs at registration when events are
+// waiting, on every visible append, and when the subscription ends.
+func TestOnReady(t *testing.T) {
+	l := eventlog.New(16)
+	l.Append("a", nil)
+	sub, ok := l.FollowSince("k", 0)
+	if !ok {
+		t.Fatal("FollowSince failed")
+	}
+	var calls atomic.Int32
+	sub.OnReady(func() { calls.Add(1) })
+	if calls.Load() != 1 {
+		t.Fatalf("%d calls at registration with an event waiting, want 1", calls.Load())
+	}
+	if evs, err := sub.Next(nil); err != nil || len(evs) != 1 {
+		t.Fatalf("Next: %v %v", evs, err)
+	}
+	l.AppendTo("other", "hidden", nil) // not visible to k: no call
+	l.Append("b", nil)
+	l.AppendTo("k", "mine", nil)
+	if calls.Load() != 3 {
+		t.Fatalf("%d calls after two visible appends, want 3", calls.Load())
+	}
+	l.Close()
+	if calls.Load() != 4 {
+		t.Fatalf("%d calls after Close, want 4", calls.Load())
+	}
+	evs, err := sub.Next(nil)
+	if len(evs) != 2 || !errors.Is(err, eventlog.ErrClosed) {
+		t.Fatalf("Next after Close: %d events, %v", len(evs), err)
+	}
+	// Registering on an ended subscription calls at once.
+	var late atomic.Int32
+	sub.OnReady(func() { late.Add(1) })
+	if late.Load() != 1 {
+		t.Fatal("OnReady on an ended subscription did not call")
+	}
+}

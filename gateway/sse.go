@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,10 @@ type Stream struct {
 	conn         net.Conn
 	cancel       context.CancelFunc
 	writeTimeout time.Duration
+	// pending: a write that gave up early (the *Within methods) left
+	// buf[off:] unsent; it goes out before anything else.
+	pending bool
+	off     int
 }
 
 // DefaultWriteTimeout bounds each write of a detached stream (see
@@ -115,7 +120,9 @@ func (s *Stream) Detached() bool { return s.conn != nil }
 // an idle stream holds none.
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// getBuf returns the stream's buffer, reset.
+// getBuf returns the stream's buffer, reset — or, while a write left a
+// part unsent ([Stream.Pending]), with that part still in it, so that it
+// goes out first.
 func (s *Stream) getBuf() *bytes.Buffer {
 	if s.conn != nil && s.buf.Cap() == 0 {
 		pb := bufPool.Get().(*bytes.Buffer)
@@ -123,7 +130,9 @@ func (s *Stream) getBuf() *bytes.Buffer {
 		*pb = bytes.Buffer{}
 		bufPool.Put(pb)
 	}
-	s.buf.Reset()
+	if !s.pending {
+		s.buf.Reset()
+	}
 	return &s.buf
 }
 
@@ -311,23 +320,92 @@ func (s *Stream) Run(ch <-chan eventlog.Event, heartbeat time.Duration) error {
 	}
 }
 
-func (s *Stream) write() error {
-	if err := s.ctx.Err(); err != nil {
-		s.putBuf()
-		return err
+// SendAllWithin is [Stream.SendAll] for a detached stream that waits at
+// most wait for the client to take the bytes (instead of the stream's
+// write timeout): when the socket does not take everything by then, the
+// rest is kept, pending is true, and it goes out before anything sent
+// later — [Stream.Flush] sends it with the full write timeout. A writer
+// serving many streams uses it so that one slow client cannot hold it.
+// On a stream made by NewStream it is SendAll.
+func (s *Stream) SendAllWithin(events []eventlog.Event, wait time.Duration) (pending bool, err error) {
+	b := s.getBuf()
+	for _, e := range events {
+		id := ""
+		if e.ID != 0 {
+			id = strconv.FormatUint(e.ID, 10)
+		}
+		s.appendEvent(b, id, e.Type, e.Data)
 	}
-	if s.conn != nil {
-		defer s.putBuf()
-		if err := s.conn.SetWriteDeadline(time.Now().Add(s.writeTimeout)); err != nil {
-			s.cancel()
-			return err
-		}
-		if _, err := s.conn.Write(s.buf.Bytes()); err != nil {
-			s.cancel() // a partial event may have been written: the stream is over
-			return err
-		}
+	return s.writeWithin(wait)
+}
+
+// CommentWithin is [Stream.Comment] waiting at most wait, as
+// [Stream.SendAllWithin] does.
+func (s *Stream) CommentWithin(text string, wait time.Duration) (pending bool, err error) {
+	b := s.getBuf()
+	writeField(b, "", []byte(text))
+	b.WriteByte('\n')
+	return s.writeWithin(wait)
+}
+
+// Pending reports whether a *Within write left bytes unsent.
+func (s *Stream) Pending() bool { return s.pending }
+
+// Flush sends what a *Within write left unsent, waiting up to the
+// stream's write timeout. It does nothing when nothing is pending.
+func (s *Stream) Flush() error {
+	if !s.pending {
 		return nil
 	}
+	return s.write()
+}
+
+func (s *Stream) write() error {
+	_, err := s.writeWithin(0)
+	return err
+}
+
+// writeWithin writes the buffer (from off) and flushes it; on a detached
+// stream it gives up after wait (0: the write timeout) and keeps the rest
+// when wait is shorter than the write timeout.
+func (s *Stream) writeWithin(wait time.Duration) (pending bool, err error) {
+	if err := s.ctx.Err(); err != nil {
+		s.pending, s.off = false, 0
+		s.putBuf()
+		return false, err
+	}
+	if s.conn != nil {
+		if wait <= 0 || wait > s.writeTimeout {
+			wait = s.writeTimeout
+		}
+		if err := s.conn.SetWriteDeadline(time.Now().Add(wait)); err != nil {
+			s.cancel()
+			s.pending, s.off = false, 0
+			s.putBuf()
+			return false, err
+		}
+		n, err := s.conn.Write(s.buf.Bytes()[s.off:])
+		if err == nil {
+			s.pending, s.off = false, 0
+			s.putBuf()
+			return false, nil
+		}
+		if wait < s.writeTimeout && errors.Is(err, os.ErrDeadlineExceeded) {
+			// The client is slow (or this goroutine was not scheduled in
+			// time): keep the rest, however little was sent, for later.
+			s.pending = true
+			s.off += n
+			return true, nil
+		}
+		s.cancel() // a partial event may have been written: the stream is over
+		s.pending, s.off = false, 0
+		s.putBuf()
+		return false, err
+	}
+	return false, s.writeInHandler()
+}
+
+func (s *Stream) writeInHandler() error {
 	if err := s.deadline(); err != nil {
 		return err
 	}

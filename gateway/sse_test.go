@@ -300,3 +300,87 @@ func TestDetachStreamUnsupported(t *testing.T) {
 		t.Error("DetachStream wrote to a writer it could not take over")
 	}
 }
+
+// TestDetachStreamWithinKeepsPending: a client that does not read fills
+// the socket; SendAllWithin then gives up after its short wait and keeps
+// what it could not send — also when not one byte went out — and every
+// later write sends it first, so the client sees every event, in order,
+// once Flush (with the full write timeout) has run.
+func TestDetachStreamWithinKeepsPending(t *testing.T) {
+	detached := make(chan *gateway.Stream, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st, err := gateway.DetachStream(w, r, 10*time.Second)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		detached <- st
+	}))
+	defer srv.Close()
+	res, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	st := <-detached
+	defer st.Close()
+	data := []byte(strings.Repeat("x", 16<<10))
+	id := uint64(0)
+	// A deadline already past when the write starts (the writer was not
+	// scheduled in time): nothing is sent, all of it is pending.
+	id++
+	if pending, err := st.SendAllWithin([]eventlog.Event{{ID: id, Type: "e", Data: []byte("first")}}, time.Nanosecond); err != nil || !pending {
+		t.Fatalf("write with a past deadline: pending %v, err %v", pending, err)
+	}
+	send := func() bool {
+		id++
+		pending, err := st.SendAllWithin([]eventlog.Event{{ID: id, Type: "e", Data: data}}, time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pending != st.Pending() {
+			t.Fatalf("pending %v, Pending() %v", pending, st.Pending())
+		}
+		return pending
+	}
+	for !send() { // sends the first event too, then until the socket buffers are full
+		if id > 10000 {
+			t.Fatal("socket never filled")
+		}
+	}
+	for range 3 { // more, behind what is pending
+		send()
+	}
+	got := make(chan []uint64, 1)
+	go func() {
+		var ids []uint64
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			var n uint64
+			if _, err := fmt.Sscanf(sc.Text(), "id: %d", &n); err == nil {
+				ids = append(ids, n)
+			}
+		}
+		got <- ids
+	}()
+	if err := st.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if st.Pending() {
+		t.Fatal("still pending after Flush")
+	}
+	if err := st.SendAll([]eventlog.Event{{ID: id + 1, Type: "e", Data: []byte("last")}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	ids := <-got
+	if uint64(len(ids)) != id+1 {
+		t.Fatalf("client got %d events, want %d", len(ids), id+1)
+	}
+	for i, n := range ids {
+		if n != uint64(i)+1 {
+			t.Fatalf("event %d has id %d: lost or reordered", i, n)
+		}
+	}
+}

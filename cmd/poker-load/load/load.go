@@ -11,11 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +42,17 @@ type Config struct {
 	// Hold pauses this long once every stream is open, before the rounds
 	// (time to take a heap profile of the server).
 	Hold time.Duration
+	// Conns bounds the keep-alive connections the commands (POSTs) use
+	// (default: min(1024, rooms × members)); event streams have their own
+	// transport, one connection each. More POSTs than Conns at once wait
+	// for a connection in the generator (not counted in the latencies,
+	// which start when the request has a connection).
+	Conns int
+	// Retries bounds how often one command answered 503 is sent again
+	// (default 10); each retry waits the answer's Retry-After (capped by
+	// MaxRetryWait, default 5s, plus up to 20 % jitter).
+	Retries      int
+	MaxRetryWait time.Duration
 }
 
 // Result holds a run's figures. Latencies are in the order measured.
@@ -49,10 +61,31 @@ type Result struct {
 	Join                   []time.Duration // create and join requests
 	VoteCast               []time.Duration // vote POST sent → vote_cast seen, per member
 	Finished               []time.Duration // finish POST sent → session_finished seen, per member
-	Errors                 int64           // failed requests and streams
-	Lost                   int64           // expected events not received
-	Busy                   int64           // 503 answers (retried)
-	RSSBefore, RSSAfter    int64           // server RSS before streams opened and with all connected
+	Errors                 int64           // failed requests and streams (Other + Transport + StreamErrors + GaveUp)
+	Lost                   int64           // events of acknowledged commands not received in time
+	Busy                   int64           // 503 answers with Retry-After (each retried, up to Config.Retries)
+
+	// Every answer to a command, by class.
+	Answered2xx int64 // 200/201/202: acknowledged
+	Retries     int64 // commands sent again after a 503
+	GaveUp      int64 // commands still 503 after Config.Retries retries
+	NoRetryHdr  int64 // 503 without a usable Retry-After (a protocol error; also in Other)
+	Other       int64 // any other status (4xx, 5xx but 503 with Retry-After)
+	Transport   int64 // no answer at all (connection refused, reset, EOF, timeout)
+	// IDGaps counts events whose SSE id is not the previous one's + 1 on
+	// a stream (an event the server skipped, or one targeted at another
+	// member).
+	IDGaps int64
+	// StreamErrors counts event streams that failed to open or ended early.
+	StreamErrors int64
+	// Conns is the number of TCP connections the commands used (opened by
+	// the keep-alive pool); ConnsLimit the pool's bound.
+	Conns, ConnsLimit int64
+	// UnackedApplied counts events seen for commands that got no 2xx (the
+	// command was applied although the client was not told so: allowed
+	// for a transport error, never for a 503).
+	UnackedApplied      int64
+	RSSBefore, RSSAfter int64 // server RSS before streams opened and with all connected
 	// Go memory of the server with all connected (from /metrics; 0 if
 	// unavailable): heap in use, goroutine stacks, goroutines.
 	HeapInuse, StackInuse, Goroutines int64
@@ -88,7 +121,8 @@ type room struct {
 	id      string
 	members []*member // [0] is the leader
 	mu      sync.Mutex
-	sent    map[string]time.Time // member → when its vote was sent
+	sent    map[string]time.Time // member → when its acknowledged vote was sent
+	unacked map[string]bool      // members whose vote got no 2xx
 }
 
 type runner struct {
@@ -97,6 +131,31 @@ type runner struct {
 	stream *http.Client
 	res    *Result
 	mu     sync.Mutex
+}
+
+var dialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+
+// commandTransport is the keep-alive pool of the commands: at most
+// cfg.Conns connections, all kept idle between requests (so a burst reuses
+// them instead of opening a connection per POST), closed after 90 s idle
+// (before the server's 2-minute idle timeout, so a request is never sent on
+// a connection the server is closing).
+func (r *runner) commandTransport() *http.Transport {
+	return &http.Transport{
+		DialContext:         dialer.DialContext,
+		MaxIdleConns:        r.cfg.Conns,
+		MaxIdleConnsPerHost: r.cfg.Conns,
+		MaxConnsPerHost:     r.cfg.Conns,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+}
+
+// streamTransport carries the event streams, one connection each, never
+// reused, unbounded in number: a stream holds its connection for the run,
+// so sharing the commands' pool would starve the commands.
+func streamTransport() *http.Transport {
+	return &http.Transport{DialContext: dialer.DialContext, DisableKeepAlives: true, MaxIdleConnsPerHost: -1}
 }
 
 // Run executes the load and returns its figures.
@@ -111,14 +170,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.EventTimeout = 10 * time.Second
 	}
 	cfg.URL = strings.TrimRight(cfg.URL, "/")
-	dial := (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	r := &runner{
-		cfg: cfg,
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-			DialContext: dial, MaxIdleConns: 4 * cfg.Concurrency, MaxIdleConnsPerHost: 4 * cfg.Concurrency, IdleConnTimeout: time.Minute,
-		}},
-		stream: &http.Client{Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: -1, DisableKeepAlives: true}},
-		res:    &Result{Rooms: cfg.Rooms, Members: cfg.Members, Rounds: cfg.Rounds},
+	if cfg.Conns <= 0 {
+		cfg.Conns = min(1024, cfg.Rooms*cfg.Members)
+	}
+	if cfg.Retries <= 0 {
+		cfg.Retries = 10
+	}
+	if cfg.MaxRetryWait <= 0 {
+		cfg.MaxRetryWait = 5 * time.Second
+	}
+	r := &runner{cfg: cfg, res: &Result{Rooms: cfg.Rooms, Members: cfg.Members, Rounds: cfg.Rounds, ConnsLimit: int64(cfg.Conns)}}
+	r.client = &http.Client{Timeout: 30 * time.Second, Transport: r.commandTransport()}
+	r.stream = &http.Client{Transport: streamTransport()}
+	if need := uint64(cfg.Rooms*cfg.Members + cfg.Conns + 64); !RaiseFileLimit(need) {
+		noteErr("open-file limit below the %d this run needs (ulimit -n)", need)
 	}
 	began := time.Now()
 	defer func() { r.res.Elapsed = time.Since(began) }()
@@ -172,7 +237,7 @@ func (r *runner) setup(ctx context.Context) ([]*room, error) {
 			defer func() { <-sem }()
 			var out struct{ Room, Member, Token string }
 			t0 := time.Now()
-			if err := r.post(ctx, "/api/rooms", "", map[string]any{"title": fmt.Sprint("load ", i), "leader": "m0", "capacity": 100}, 201, &out); err != nil {
+			if _, err := r.post(ctx, "/api/rooms", "", map[string]any{"title": fmt.Sprint("load ", i), "leader": "m0", "capacity": 100}, false, &out); err != nil {
 				failed.Add(1)
 				return
 			}
@@ -195,7 +260,7 @@ func (r *runner) setup(ctx context.Context) ([]*room, error) {
 				defer func() { <-sem }()
 				var out struct{ Member, Token string }
 				t0 := time.Now()
-				if err := r.post(ctx, "/api/rooms/"+rm.id+"/members", "", map[string]string{"name": fmt.Sprint("m", j)}, 201, &out); err != nil {
+				if _, err := r.post(ctx, "/api/rooms/"+rm.id+"/members", "", map[string]string{"name": fmt.Sprint("m", j)}, false, &out); err != nil {
 					failed.Add(1)
 					return
 				}
@@ -243,7 +308,7 @@ func (r *runner) connect(ctx context.Context, rooms []*room, wg *sync.WaitGroup)
 	return nil
 }
 
-var memberField = regexp.MustCompile(`"member":"([^"]*)"`)
+var memberKey = []byte(`"member":"`)
 
 func (r *runner) readStream(ctx context.Context, rm *room, m *member, opened func(ok bool)) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", r.cfg.URL+"/api/rooms/"+rm.id+"/events", nil)
@@ -256,19 +321,22 @@ func (r *runner) readStream(ctx context.Context, rm *room, m *member, opened fun
 			err = fmt.Errorf("status %d", res.StatusCode)
 		}
 		noteErr("stream: %v", err)
+		atomic.AddInt64(&r.res.StreamErrors, 1)
 		atomic.AddInt64(&r.res.Errors, 1)
 		opened(false)
 		return
 	}
 	defer res.Body.Close()
 	br := bufio.NewReaderSize(res.Body, 4096)
-	var typ, data string
+	var typ, who string
+	var id, lastID uint64
 	first := true
 	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
+		line, err := br.ReadSlice('\n')
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			if ctx.Err() == nil {
 				noteErr("stream ended: %v", err)
+				atomic.AddInt64(&r.res.StreamErrors, 1)
 				atomic.AddInt64(&r.res.Errors, 1)
 			}
 			if first {
@@ -276,48 +344,74 @@ func (r *runner) readStream(ctx context.Context, rm *room, m *member, opened fun
 			}
 			return
 		}
-		line = strings.TrimRight(line, "\r\n")
+		line = bytes.TrimRight(line, "\r\n")
 		switch {
-		case line == "":
+		case len(line) == 0:
 			if typ == "" {
 				continue
 			}
 			now := time.Now()
+			if id != 0 {
+				if lastID != 0 && id != lastID+1 {
+					atomic.AddInt64(&r.res.IDGaps, 1)
+					noteErr("stream of %s in room %s: event id %d after %d (%s)", m.id, rm.id, id, lastID, typ)
+				}
+				lastID, id = id, 0
+			}
 			if first && typ == "snapshot" {
 				first = false
 				opened(true)
 			} else {
-				ev := event{typ: typ, at: now}
-				if sm := memberField.FindStringSubmatch(data); sm != nil {
-					ev.member = sm[1]
-				}
 				select {
-				case m.events <- ev:
+				case m.events <- event{typ: typ, member: who, at: now}:
 				default:
 					noteErr("client event buffer full")
 				}
 			}
-			typ, data = "", ""
-		case strings.HasPrefix(line, "event: "):
-			typ = line[7:]
-		case strings.HasPrefix(line, "data: "):
-			data += line[6:]
+			typ, who = "", ""
+		case bytes.HasPrefix(line, []byte("id: ")):
+			id, _ = strconv.ParseUint(string(line[4:]), 10, 64)
+		case bytes.HasPrefix(line, []byte("event: ")):
+			typ = internType(line[7:])
+		case bytes.HasPrefix(line, []byte("data: ")) && who == "":
+			if i := bytes.Index(line, memberKey); i >= 0 {
+				v := line[i+len(memberKey):]
+				if j := bytes.IndexByte(v, '"'); j >= 0 {
+					who = string(v[:j])
+				}
+			}
 		}
 	}
 }
 
+// internType returns the event types the rounds look at without allocating.
+func internType(b []byte) string {
+	for _, t := range [...]string{"vote_cast", "session_started", "session_finished", "snapshot", "votes_revealed"} {
+		if string(b) == t {
+			return t
+		}
+	}
+	return string(b)
+}
+
 // round runs one voting round in a room and records delivery latencies.
+// Only acknowledged commands (2xx) are expected on the streams: each one
+// not seen on a member's stream within EventTimeout counts as lost.
 func (r *runner) round(ctx context.Context, rm *room, n int) {
 	leader := rm.members[0]
 	r.think(ctx)
-	if err := r.post(ctx, "/api/rooms/"+rm.id+"/session", leader.token, map[string]string{"story": fmt.Sprint("story ", n)}, 202, nil); err != nil {
+	if _, err := r.post(ctx, "/api/rooms/"+rm.id+"/session", leader.token, map[string]string{"story": fmt.Sprint("story ", n)}, true, nil); err != nil {
 		return
 	}
 	for _, m := range rm.members {
-		r.await(ctx, m, "session_started", 1, nil)
+		r.await(ctx, m, "session_started", map[string]bool{"": true}, nil, nil)
 	}
 	rm.mu.Lock()
 	clear(rm.sent)
+	if rm.unacked == nil {
+		rm.unacked = map[string]bool{}
+	}
+	clear(rm.unacked)
 	rm.mu.Unlock()
 	var wg sync.WaitGroup
 	values := []string{"1", "2", "3", "5", "8", "13"}
@@ -326,32 +420,35 @@ func (r *runner) round(ctx context.Context, rm *room, n int) {
 		go func() {
 			defer wg.Done()
 			r.think(ctx)
+			sent, err := r.post(ctx, "/api/rooms/"+rm.id+"/votes", m.token, map[string]string{"value": values[(i+n)%len(values)]}, true, nil)
 			rm.mu.Lock()
-			rm.sent[m.id] = time.Now()
+			if err == nil {
+				rm.sent[m.id] = sent
+			} else {
+				rm.unacked[m.id] = true
+			}
 			rm.mu.Unlock()
-			_ = r.post(ctx, "/api/rooms/"+rm.id+"/votes", m.token, map[string]string{"value": values[(i+n)%len(values)]}, 202, nil)
 		}()
 	}
 	wg.Wait()
+	want := make(map[string]bool, len(rm.sent))
+	for id := range rm.sent {
+		want[id] = true
+	}
 	var lat []time.Duration
 	for _, m := range rm.members {
-		r.await(ctx, m, "vote_cast", len(rm.members), func(ev event) {
-			rm.mu.Lock()
-			sent, ok := rm.sent[ev.member]
-			rm.mu.Unlock()
-			if ok {
-				lat = append(lat, ev.at.Sub(sent))
-			}
+		r.await(ctx, m, "vote_cast", maps.Clone(want), rm.unacked, func(ev event) {
+			lat = append(lat, ev.at.Sub(rm.sent[ev.member]))
 		})
 	}
 	r.addLatency(&r.res.VoteCast, lat...)
-	t0 := time.Now()
-	if err := r.post(ctx, "/api/rooms/"+rm.id+"/session/finish", leader.token, nil, 202, nil); err != nil {
+	t0, err := r.post(ctx, "/api/rooms/"+rm.id+"/session/finish", leader.token, nil, true, nil)
+	if err != nil {
 		return
 	}
 	lat = lat[:0]
 	for _, m := range rm.members {
-		r.await(ctx, m, "session_finished", 1, func(ev event) { lat = append(lat, ev.at.Sub(t0)) })
+		r.await(ctx, m, "session_finished", map[string]bool{"": true}, nil, func(ev event) { lat = append(lat, ev.at.Sub(t0)) })
 	}
 	r.addLatency(&r.res.Finished, lat...)
 }
@@ -366,24 +463,37 @@ func (r *runner) think(ctx context.Context) {
 	}
 }
 
-// await reads count events of typ from m's stream, counting those that do
-// not come in time as lost. Other event types are skipped.
-func (r *runner) await(ctx context.Context, m *member, typ string, count int, fn func(event)) {
-	deadline := time.NewTimer(r.cfg.EventTimeout + r.cfg.Think)
+// await reads m's stream until it has seen an event of typ for every
+// member in want ("" matches any event of typ), counting those that do not
+// come within EventTimeout as lost. Events of typ for a member in unacked
+// (a command that got no 2xx) are counted in UnackedApplied; other events
+// are skipped.
+func (r *runner) await(ctx context.Context, m *member, typ string, want, unacked map[string]bool, fn func(event)) {
+	deadline := time.NewTimer(r.cfg.EventTimeout)
 	defer deadline.Stop()
-	for got := 0; got < count; {
+	for len(want) > 0 {
 		select {
 		case ev := <-m.events:
 			if ev.typ != typ {
 				continue
 			}
-			got++
+			key := ev.member
+			if want[""] {
+				key = ""
+			}
+			if !want[key] {
+				if unacked[ev.member] {
+					atomic.AddInt64(&r.res.UnackedApplied, 1)
+				}
+				continue
+			}
+			delete(want, key)
 			if fn != nil {
 				fn(ev)
 			}
 		case <-deadline.C:
-			atomic.AddInt64(&r.res.Lost, int64(count-got))
-			noteErr("lost %d %s events", count-got, typ)
+			atomic.AddInt64(&r.res.Lost, int64(len(want)))
+			noteErr("lost %d %s events", len(want), typ)
 			return
 		case <-ctx.Done():
 			return
@@ -397,47 +507,103 @@ func (r *runner) addLatency(dst *[]time.Duration, d ...time.Duration) {
 	r.mu.Unlock()
 }
 
-// post sends a JSON command, retrying 503s with backoff as clients should.
-func (r *runner) post(ctx context.Context, path, token string, body any, want int, out any) error {
+// post sends a JSON command until it is acknowledged (200, 201 or 202:
+// err nil) or fails. A 503 with Retry-After is sent again after that
+// long (capped by MaxRetryWait, plus jitter), at most Retries times; a
+// 503 without Retry-After, any other status and a transport error fail at
+// once. Every answer is counted in its class. sent is when the
+// acknowledged attempt got its connection (time waiting for a connection
+// of the generator's own pool is not the server's). With idem, the
+// command carries an Idempotency-Key, the same on every attempt, as the
+// web UI's do (net/http then also resends it by itself when a kept-alive
+// connection turns out closed).
+func (r *runner) post(ctx context.Context, path, token string, body any, idem bool, out any) (sent time.Time, err error) {
 	var b []byte
 	if body != nil {
 		b, _ = json.Marshal(body)
 	}
-	backoff := 50 * time.Millisecond
+	key := ""
+	if idem {
+		key = strconv.FormatUint(rand.Uint64(), 36)
+	}
+	trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) {
+		sent = time.Now()
+		if !ci.Reused {
+			atomic.AddInt64(&r.res.Conns, 1)
+		}
+	}}
+	tctx := httptrace.WithClientTrace(ctx, trace)
 	for attempt := 0; ; attempt++ {
-		req, _ := http.NewRequestWithContext(ctx, "POST", r.cfg.URL+path, bytes.NewReader(b))
+		req, _ := http.NewRequestWithContext(tctx, "POST", r.cfg.URL+path, bytes.NewReader(b))
 		if body != nil {
 			req.Header.Set("Content-Type", "application/json")
 		}
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
 		res, err := r.client.Do(req)
 		if err != nil {
 			if ctx.Err() == nil {
+				atomic.AddInt64(&r.res.Transport, 1)
 				atomic.AddInt64(&r.res.Errors, 1)
 				noteErr("POST %s: %v", path, err)
 			}
-			return err
+			return sent, err
 		}
 		data, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		if res.StatusCode == 503 && attempt < 8 {
+		switch {
+		case res.StatusCode == http.StatusOK || res.StatusCode == http.StatusCreated || res.StatusCode == http.StatusAccepted:
+			atomic.AddInt64(&r.res.Answered2xx, 1)
+			if out != nil {
+				return sent, json.Unmarshal(data, out)
+			}
+			return sent, nil
+		case res.StatusCode == http.StatusServiceUnavailable:
+			wait, ok := retryAfter(res.Header.Get("Retry-After"))
+			if !ok {
+				atomic.AddInt64(&r.res.NoRetryHdr, 1)
+				break
+			}
 			atomic.AddInt64(&r.res.Busy, 1)
-			time.Sleep(backoff)
-			backoff *= 2
-			continue
+			if attempt >= r.cfg.Retries {
+				atomic.AddInt64(&r.res.GaveUp, 1)
+				atomic.AddInt64(&r.res.Errors, 1)
+				noteErr("POST %s: still 503 after %d retries", path, attempt)
+				return sent, fmt.Errorf("load: POST %s: 503 after %d retries", path, attempt)
+			}
+			wait = min(wait, r.cfg.MaxRetryWait)
+			wait += rand.N(wait/5 + 1) // spread the retries of a burst
+			atomic.AddInt64(&r.res.Retries, 1)
+			select {
+			case <-time.After(wait):
+				continue
+			case <-ctx.Done():
+				return sent, ctx.Err()
+			}
 		}
-		if res.StatusCode != want {
-			atomic.AddInt64(&r.res.Errors, 1)
-			noteErr("POST %s: %d %s", path, res.StatusCode, data)
-			return fmt.Errorf("load: POST %s: %d", path, res.StatusCode)
-		}
-		if out != nil {
-			return json.Unmarshal(data, out)
-		}
-		return nil
+		atomic.AddInt64(&r.res.Other, 1)
+		atomic.AddInt64(&r.res.Errors, 1)
+		noteErr("POST %s: %d %s", path, res.StatusCode, bytes.TrimSpace(data))
+		return sent, fmt.Errorf("load: POST %s: %d", path, res.StatusCode)
 	}
+}
+
+// retryAfter parses a Retry-After header: delay-seconds or an HTTP date.
+func retryAfter(v string) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0), true
+	}
+	return 0, false
 }
 
 // rss reads the server's resident memory, in bytes (0 if unknown).
@@ -522,7 +688,11 @@ func (res *Result) Print(w io.Writer) {
 	line("join (create/join 201)", res.Join)
 	line("vote -> vote_cast", res.VoteCast)
 	line("finish -> session_finished", res.Finished)
-	fmt.Fprintf(w, "errors=%d lost_events=%d busy_503=%d\n", res.Errors, res.Lost, res.Busy)
+	fmt.Fprintf(w, "commands: answered 2xx=%d  503+Retry-After=%d  retries=%d  gave up after retries=%d  other status=%d (503 without Retry-After: %d)  no answer=%d\n",
+		res.Answered2xx, res.Busy, res.Retries, res.GaveUp, res.Other, res.NoRetryHdr, res.Transport)
+	fmt.Fprintf(w, "command connections used=%d (pool bound %d)  stream errors=%d  event id gaps=%d  applied without 2xx=%d\n",
+		res.Conns, res.ConnsLimit, res.StreamErrors, res.IDGaps, res.UnackedApplied)
+	fmt.Fprintf(w, "errors=%d lost_events=%d (events of acknowledged commands missing from a member's stream)\n", res.Errors, res.Lost)
 	if res.RSSAfter > 0 && conn > 0 {
 		fmt.Fprintf(w, "server RSS: before streams %.1f MiB, all connected %.1f MiB; per connected member: %.1f KiB total, %.1f KiB for the streams\n",
 			float64(res.RSSBefore)/(1<<20), float64(res.RSSAfter)/(1<<20),

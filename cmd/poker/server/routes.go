@@ -386,10 +386,12 @@ func (s *Server) reply(w http.ResponseWriter, err error) {
 // right after the event that removes the member.
 //
 // The connection is taken over from net/http (gateway.DetachStream) and
-// the handler returns: an open stream then costs one small goroutine, the
-// socket and a cursor into the room's event log — no serving goroutine,
-// background reader or bufio buffers. Where the connection cannot be taken
-// over (HTTP/2), the stream is served inside the handler.
+// the handler returns once the snapshot is written: the stream is then
+// served by the stream writers (streams.go), so an open stream costs the
+// socket, a cursor into the room's event log and a few hundred bytes — no
+// goroutine, no serving goroutine, background reader or bufio buffers.
+// Where the connection cannot be taken over (HTTP/2), the stream is served
+// inside the handler.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	token := bearer(r)
 	if token == "" {
@@ -410,7 +412,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := gateway.DetachStream(w, r, s.cfg.WriteTimeout)
 	if err == nil {
-		go s.serveStream(st, sub)
+		if !s.streams.serve(st, sub) {
+			st.Close() // shutting down: the client reconnects
+			sub.Close()
+		}
 		return
 	}
 	if !errors.Is(err, http.ErrNotSupported) {
@@ -429,7 +434,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 // an idle stream holds none.
 var eventBufs = sync.Pool{New: func() any { return new([]eventlog.Event) }}
 
-// serveStream writes a member's stream until the client goes away, the
+// serveStream writes a member's stream from a goroutine of its own (an
+// in-handler stream, or a slow client's handed off by the stream writers)
+// until the client goes away, the
 // member is removed, the room closes, the server stops or the client falls
 // so far behind that the room's log no longer holds what it has not read
 // (it then reconnects with Last-Event-ID and gets a fresh snapshot).

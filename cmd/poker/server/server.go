@@ -135,6 +135,7 @@ type Server struct {
 	http    *httpMetrics
 	started time.Time
 	beat    *heartbeat
+	streams *streamWriters // detached event streams
 	health  *health
 	failLog gateway.LogLimiter // 5xx request lines
 	creates *limiter
@@ -224,11 +225,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.CreatesPerMinute > 0 {
 		s.creates = newLimiter(cfg.CreatesPerMinute)
 	}
+	s.beat = newHeartbeat(cfg.Heartbeat)
+	s.streams = newStreamWriters(s)
 	s.reg = prometheus.NewRegistry()
 	s.http = newHTTPMetrics()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&collector{s: s}, &webhookCollector{s: s}, s.http.requests, s.http.latency)
-	s.beat = newHeartbeat(cfg.Heartbeat)
 	s.routes()
 	s.sampler = newSampler(s)
 	go s.sampler.run()
@@ -357,6 +359,7 @@ func (s *Server) CloseStreams() { s.rooms.CloseStreams() }
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.rooms.Close()
+		s.streams.close()
 		s.beat.Stop()
 		// Deliveries in flight get a moment; one cut short is retried
 		// (after a restart if need be): the queue is durable.

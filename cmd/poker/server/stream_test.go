@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,5 +51,33 @@ func TestStreamHeartbeatAndRelease(t *testing.T) {
 			t.Fatal("the stream of a client that went away was not released")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestStreamHandoffLosesNothing: with a quick-write wait already past when
+// the write starts, every stream writer's write gives up at once, so every
+// stream is handed to a goroutine of its own with its first event still
+// unsent; the member must still get every event, in order, with no id
+// skipped.
+func TestStreamHandoffLosesNothing(t *testing.T) {
+	defer server.SetStreamQuickWrite(time.Nanosecond)()
+	e := newEnv(t, server.Config{})
+	leader := e.create("ann", nil)
+	st := e.stream(leader.Room, leader.Token, "")
+	snap := st.expect("snapshot")
+	last, _ := strconv.ParseUint(snap.ID, 10, 64)
+	for i := range 15 {
+		e.join(leader.Room, fmt.Sprint("m", i))
+	}
+	for i := range 15 {
+		ev := st.expect("member_joined")
+		id, _ := strconv.ParseUint(ev.ID, 10, 64)
+		if id != last+1 {
+			t.Fatalf("event %d: id %d after %d", i, id, last)
+		}
+		last = id
+	}
+	if e.srv.StreamHandoffs() < 1 {
+		t.Fatal("no stream was handed off")
 	}
 }
