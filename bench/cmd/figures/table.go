@@ -45,6 +45,9 @@ func (t target) String() string {
 	case "ns":
 		return sym + time.Duration(t.x).String()
 	case "B":
+		if t.x >= 1024 {
+			return sym + trimFloat(t.x/1024) + " KiB"
+		}
 		return sym + bytesFmt(t.x)
 	case "":
 		return sym + trimFloat(t.x)
@@ -82,10 +85,15 @@ func nanos(v float64) string {
 	}
 	return trimFloat(v) + "ns"
 }
-func micros(v float64) string   { return nanos(v * 1e3) }
-func bytesFmt(v float64) string { return fmt.Sprintf("%.0f B", v) }
-func plain(v float64) string    { return trimFloat(v) }
-func pct(v float64) string      { return trimFloat(v) + " %" }
+func micros(v float64) string { return nanos(v * 1e3) }
+func bytesFmt(v float64) string {
+	if math.Abs(v) >= 10*1024 {
+		return fmt.Sprintf("%.1f KiB", v/1024)
+	}
+	return fmt.Sprintf("%.0f B", v)
+}
+func plain(v float64) string { return trimFloat(v) }
+func pct(v float64) string   { return trimFloat(v) + " %" }
 
 func si(v float64) string {
 	switch a := math.Abs(v); {
