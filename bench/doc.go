@@ -1,5 +1,6 @@
 // Package bench compares the reactor runtime with a plain Go channel
-// baseline and with other Go actor libraries (hollywood, protoactor-go) on
+// baseline and with other Go actor libraries (hollywood, protoactor-go, GoAkt,
+// go-actor) on
 // the same workloads. It is a separate module so that the comparison-only
 // dependencies stay out of github.com/reactorgo/reactor.
 //
