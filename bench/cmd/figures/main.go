@@ -77,8 +77,8 @@ func run(args []string) error {
 	fs.StringVar(&o.root, "root", "", "repository `directory` (default: found from the working directory)")
 	fs.StringVar(&o.pg, "pg", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL `DSN` (sql, jobs)")
 	fs.StringVar(&o.redis, "redis", "127.0.0.1:6379", "Redis `host:port` (redis group)")
-	fs.StringVar(&o.sqlModes, "sql-modes", "reactor-sqlite,reactor-postgres,conv-serializable", "cmd/sqlbench `modes` to run")
-	fs.StringVar(&o.sqlCompare, "sql-compare", "reactor-sqlite::>=30000,reactor-postgres:conv-serializable:>=6", "sql rows: `subject:baseline:target`, comma-separated; an empty baseline makes the target absolute (xfers/s)")
+	fs.StringVar(&o.sqlModes, "sql-modes", "reactor-sqlite-cgo,hand-ledger,reactor-postgres,conv-serializable", "cmd/sqlbench `modes` to run")
+	fs.StringVar(&o.sqlCompare, "sql-compare", "reactor-sqlite-cgo::>=30000,reactor-sqlite-cgo:hand-ledger:>=0.9,reactor-postgres:conv-serializable:>=6", "sql rows: `subject:baseline:target`, comma-separated; an empty baseline makes the target absolute (xfers/s)")
 	fs.DurationVar(&o.sqlDur, "sql-duration", 0, "cmd/sqlbench -duration per mode (default 10s, 2s with -quick)")
 	fs.IntVar(&o.jobsN, "jobs-n", 0, "jobsbench -n (default 20000, 2000 with -quick)")
 	fs.StringVar(&o.jobsOnly, "jobs-only", "reactor,river-pg", "jobsbench -only `systems` (reactor,river-pg,river-sqlite,asynq)")
@@ -418,7 +418,7 @@ func (r *runner) durableGroup() []Row {
 		if err != nil {
 			r.skip("durable (journal): %v", err)
 		}
-		res, err = r.goBench(r.o.root, ".", "^Benchmark(RawFdatasync|JournaledSend|JournaledCallSequential|StartReplay)$", r.o.benchtime)
+		res, err = r.goBench(r.o.root, ".", "^Benchmark(RawFdatasync|JournaledSend|JournaledAsync|JournaledCallSequential|StartReplay)$", r.o.benchtime)
 		s.addBench(res)
 		if err != nil {
 			r.skip("durable (runtime): %v", err)
@@ -428,6 +428,8 @@ func (r *runner) durableGroup() []Row {
 	return []Row{
 		ratioRow("journaled sends end to end, 64×64 in flight, 100 B (JournaledSend vs the journal package's JournalSync)", s, "BenchmarkJournaledSend msgs/s", js+" msgs/s", rate, atLeast(0.35)),
 		valueRow("journaled sends end to end, absolute", s, "BenchmarkJournaledSend msgs/s", rate, valueAtLeast(1.5e6, "msgs/s")),
+		ratioRow("journaled Async calls from 64 producer services, 64×64 in flight, 100 B (JournaledAsync vs JournalSync)", s, "BenchmarkJournaledAsync msgs/s", js+" msgs/s", rate, atLeast(0.35)),
+		valueRow("journaled Async calls from services, absolute", s, "BenchmarkJournaledAsync msgs/s", rate, valueAtLeast(1.5e6, "msgs/s")),
 		ratioRow("journal package alone vs raw write+fdatasync at its batch size", s, js+" msgs/s", js+" raw-msgs/s", rate, atLeast(0.60)),
 		ratioRow("sequential durable call through a service (JournaledCallSequential vs RawFdatasync)", s, "BenchmarkJournaledCallSequential ns/op", "BenchmarkRawFdatasync ns/op", nanos, atMost(1.5)),
 		ratioRow("sequential journal append vs raw fdatasync (journal package)", s, "BenchmarkJournalSequential µs/append", "BenchmarkJournalSequential raw-µs/fdatasync", micros, atMost(1.5)),
