@@ -2,14 +2,17 @@ package reactor_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/checkpoint"
+	"github.com/reactorgo/reactor/internal/failpoint"
 	"github.com/reactorgo/reactor/internal/testutil"
 	"github.com/reactorgo/reactor/journal"
 )
@@ -136,5 +139,51 @@ func TestCloseAfterFailedStartLeavesDiskAlone(t *testing.T) {
 	}
 	if keys, _ := store.Keys(ctx); len(keys) != 0 {
 		t.Fatalf("Close after a failed Start saved %v", keys)
+	}
+}
+
+// TestSendRetriedAfterEvictionKeepsItsOriginKey: a journaled handler's
+// send that finds its target evicted and resolves it again keeps the
+// origin key it was numbered with. It used to take the next number on the
+// retry, so after a crash the replay of the handler (no retry) sent it
+// again under another key and the receiver applied it twice (found by the
+// simulator's differential bank: a credit counted twice after a crash).
+func TestSendRetriedAfterEvictionKeepsItsOriginKey(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func() (*reactor.Runtime, *journal.Journal) {
+		return testutil.OpenDurable(t, dir, reactor.Config{}, func(rt *reactor.Runtime) error {
+			if _, err := reactor.Register(rt, "/in", &relayIn{to: rt.Ref("/out")}, reactor.Journaled()); err != nil {
+				return err
+			}
+			_, err := reactor.Register(rt, "/out", &relayOut{}, reactor.Journaled())
+			return err
+		})
+	}
+	rt, j := open()
+	var calls atomic.Int32
+	disable := failpoint.Enable(func(name string) error {
+		// The first evaluation is the outside call to /in, the second the
+		// handler's send to /out: that one finds its target gone.
+		if name == failpoint.SendTargetGone && calls.Add(1) == 2 {
+			return errors.New("evicted under the sender")
+		}
+		return nil
+	}, reactor.Journal(j))
+	if _, err := relayInGo.Call(ctx, rt.Ref("/in"), 1); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, func() bool {
+		n, err := relayOutRead.Call(ctx, rt.Ref("/out"), struct{}{})
+		return err == nil && n == 1
+	})
+	disable()
+	j.Close() // a crash: nothing checkpointed, the runtime abandoned
+	rt, j = open()
+	defer func() { rt.Close(ctx); j.Close() }()
+	// The replayed handler sends again; the receiver must know the key.
+	time.Sleep(50 * time.Millisecond)
+	if n, err := relayOutRead.Call(ctx, rt.Ref("/out"), struct{}{}); n != 1 || err != nil {
+		t.Fatalf("after a retried send and a crash: applied %d times (%v), want once", n, err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/reactorgo/reactor/internal/failpoint"
 )
 
 // MethodOf is a typed, named handler of services with state S. Create one
@@ -213,6 +215,7 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 	if !internal && to.rt.closing.Load() {
 		return fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, ErrClosed)
 	}
+	var origin string // the origin key of a journaled handler's send, once chosen
 	for {
 		svc, err := m.target(to)
 		if err != nil {
@@ -247,14 +250,23 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 		if journaled {
 			key := keyFrom(ctx)
 			if internal && c.meta != nil && key == "" {
-				c.sends++
-				key = originKey(c.meta.seq, c.sends)
+				if origin == "" {
+					// Numbered once per send, not per attempt: a retry after
+					// the child was evicted under us must keep the key that
+					// a replay of this handler will give the same send.
+					c.sends++
+					origin = originKey(c.meta.seq, c.sends)
+				}
+				key = origin
 			}
 			if internal && c.meta != nil && e.r == nil {
 				// A journaled input's send is owed: a replay sends it again
 				// whatever happened live, so refusing it here (ErrBusy)
 				// would only make the live run and the replay disagree.
 				force = true
+			}
+			if failpoint.Inject(failpoint.SendTargetGone, to.rt.cfg.Journal) != nil {
+				continue
 			}
 			err = m.postJournaled(ctx, c, to, svc, req, e, wait, force, key)
 			if err == errRetry {

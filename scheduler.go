@@ -3,7 +3,6 @@ package reactor
 import (
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 )
 
 // scheduler hands ready services to a fixed set of worker goroutines. A
@@ -14,13 +13,12 @@ import (
 // at most one batch per turn and goes to the back of the queue if mail
 // remains, so a flood to one service cannot starve the others.
 type scheduler struct {
-	mu     sync.Mutex
-	queue  ring[*service]
-	parked []chan *service // workers waiting for work, LIFO (warm caches first)
-	closed bool
-	abort  atomic.Bool // stop even though services are still queued
-	rng    *rand.Rand  // non-nil: pick a random ready service (seeded, deterministic mode)
-	// workers counts the running workers.
+	mu      sync.Mutex
+	queue   ring[*service]
+	parked  []chan struct{} // workers waiting for work, LIFO (warm caches first)
+	closed  bool
+	abort   bool       // stop even though services are still queued
+	rng     *rand.Rand // non-nil: pick a random ready service (seeded, deterministic mode)
 	workers sync.WaitGroup
 }
 
@@ -41,48 +39,29 @@ func (s *scheduler) start(n int) {
 }
 
 // push makes svc runnable. The caller has counted the turn in svc.active.
-// A parked worker gets svc handed over directly through its wake channel:
-// it runs the turn without taking the scheduler's lock again (a blocking
-// call to an idle service pays one lock round on this path, not two).
 func (s *scheduler) push(svc *service) {
 	s.mu.Lock()
-	if n := len(s.parked); n > 0 && s.rng == nil {
-		w := s.parked[n-1]
-		s.parked = s.parked[:n-1]
-		s.mu.Unlock()
-		w <- svc
-		return
-	}
 	s.queue.push(svc)
 	if n := len(s.parked); n > 0 {
 		w := s.parked[n-1]
 		s.parked = s.parked[:n-1]
 		s.mu.Unlock()
-		w <- nil // look at the queue (deterministic mode picks from it)
+		w <- struct{}{}
 		return
 	}
 	s.mu.Unlock()
 }
 
-// next returns the next service to run a turn of, waiting for one; nil
-// once the scheduler stops.
-func (s *scheduler) next(wake chan *service) *service {
+func (s *scheduler) next(wake chan struct{}) *service {
 	s.mu.Lock()
-	for s.queue.len() == 0 || s.abort.Load() {
+	for s.queue.len() == 0 || s.abort {
 		if s.closed {
 			s.mu.Unlock()
 			return nil
 		}
 		s.parked = append(s.parked, wake)
 		s.mu.Unlock()
-		if svc := <-wake; svc != nil {
-			if !s.abort.Load() {
-				return svc
-			}
-			s.mu.Lock()
-			s.queue.push(svc) // stopping: left queued, as if it had not been handed over
-			continue
-		}
+		<-wake
 		s.mu.Lock()
 	}
 	var svc *service
@@ -97,7 +76,7 @@ func (s *scheduler) next(wake chan *service) *service {
 
 func (s *scheduler) work() {
 	defer s.workers.Done()
-	wake := make(chan *service, 1)
+	wake := make(chan struct{}, 1)
 	w := &worker{}
 	for {
 		svc := s.next(wake)
@@ -113,14 +92,12 @@ func (s *scheduler) work() {
 func (s *scheduler) stop(abort, wait bool) {
 	s.mu.Lock()
 	s.closed = true
-	if abort {
-		s.abort.Store(true)
-	}
+	s.abort = abort
 	parked := s.parked
 	s.parked = nil
 	s.mu.Unlock()
 	for _, w := range parked {
-		w <- nil
+		w <- struct{}{}
 	}
 	if wait {
 		s.workers.Wait()

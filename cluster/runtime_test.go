@@ -18,7 +18,7 @@ import (
 // Tally is a journaled child: the sum of what it was told to add.
 type Tally struct{ Sum int }
 
-func (t *Tally) Add(_ *reactor.Ctx, n int) (int, error) { t.Sum += n; return t.Sum, nil }
+func (t *Tally) Add(_ *reactor.Ctx, n int) (int, error)      { t.Sum += n; return t.Sum, nil }
 func (t *Tally) Get(_ *reactor.Ctx, _ struct{}) (int, error) { return t.Sum, nil }
 
 var (

@@ -28,6 +28,10 @@ const (
 	// Replay: recovery is about to apply one journal record (the runtime,
 	// owner: the Journal).
 	Replay = "reactor.replay"
+	// SendTargetGone: a send to a journaled child found it evicted after
+	// resolving it, and resolves it again (the runtime, owner: the
+	// Journal). Failing here forces that retry.
+	SendTargetGone = "reactor.send-target-gone"
 )
 
 var (

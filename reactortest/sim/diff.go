@@ -135,8 +135,9 @@ func compareTraces(what string, plain, perturbed []string, perturbs []perturbati
 					applied = append(applied, strconv.Itoa(k)+":"+perturbationNames[p])
 				}
 			}
-			return fmt.Errorf("%s: differential run diverged at line %d:\n  plain:     %s\n  perturbed: %s\n  (perturbations before input: %s)",
-				what, i, a, b, strings.Join(applied, ", "))
+			from := max(0, i-40)
+			return fmt.Errorf("%s: differential run diverged at line %d:\n  plain:     %s\n  perturbed: %s\n  (perturbations before input: %s)\n  the lines before it (both sides):\n    %s",
+				what, i, a, b, strings.Join(applied, ", "), strings.Join(plain[from:i], "\n    "))
 		}
 	}
 	return nil

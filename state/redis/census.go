@@ -101,4 +101,3 @@ func (s *Store) Live(ctx context.Context, parent string) (int, error) {
 }
 
 var errNoCensus = errors.New("no census (Options.Census) for this address")
-
