@@ -210,6 +210,12 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 	if internal && c.rt.cfg.CheckShared != nil && c.svc != nil {
 		c.rt.cfg.CheckShared(c.svc.addr(), "send of "+m.name+" to "+to.addr, c.svc.obj, req)
 	}
+	if r := to.rt.cfg.Remote; r != nil && !r.Owns(to.addr) {
+		if !internal && to.rt.closing.Load() {
+			return fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, ErrClosed)
+		}
+		return m.postRemote(ctx, c, to, req, e, r)
+	}
 	if !internal && to.rt.closing.Load() {
 		return fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, ErrClosed)
 	}
