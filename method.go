@@ -242,7 +242,7 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 			}
 		}
 		if internal && c.replay {
-			return m.replayPost(c, to, svc, req, e, blocking, journaled)
+			return m.replayPost(c, to, svc, req, e, blocking, journaled, keyFrom(ctx) != "")
 		}
 		if internal && c.out != nil && !blocking {
 			// From a batch of an External service: posted once its state
@@ -267,6 +267,13 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 				continue
 			}
 			return err
+		}
+		if internal && c.meta != nil && !m.readOnly && to.rt.cfg.Remote != nil && keyFrom(ctx) == "" {
+			// In a cluster a journaled handler counts every modifying send
+			// as a send to a journaled service, as a remote one is counted
+			// (see Remote): its origin keys stay the same whether the
+			// target runs here or elsewhere, live and in replay.
+			c.sends++
 		}
 		// A caller that cannot give up (no Done channel) may run an idle
 		// service's turn itself: it would wait for the reply regardless.
@@ -316,9 +323,12 @@ func (m *MethodOf[S, Req, Resp]) heldPost(c *Ctx, ctx context.Context, to Ref, r
 // sends to journaled services are queued to go out again after replay
 // (their receivers drop duplicates by key); everything else is a side
 // effect already done before the crash, and is suppressed.
-func (m *MethodOf[S, Req, Resp]) replayPost(c *Ctx, to Ref, svc *service, req Req, e envelope, blocking, journaled bool) error {
+func (m *MethodOf[S, Req, Resp]) replayPost(c *Ctx, to Ref, svc *service, req Req, e envelope, blocking, journaled, keyed bool) error {
 	if blocking {
 		return fmt.Errorf("reactor: %s: blocking call from a handler during replay: %w", m.name, ErrDeadlock)
+	}
+	if c.rt.cfg.Remote != nil && !m.readOnly && !keyed && (!journaled || e.r != nil) {
+		c.sends++ // counted as the live run counted it (cluster mode: see post)
 	}
 	if !journaled || e.r != nil {
 		return nil

@@ -46,10 +46,11 @@ type NodeConfig struct {
 	// Replicas of the streams and buckets the node creates: 3 on a NATS
 	// cluster. Default 1.
 	Replicas int
-	// RequestTimeout bounds one attempt of a remote call that carries an
-	// idempotency key (retried until the caller's context ends); a call
-	// without a key is one attempt bounded by the caller's context only.
-	// Default 2×LeaseTTL.
+	// RequestTimeout bounds one attempt of a remote call (default
+	// 2×LeaseTTL; a handler that may take longer needs more). After a
+	// timeout a call that carries an idempotency key is tried again until
+	// the caller's context ends; one without a key fails (it may have
+	// been applied).
 	RequestTimeout time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
@@ -414,9 +415,10 @@ func (n *Node) takeOver(ctx context.Context, p Partition) (err error) {
 	return nil
 }
 
-// closePartition stops serving pt: the subscription first (callers wait
-// and retry), then the runtime (it checkpoints while the lease is valid),
-// the journal and, if release, the lease.
+// closePartition stops serving pt: the subscription first (new callers
+// get no responders and retry), then the runtime (it drains until ctx
+// ends and checkpoints while the lease is valid), the journal and, if
+// release, the lease.
 func (n *Node) closePartition(ctx context.Context, pt *partition, release bool) {
 	pt.once.Do(func() {
 		n.mu.Lock()
@@ -425,11 +427,11 @@ func (n *Node) closePartition(ctx context.Context, pt *partition, release bool) 
 		}
 		n.mu.Unlock()
 		pt.sub.Unsubscribe()
-		pt.reqs.Wait()
 		if err := pt.rt.Close(ctx); err != nil {
 			n.log.Warn("cluster: close partition runtime", "partition", pt.p.String(), "err", err)
 		}
 		pt.stop()
+		pt.reqs.Wait() // the runtime answered or failed them all
 		pt.j.Close()
 		if release {
 			pt.lease.Release(context.WithoutCancel(ctx))
@@ -446,6 +448,11 @@ func (pt *partition) serve(msg *nats.Msg) {
 		defer pt.reqs.Done()
 		out, err := pt.rt.Deliver(pt.ctx, msg.Header.Get(hdrAddr), msg.Header.Get(hdrMethod), msg.Data, msg.Header.Get(hdrKey))
 		reply := nats.NewMsg(msg.Reply)
+		if err != nil && pt.ctx.Err() != nil {
+			// Handed off or fenced while it waited: a keyed caller tries
+			// the next owner.
+			err = fmt.Errorf("cluster: partition %s closed: %w: %w", pt.p, reactor.ErrClosed, err)
+		}
 		if err != nil {
 			reply.Header.Set(hdrError, "1")
 			reply.Data = reactor.EncodeError(err)
@@ -474,10 +481,7 @@ func (n *Node) call(ctx context.Context, addr, method string, payload []byte, ke
 	}
 	msg.Data = payload
 	for attempt := 0; ; attempt++ {
-		actx, cancel := ctx, context.CancelFunc(func() {})
-		if key != "" {
-			actx, cancel = context.WithTimeout(ctx, n.cfg.RequestTimeout)
-		}
+		actx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
 		resp, err := n.cfg.Conn.RequestMsgWithContext(actx, msg)
 		cancel()
 		if err == nil {
@@ -504,11 +508,13 @@ func retryable(err error, key string) bool {
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return true // nobody received it
+	case errors.Is(err, ErrFenced):
+		return true // refused by a stale owner: not journaled, not applied
 	case key == "":
 		return false
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, reactor.ErrClosed) || errors.Is(err, ErrFenced) || errors.Is(err, ErrFailed)
+		errors.Is(err, reactor.ErrClosed) || errors.Is(err, ErrFailed)
 }
 
 // partitionRemote is the Remote of one partition's runtime.
