@@ -254,7 +254,7 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 			key := keyFrom(ctx)
 			if internal && c.meta != nil && key == "" {
 				c.sends++
-				key = originKey(c.meta.seq, c.sends)
+				key = c.originKey()
 			}
 			if internal && c.meta != nil && e.r == nil {
 				// A journaled input's send is owed: a replay sends it again
@@ -334,7 +334,7 @@ func (m *MethodOf[S, Req, Resp]) replayPost(c *Ctx, to Ref, svc *service, req Re
 		return nil
 	}
 	c.sends++
-	key := originKey(c.meta.seq, c.sends)
+	key := c.originKey()
 	rt := c.rt
 	rt.resends = append(rt.resends, func() {
 		if err := m.postJournaled(rt.ctx, nil, to, svc, req, e, false, true, key); err != nil {
@@ -415,7 +415,7 @@ func (m *MethodOf[S, Req, Resp]) Async(c *Ctx, to Ref, req Req, then func(c *Ctx
 		// A journaled caller journals the reply as its own input, keyed
 		// like the request, so the continuation replays in place.
 		c.sends++
-		ac.key = originKey(c.meta.seq, c.sends)
+		ac.key = c.originKey()
 	}
 	c.svc.mu.Lock()
 	c.svc.pins++

@@ -3,7 +3,9 @@ package reactor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 )
 
 // Remote lets a runtime reach services that another process serves: the
@@ -136,19 +138,30 @@ func (m *MethodOf[S, Req, Resp]) postRemote(ctx context.Context, c *Ctx, to Ref,
 	key := keyFrom(ctx)
 	if c != nil && c.meta != nil && key == "" && !m.readOnly {
 		c.sends++
-		key = originKey(c.meta.seq, c.sends)
+		key = c.originKey()
+	}
+	// A journaled handler's message is owed: until it is delivered, no
+	// checkpoint of the sender covers the input that sent it, so a new
+	// owner replays that input and sends it again (the key dedups it).
+	var owed *service
+	if c != nil && c.svc != nil && c.svc.js != nil && key != "" && !blocking && (e.r == nil || !c.replay) {
+		owed = c.svc
+		owed.holdResend()
 	}
 	if c != nil && c.replay {
 		// A replayed handler's side effect: a send owed to a journaled
 		// receiver goes out again (it dedups by key); the rest was done.
-		if e.r != nil || key == "" {
+		if owed == nil {
 			return nil
 		}
-		rt.resends = append(rt.resends, func() { m.remoteBackground(rt, to.addr, req, key, r, nil) })
+		rt.resends = append(rt.resends, func() { m.remoteBackground(rt, to.addr, req, key, r, nil, owed) })
 		return nil
 	}
 	payload, err := rt.cfg.Codec.Marshal(req)
 	if err != nil {
+		if owed != nil {
+			owed.releaseResend()
+		}
 		return fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, err)
 	}
 	switch {
@@ -164,27 +177,44 @@ func (m *MethodOf[S, Req, Resp]) postRemote(ctx context.Context, c *Ctx, to Ref,
 	if e.r != nil {
 		then = e.r.(completer[Resp])
 	}
-	m.remoteBackground(rt, to.addr, req, key, r, then)
+	m.remoteBackground(rt, to.addr, req, key, r, then, owed)
 	return nil
 }
 
 // remoteBackground runs a remote call on a goroutine the runtime waits for
-// at Close; then (nil for a send) gets the reply.
-func (m *MethodOf[S, Req, Resp]) remoteBackground(rt *Runtime, addr string, req Req, key string, r Remote, then completer[Resp]) {
+// at Close; then (nil for a send) gets the reply. An owed message (owed is
+// its sender) is tried again after ErrBusy, as a local owed send bypasses
+// the inbox bound; owed's hold is released once it was delivered, and
+// kept if the runtime closes first (the sender is then not checkpointed
+// past it).
+func (m *MethodOf[S, Req, Resp]) remoteBackground(rt *Runtime, addr string, req Req, key string, r Remote, then completer[Resp], owed *service) {
 	rt.remoteWG.Add(1)
 	go func() {
 		defer rt.remoteWG.Done()
 		var resp Resp
 		payload, err := rt.cfg.Codec.Marshal(req)
-		if err == nil {
+		delay := 10 * time.Millisecond
+		for err == nil {
 			resp, err = m.remoteCall(rt.ctx, rt, addr, payload, key, r)
+			if owed == nil || !errors.Is(err, ErrBusy) {
+				break
+			}
+			select {
+			case <-rt.ctx.Done():
+			case <-time.After(delay):
+				delay = min(2*delay, time.Second)
+				continue
+			}
+			break
 		}
+		delivered := rt.ctx.Err() == nil
 		if then != nil {
-			then.complete(resp, err)
-			return
-		}
-		if err != nil {
+			then.complete(resp, err) // a journaled caller journals the reply first
+		} else if err != nil {
 			rt.log.Warn("reactor: remote send failed", "to", addr, "method", m.name, "err", err)
+		}
+		if owed != nil && delivered {
+			owed.releaseResend()
 		}
 	}()
 }

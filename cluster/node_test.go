@@ -32,6 +32,15 @@ func (c *NCounter) Add(_ *reactor.Ctx, n int) (int, error) {
 }
 func (c *NCounter) Get(_ *reactor.Ctx, _ struct{}) (int, error) { return c.N, nil }
 
+// Spread adds 1 to each of /counters/c0..c<n-1>, by Send from this
+// journaled handler: most targets live in other partitions, on either node.
+func (c *NCounter) Spread(ctx *reactor.Ctx, n int) (struct{}, error) {
+	for k := range n {
+		nAdd.Send(ctx, ctx.Self().Parent().Child("c"+strconv.Itoa(k)), 1)
+	}
+	return struct{}{}, nil
+}
+
 // NSlow is a top-level service with an inbox of one whose Hold blocks
 // until its gate opens.
 type NSlow struct {
@@ -46,9 +55,10 @@ func (s *NSlow) Hold(_ *reactor.Ctx, _ int) (int, error) {
 }
 
 var (
-	nAdd  = reactor.Method("test.node.add", (*NCounter).Add)
-	nGet  = reactor.Method("test.node.get", (*NCounter).Get, reactor.ReadOnly())
-	nHold = reactor.Method("test.node.hold", (*NSlow).Hold)
+	nAdd    = reactor.Method("test.node.add", (*NCounter).Add)
+	nGet    = reactor.Method("test.node.get", (*NCounter).Get, reactor.ReadOnly())
+	nSpread = reactor.Method("test.node.spread", (*NCounter).Spread)
+	nHold   = reactor.Method("test.node.hold", (*NSlow).Hold)
 )
 
 type nodeEnv struct {
@@ -187,6 +197,19 @@ func TestNodeCallsFailover(t *testing.T) {
 		}
 	}
 
+	// Journaled handlers send to other partitions, and a dies while some
+	// are in flight: b replays a's inputs and sends them again; each is
+	// applied once (its origin key) and none is lost (owed until delivered).
+	for i := range 8 {
+		kctx := reactor.WithIdempotencyKey(ctx, "spread-"+strconv.Itoa(i))
+		if _, err := nSpread.Call(kctx, []*cluster.Node{a, b}[i%2].Ref("/counters/s"+strconv.Itoa(i%4)), 8); err != nil {
+			t.Fatalf("spread %d: %v", i, err)
+		}
+		for k := range 8 {
+			want["c"+strconv.Itoa(k)]++
+		}
+	}
+
 	// Node a dies. Calls through b during the takeover wait, then land.
 	ncA.Close()
 	start := time.Now()
@@ -200,9 +223,22 @@ func TestNodeCallsFailover(t *testing.T) {
 	for i := 60; i < 70; i++ {
 		inc(b, i)
 	}
-	for key, n := range want {
-		if got, err := nGet.Call(ctx, b.Ref("/counters/"+key), struct{}{}); err != nil || got != n {
-			t.Fatalf("after failover %s: %d, %v; want %d", key, got, err, n)
+	// The spreads' sends are asynchronous: wait for them, never past.
+	deadline = time.Now().Add(10 * time.Second)
+	for done := false; !done; {
+		done = true
+		for key, n := range want {
+			got, err := nGet.Call(ctx, b.Ref("/counters/"+key), struct{}{})
+			if err != nil || got > n {
+				t.Fatalf("after failover %s: %d, %v; want %d", key, got, err, n)
+			}
+			if got < n {
+				done = false
+				if time.Now().After(deadline) {
+					t.Fatalf("after failover %s: %d; want %d", key, got, n)
+				}
+			}
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
