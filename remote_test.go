@@ -53,7 +53,7 @@ func (n *fabricNode) Call(ctx context.Context, addr, method string, payload []by
 // RCounter is a journaled child on node b.
 type RCounter struct{ N int }
 
-func (c *RCounter) Add(_ *reactor.Ctx, n int) (int, error) { c.N += n; return c.N, nil }
+func (c *RCounter) Add(_ *reactor.Ctx, n int) (int, error)      { c.N += n; return c.N, nil }
 func (c *RCounter) Get(_ *reactor.Ctx, _ struct{}) (int, error) { return c.N, nil }
 
 var errRemoteNope = reactor.NewError("test.remote.nope", reactor.CodeFailedPrecondition, "remote: nope")
