@@ -242,3 +242,24 @@ func TestNodeCallsFailover(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestNodeConfigValidate(t *testing.T) {
+	setup := func(*reactor.Runtime) error { return nil }
+	nc := &nats.Conn{} // never used: Validate does not connect
+	for name, cfg := range map[string]cluster.NodeConfig{
+		"no conn":       {Cluster: "c", Node: "n", Partitions: 4, Groups: []string{"/g"}, Setup: setup},
+		"bad cluster":   {Conn: nc, Cluster: "a.b", Node: "n", Partitions: 4, Groups: []string{"/g"}, Setup: setup},
+		"bad node":      {Conn: nc, Cluster: "c", Node: "a.b", Partitions: 4, Groups: []string{"/g"}, Setup: setup},
+		"no setup":      {Conn: nc, Cluster: "c", Node: "n", Partitions: 4, Groups: []string{"/g"}},
+		"nothing":       {Conn: nc, Cluster: "c", Node: "n", Partitions: 4, Setup: setup},
+		"no partitions": {Conn: nc, Cluster: "c", Node: "n", Groups: []string{"/g"}, Setup: setup},
+	} {
+		if err := cfg.Validate(); !errors.Is(err, cluster.ErrInvalidConfig) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	ok := cluster.NodeConfig{Conn: nc, Cluster: "c", Node: "n", Partitions: 4, Groups: []string{"/g"}, Setup: setup}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
