@@ -214,6 +214,12 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 		if !internal && to.rt.closing.Load() {
 			return fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, ErrClosed)
 		}
+		if _, blocking := e.r.(blocker); internal && c.out != nil && !blocking {
+			// From a batch of an External service: sent once its state is
+			// committed, as a local post is.
+			c.out.hold(m.heldPost(c, ctx, to, req, e, wait, force))
+			return nil
+		}
 		return m.postRemote(ctx, c, to, req, e, r)
 	}
 	if !internal && to.rt.closing.Load() {

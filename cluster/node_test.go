@@ -263,3 +263,71 @@ func TestNodeConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNodeLeaves: a node that closes hands its partitions off (checkpoint,
+// close, release): the other serves them at once, keyed calls made during
+// the handoff wait and land, and every acknowledged increment — and every
+// send of a journaled handler — is there exactly once.
+func TestNodeLeaves(t *testing.T) {
+	srv := clustertest.Single(t)
+	const cl, ttl = "leave", time.Second
+	env := &nodeEnv{slow: &NSlow{entered: make(chan struct{}, 4), gate: make(chan struct{})}}
+	a := env.open(t, srv.Connect(t), cl, "a", ttl)
+	waitOwned(t, 5, 10*time.Second, a)
+	b := env.open(t, srv.Connect(t), cl, "b", ttl)
+	ctx := ctxT(t, 60*time.Second)
+	want := map[string]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range 60 {
+		wg.Go(func() {
+			key := "c" + strconv.Itoa(i%8)
+			kctx := reactor.WithIdempotencyKey(ctx, "inc-"+strconv.Itoa(i))
+			if i%10 == 0 {
+				if _, err := nSpread.Call(kctx, b.Ref("/counters/s"+key), 8); err != nil {
+					t.Errorf("spread %d: %v", i, err)
+					return
+				}
+				mu.Lock()
+				for k := range 8 {
+					want["c"+strconv.Itoa(k)]++
+				}
+				mu.Unlock()
+				return
+			}
+			if _, err := nAdd.Call(kctx, b.Ref("/counters/"+key), 1); err != nil {
+				t.Errorf("increment %d: %v", i, err)
+				return
+			}
+			mu.Lock()
+			want[key]++
+			mu.Unlock()
+		})
+		if i == 20 {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := a.Close(cctx); err != nil {
+				t.Errorf("close a: %v", err)
+			}
+			cancel()
+		}
+	}
+	wg.Wait()
+	waitOwned(t, 5, 5*ttl, b)
+	deadline := time.Now().Add(10 * time.Second)
+	for done := false; !done; {
+		done = true
+		for key, n := range want {
+			got, err := nGet.Call(ctx, b.Ref("/counters/"+key), struct{}{})
+			if err != nil || got > n {
+				t.Fatalf("%s: %d, %v; want %d", key, got, err, n)
+			}
+			if got < n {
+				done = false
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: %d; want %d", key, got, n)
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
