@@ -92,6 +92,14 @@ func (c *RCaller) Kick(ctx *reactor.Ctx, n int) (struct{}, error) {
 	rSend.Send(ctx, c.snt, n)
 	return struct{}{}, nil
 }
+
+// Relay defers its reply and forwards the request to b: b's reply answers
+// Relay's caller directly.
+func (c *RCaller) Relay(ctx *reactor.Ctx, n int) (int, error) {
+	rAdd.Forward(ctx, c.async, n, reactor.Defer[int](ctx))
+	return 0, nil
+}
+
 func (c *RCaller) Seen(_ *reactor.Ctx, _ struct{}) ([]int, error) {
 	if len(c.Errs) > 0 {
 		return nil, errors.New(strings.Join(c.Errs, "; "))
@@ -100,13 +108,14 @@ func (c *RCaller) Seen(_ *reactor.Ctx, _ struct{}) ([]int, error) {
 }
 
 var (
-	rAdd  = reactor.Method("test.remote.add", (*RCounter).Add)
-	rSend = reactor.Method("test.remote.send", (*RCounter).Add)
-	rGet  = reactor.Method("test.remote.get", (*RCounter).Get, reactor.ReadOnly())
-	rHold = reactor.Method("test.remote.hold", (*RSlow).Hold)
-	rFail = reactor.Method("test.remote.fail", (*RSlow).Fail)
-	rKick = reactor.Method("test.remote.kick", (*RCaller).Kick)
-	rSeen = reactor.Method("test.remote.seen", (*RCaller).Seen, reactor.ReadOnly())
+	rAdd   = reactor.Method("test.remote.add", (*RCounter).Add)
+	rSend  = reactor.Method("test.remote.send", (*RCounter).Add)
+	rGet   = reactor.Method("test.remote.get", (*RCounter).Get, reactor.ReadOnly())
+	rHold  = reactor.Method("test.remote.hold", (*RSlow).Hold)
+	rFail  = reactor.Method("test.remote.fail", (*RSlow).Fail)
+	rKick  = reactor.Method("test.remote.kick", (*RCaller).Kick)
+	rSeen  = reactor.Method("test.remote.seen", (*RCaller).Seen, reactor.ReadOnly())
+	rRelay = reactor.Method("test.remote.relay", (*RCaller).Relay)
 )
 
 func twoRuntimes(t *testing.T) (a, b *reactor.Runtime, slow *RSlow) {
@@ -154,7 +163,7 @@ func twoRuntimes(t *testing.T) (a, b *reactor.Runtime, slow *RSlow) {
 // TestRemoteCallSendAsync: a Call through runtime a reaches the journaled
 // child that b serves; a handler's Send and Async to b go out without
 // blocking its turn, and the Async continuation runs on a's turn with b's
-// reply.
+// reply; a Forward from a's handler lets b answer a's caller directly.
 func TestRemoteCallSendAsync(t *testing.T) {
 	a, _, _ := twoRuntimes(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -193,6 +202,10 @@ func TestRemoteCallSendAsync(t *testing.T) {
 		n, err := rGet.Call(ctx, a.Ref("/b/counters/sent"), struct{}{})
 		return err == nil && n == 3
 	})
+	// Forward with a deferred reply: b's answer goes to Relay's caller.
+	if sum, err := rRelay.Call(ctx, a.Ref("/a/caller"), 100); err != nil || sum != 103 {
+		t.Fatalf("relay: %d, %v; want 103", sum, err)
+	}
 }
 
 // TestRemoteErrorsCrossTheWire: ErrBusy from a full remote inbox and a
