@@ -107,6 +107,32 @@ func (c *RCaller) Seen(_ *reactor.Ctx, _ struct{}) ([]int, error) {
 	return append([]int(nil), c.Got...), nil
 }
 
+// RJCaller is a journaled child on a whose handler calls b with Async:
+// the request carries its origin key and the reply is journaled as its
+// input.
+type RJCaller struct {
+	Sums []int
+	to   reactor.Ref
+}
+
+func (c *RJCaller) Kick(ctx *reactor.Ctx, n int) (struct{}, error) {
+	rAdd.Async(ctx, c.to, n, func(_ *reactor.Ctx, sum int, err error) {
+		if err == nil {
+			c.Sums = append(c.Sums, sum)
+		}
+	})
+	return struct{}{}, nil
+}
+
+func (c *RJCaller) Seen(_ *reactor.Ctx, _ struct{}) ([]int, error) {
+	return append([]int(nil), c.Sums...), nil
+}
+
+var (
+	rjKick = reactor.Method("test.remote.jkick", (*RJCaller).Kick)
+	rjSeen = reactor.Method("test.remote.jseen", (*RJCaller).Seen, reactor.ReadOnly())
+)
+
 var (
 	rAdd   = reactor.Method("test.remote.add", (*RCounter).Add)
 	rSend  = reactor.Method("test.remote.send", (*RCounter).Add)
@@ -139,8 +165,16 @@ func twoRuntimes(t *testing.T) (a, b *reactor.Runtime, slow *RSlow) {
 	if _, err := reactor.Register(b, "/b/slow", slow, reactor.InboxSize(1)); err != nil {
 		t.Fatal(err)
 	}
-	a, err = reactor.New(reactor.Config{Logger: log, Remote: &fabricNode{f, "a"}})
+	ja, err := journal.Open(ctx, journal.Options{Dir: filepath.Join(t.TempDir(), "journal"), Logger: log})
 	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ja.Close() })
+	a, err = reactor.New(reactor.Config{Journal: ja, Logger: log, Remote: &fabricNode{f, "a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reactor.RegisterChildren(a, "/a/jcallers", func(string) *RJCaller { return &RJCaller{to: a.Ref("/b/counters/j")} }, reactor.Journaled()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := reactor.Register(a, "/a/caller", &RCaller{async: a.Ref("/b/counters/async"), snt: a.Ref("/b/counters/sent")}); err != nil {
@@ -201,6 +235,16 @@ func TestRemoteCallSendAsync(t *testing.T) {
 	waitFor(t, func() bool {
 		n, err := rGet.Call(ctx, a.Ref("/b/counters/sent"), struct{}{})
 		return err == nil && n == 3
+	})
+	// A journaled caller's Async: keyed by its origin, reply journaled.
+	for i := 1; i <= 2; i++ {
+		if _, err := rjKick.Call(ctx, a.Ref("/a/jcallers/x"), i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool {
+		seen, err := rjSeen.Call(ctx, a.Ref("/a/jcallers/x"), struct{}{})
+		return err == nil && len(seen) == 2 && max(seen[0], seen[1]) == 3
 	})
 	// Forward with a deferred reply: b's answer goes to Relay's caller.
 	if sum, err := rRelay.Call(ctx, a.Ref("/a/caller"), 100); err != nil || sum != 103 {
