@@ -34,9 +34,14 @@ import (
 //     delivered as a local reply is — an Async continuation runs on the
 //     caller's turn, and the caller stays resident until then.
 //
-// A journaled handler's messages to remote services are counted as sends
-// to journaled services (every clustered service is journaled), so their
-// origin keys match what a replay computes.
+// With Remote set, a journaled handler's origin keys name the sending
+// service (journal sequences may be per partition) and count every
+// modifying send, local or remote, so they are the same whether the
+// target runs here or elsewhere, live or in replay. Its remote sends and
+// Async calls are owed: the sender is not checkpointed past the input
+// that made them until they were delivered (ErrBusy is retried), so after
+// a crash or handoff the replay sends them again and the receiver drops
+// duplicates by key.
 type Remote interface {
 	// Owns reports whether this runtime serves addr.
 	Owns(addr string) bool

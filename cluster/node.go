@@ -35,6 +35,10 @@ type NodeConfig struct {
 	Groups []string
 	// Services are top-level addresses: each is a partition of one.
 	Services []string
+	// FrontEnd makes a node that owns no partitions and is not counted as
+	// a member: it only routes (Client, Ref) — the stateless front end of
+	// an HTTP API. Setup may be nil.
+	FrontEnd bool
 	// Setup registers the services on a partition's runtime: the same code
 	// on every node, called once per partition this node takes over (it
 	// registers every service; the runtime serves the addresses of its
@@ -81,7 +85,7 @@ func (c NodeConfig) Validate() error {
 		return fmt.Errorf("%w: node Conn is nil", ErrInvalidConfig)
 	case c.Node == "" || strings.ContainsAny(c.Node, ". *>/\\"):
 		return fmt.Errorf("%w: node id %q empty or not a valid KV key", ErrInvalidConfig, c.Node)
-	case c.Setup == nil:
+	case c.Setup == nil && !c.FrontEnd:
 		return fmt.Errorf("%w: node Setup is nil", ErrInvalidConfig)
 	case len(c.Groups)+len(c.Services) == 0:
 		return fmt.Errorf("%w: node has no Groups or Services", ErrInvalidConfig)
@@ -202,9 +206,14 @@ func OpenNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if err := n.client.Start(ctx); err != nil {
 		return nil, err
 	}
+	if cfg.Replicas < 3 && !cfg.FrontEnd {
+		n.log.Warn("cluster: journals, leases and checkpoints have fewer than 3 replicas: acknowledged records are lost if the NATS server holding them loses its disk (and, with the default lazy sync_interval, on a power failure)", "replicas", cfg.Replicas)
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.wg.Add(1)
-	go n.placeLoop()
+	if !cfg.FrontEnd {
+		n.wg.Add(1)
+		go n.placeLoop()
+	}
 	return n, nil
 }
 
@@ -264,9 +273,11 @@ func (n *Node) Close(ctx context.Context) error {
 			}
 			wg.Wait()
 			n.client.Close(ctx)
-			dctx, cancel := context.WithTimeout(ctx, time.Second)
-			defer cancel()
-			n.nodes.Delete(dctx, n.cfg.Node)
+			if !n.cfg.FrontEnd {
+				dctx, cancel := context.WithTimeout(ctx, time.Second)
+				defer cancel()
+				n.nodes.Delete(dctx, n.cfg.Node)
+			}
 		}()
 		select {
 		case <-done:

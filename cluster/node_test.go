@@ -267,7 +267,8 @@ func TestNodeConfigValidate(t *testing.T) {
 // TestNodeLeaves: a node that closes hands its partitions off (checkpoint,
 // close, release): the other serves them at once, keyed calls made during
 // the handoff wait and land, and every acknowledged increment — and every
-// send of a journaled handler — is there exactly once.
+// send of a journaled handler — is there exactly once. A front-end node
+// owns nothing and reaches every partition.
 func TestNodeLeaves(t *testing.T) {
 	srv := clustertest.Single(t)
 	const cl, ttl = "leave", time.Second
@@ -313,6 +314,21 @@ func TestNodeLeaves(t *testing.T) {
 	}
 	wg.Wait()
 	waitOwned(t, 5, 5*ttl, b)
+	// A front-end node owns nothing and reaches everything.
+	front, err := cluster.OpenNode(ctx, cluster.NodeConfig{Conn: srv.Connect(t), Cluster: cl, Node: "front", Partitions: 4,
+		Groups: []string{"/counters"}, Services: []string{"/slow"}, LeaseTTL: ttl, FrontEnd: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer front.Close(ctx)
+	if _, err := nAdd.Call(reactor.WithIdempotencyKey(ctx, "front-1"), front.Ref("/counters/c1"), 1); err != nil {
+		t.Fatal(err)
+	}
+	want["c1"]++
+	if len(front.Owned()) != 0 {
+		t.Fatalf("front end owns %v", front.Owned())
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for done := false; !done; {
 		done = true
