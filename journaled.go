@@ -158,6 +158,18 @@ func originKey(seq uint64, n int) string {
 	return "\x00o" + strconv.FormatUint(seq, 36) + "." + strconv.Itoa(n)
 }
 
+// originKey is the key of the handler's current send (c.sends). In a
+// cluster (Config.Remote set) sequence numbers are per partition journal,
+// so the key also names the sending service: two partitions' inputs of
+// the same seq must not look like one message to a receiver.
+func (c *Ctx) originKey() string {
+	k := originKey(c.meta.seq, c.sends)
+	if c.rt.cfg.Remote != nil && c.svc != nil {
+		k += "@" + c.svc.addr()
+	}
+	return k
+}
+
 // postJournaled appends a message for a journaled service and enqueues it
 // once durable. A Send from outside waits for durability; a Call waits for
 // its reply (which follows durability); sends from handlers do not block

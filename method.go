@@ -212,6 +212,18 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 	if internal && c.rt.cfg.CheckShared != nil && c.svc != nil {
 		c.rt.cfg.CheckShared(c.svc.addr(), "send of "+m.name+" to "+to.addr, c.svc.obj, req)
 	}
+	if r := to.rt.cfg.Remote; r != nil && !r.Owns(to.addr) {
+		if !internal && to.rt.closing.Load() {
+			return fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, ErrClosed)
+		}
+		if _, blocking := e.r.(blocker); internal && c.out != nil && !blocking {
+			// From a batch of an External service: sent once its state is
+			// committed, as a local post is.
+			c.out.hold(m.heldPost(c, ctx, to, req, e, wait, force))
+			return nil
+		}
+		return m.postRemote(ctx, c, to, req, e, r)
+	}
 	if !internal && to.rt.closing.Load() {
 		return fmt.Errorf("reactor: %s to %s: %w", m.name, to.addr, ErrClosed)
 	}
@@ -239,7 +251,7 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 			}
 		}
 		if internal && c.replay {
-			return m.replayPost(c, to, svc, req, e, blocking, journaled)
+			return m.replayPost(c, to, svc, req, e, blocking, journaled, keyFrom(ctx) != "")
 		}
 		if internal && c.out != nil && !blocking {
 			// From a batch of an External service: posted once its state
@@ -255,7 +267,7 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 					// the child was evicted under us must keep the key that
 					// a replay of this handler will give the same send.
 					c.sends++
-					origin = originKey(c.meta.seq, c.sends)
+					origin = c.originKey()
 				}
 				key = origin
 			}
@@ -273,6 +285,16 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 				continue
 			}
 			return err
+		}
+		if internal && c.meta != nil && !m.readOnly && to.rt.cfg.Remote != nil && keyFrom(ctx) == "" {
+			// In a cluster a journaled handler counts every modifying send
+			// as a send to a journaled service, as a remote one is counted
+			// (see Remote): its origin keys stay the same whether the
+			// target runs here or elsewhere, live and in replay.
+			if origin == "" { // once per send, not per attempt (see above)
+				c.sends++
+				origin = c.originKey()
+			}
 		}
 		// A caller that cannot give up (no Done channel) may run an idle
 		// service's turn itself: it would wait for the reply regardless.
@@ -322,15 +344,18 @@ func (m *MethodOf[S, Req, Resp]) heldPost(c *Ctx, ctx context.Context, to Ref, r
 // sends to journaled services are queued to go out again after replay
 // (their receivers drop duplicates by key); everything else is a side
 // effect already done before the crash, and is suppressed.
-func (m *MethodOf[S, Req, Resp]) replayPost(c *Ctx, to Ref, svc *service, req Req, e envelope, blocking, journaled bool) error {
+func (m *MethodOf[S, Req, Resp]) replayPost(c *Ctx, to Ref, svc *service, req Req, e envelope, blocking, journaled, keyed bool) error {
 	if blocking {
 		return fmt.Errorf("reactor: %s: blocking call from a handler during replay: %w", m.name, ErrDeadlock)
+	}
+	if c.rt.cfg.Remote != nil && !m.readOnly && !keyed && (!journaled || e.r != nil) {
+		c.sends++ // counted as the live run counted it (cluster mode: see post)
 	}
 	if !journaled || e.r != nil {
 		return nil
 	}
 	c.sends++
-	key := originKey(c.meta.seq, c.sends)
+	key := c.originKey()
 	rt := c.rt
 	rt.resends = append(rt.resends, func() {
 		if err := m.postJournaled(rt.ctx, nil, to, svc, req, e, false, true, key); err != nil {
@@ -411,7 +436,7 @@ func (m *MethodOf[S, Req, Resp]) Async(c *Ctx, to Ref, req Req, then func(c *Ctx
 		// A journaled caller journals the reply as its own input, keyed
 		// like the request, so the continuation replays in place.
 		c.sends++
-		ac.key = originKey(c.meta.seq, c.sends)
+		ac.key = c.originKey()
 	}
 	c.svc.mu.Lock()
 	c.svc.pins++

@@ -72,6 +72,9 @@ type Config struct {
 	// reader). what names the value: "reply of m", "send of m to addr",
 	// "callback to addr". Unset, it costs one nil check.
 	CheckShared func(addr, what string, state, value any)
+	// Remote, if set, serves the addresses this runtime does not own (see
+	// Remote): a cluster node's router. nil: every address is served here.
+	Remote Remote
 }
 
 // Validate reports a configuration that cannot work.

@@ -63,6 +63,10 @@ type Runtime struct {
 
 	seedMu sync.Mutex
 	seeds  *rand.Rand // deterministic mode only
+
+	// remoteWG counts goroutines running remote calls (remote.go); Close
+	// waits for them after cancelling rt.ctx.
+	remoteWG sync.WaitGroup
 }
 
 // New creates a runtime. It starts nothing: register services, then Start.
@@ -389,6 +393,7 @@ func (rt *Runtime) Close(ctx context.Context) error {
 		rt.writers.stop() // queued checkpoints are written, in-flight ones end
 	}
 	rt.cancel()
+	rt.remoteWG.Wait() // remote calls end with rt.ctx
 	// No turn runs any more: a deferred reply still open would never be
 	// completed.
 	rt.deferred.Range(func(p, _ any) bool {

@@ -32,7 +32,29 @@
 // coordinated power failure under lazy fsync. Such setups are allowed (a
 // laptop, a single test server) but are not durable in that sense.
 //
-// The runtime wiring (placement, handoff, routing) is not here; this package
-// is what it is built on. Package clustertest starts embedded servers for
-// tests.
+// # Nodes
+//
+// Node puts it together: the same Setup on every node, a reactor.Runtime
+// per partition the node owns (its journal the partition's stream, its
+// checkpoints a per-partition view of Checkpoints, refusing writes once
+// the lease is not valid) and the node's router as reactor.Config.Remote.
+// A message for an address of another partition is a NATS request on
+// RPCSubject, answered by the owner with reactor's Deliver; errors travel
+// as reactor.EncodeError. "No responders" (a handoff) is retried with
+// backoff until the caller's context ends; timeouts and refusals by a
+// closing owner are retried for messages with an idempotency key. Callers
+// outside any partition use Node.Client (or Node.Ref).
+//
+// Placement is by membership heartbeats (NodesBucket): each node takes
+// free partitions up to its fair share and hands off one partition per
+// round when it holds more than that for two rounds. A fenced partition is
+// closed at once.
+//
+// In cluster mode a journaled handler's origin keys name the sending
+// service (journal sequences are per partition), count every modifying
+// send, and a remote message is owed — the sender is not checkpointed past
+// its input until it was delivered — so a new owner's replay sends it
+// again and the receiver drops the duplicate.
+//
+// Package clustertest starts embedded servers for tests.
 package cluster

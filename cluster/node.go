@@ -1,0 +1,609 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/checkpoint"
+)
+
+// NodeConfig configures OpenNode. Zero values of the optional fields are
+// usable.
+type NodeConfig struct {
+	// Conn is the node's NATS connection. Required. The node does not close it.
+	Conn *nats.Conn
+	// Cluster is the cluster name (prefix of every NATS name). Required.
+	Cluster string
+	// Node identifies this node (lease entries, membership). Required,
+	// unique in the cluster.
+	Node string
+	// Partitions is the number of partitions of each group. Fixed for the
+	// cluster's life. Required.
+	Partitions int
+	// Groups are the parent addresses of keyed children ("/rooms"): each
+	// is split into Partitions partitions.
+	Groups []string
+	// Services are top-level addresses: each is a partition of one.
+	Services []string
+	// FrontEnd makes a node that owns no partitions and is not counted as
+	// a member: it only routes (Client, Ref) — the stateless front end of
+	// an HTTP API. Setup may be nil.
+	FrontEnd bool
+	// Setup registers the services on a partition's runtime: the same code
+	// on every node, called once per partition this node takes over (it
+	// registers every service; the runtime serves the addresses of its
+	// partition only). Required. Register them Journaled: a partition moves
+	// between nodes through its journal and checkpoints.
+	Setup func(rt *reactor.Runtime) error
+	// LeaseTTL of partition leases and of membership entries (default 6s).
+	LeaseTTL time.Duration
+	// Replicas of the streams and buckets the node creates: 3 on a NATS
+	// cluster. Default 1.
+	Replicas int
+	// RequestTimeout bounds one attempt of a remote call (default
+	// 2×LeaseTTL; a handler that may take longer needs more). After a
+	// timeout a call that carries an idempotency key is tried again until
+	// the caller's context ends; one without a key fails (it may have
+	// been applied).
+	RequestTimeout time.Duration
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *NodeConfig) withDefaults() {
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 6 * time.Second
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 2 * c.LeaseTTL
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports whether the config is usable.
+func (c NodeConfig) Validate() error {
+	if err := validName(c.Cluster); err != nil {
+		return err
+	}
+	switch {
+	case c.Conn == nil:
+		return fmt.Errorf("%w: node Conn is nil", ErrInvalidConfig)
+	case c.Node == "" || strings.ContainsAny(c.Node, ". *>/\\"):
+		return fmt.Errorf("%w: node id %q empty or not a valid KV key", ErrInvalidConfig, c.Node)
+	case c.Setup == nil && !c.FrontEnd:
+		return fmt.Errorf("%w: node Setup is nil", ErrInvalidConfig)
+	case len(c.Groups)+len(c.Services) == 0:
+		return fmt.Errorf("%w: node has no Groups or Services", ErrInvalidConfig)
+	case c.LeaseTTL < 0 || c.RequestTimeout < 0:
+		return fmt.Errorf("%w: negative node LeaseTTL or RequestTimeout", ErrInvalidConfig)
+	}
+	_, err := NewPartitioner(c.Partitions)
+	return err
+}
+
+// NodesBucket is the KV bucket of the cluster's live nodes (entries expire
+// after the lease TTL unless heartbeated).
+func NodesBucket(cluster string) string { return cluster + "_nodes" }
+
+// RPCSubject is the subject the owner of partition p answers remote calls on.
+func RPCSubject(cluster string, p Partition) string { return cluster + ".rpc." + p.Token() }
+
+// Headers of a remote call request and its error reply.
+const (
+	hdrAddr   = "Reactor-Addr"
+	hdrMethod = "Reactor-Method"
+	hdrKey    = "Reactor-Key"
+	hdrError  = "Reactor-Error" // reply body is reactor.EncodeError
+)
+
+// Node is one member of a cluster: it owns some partitions (a lease, a
+// journal stream, a reactor.Runtime and an RPC subscription each) and
+// routes messages for the others over NATS. Every node runs the same
+// Setup; a partition runs on one node at a time.
+//
+// Placement: every LeaseTTL/3 the node heartbeats its membership entry and
+// tries to acquire free partitions until it owns ceil(partitions / live
+// nodes). A partition whose lease fences is closed at once (its runtime
+// closed, its subscription dropped; checkpoint writes are refused once
+// the lease is not valid). A node owning more than its share releases one
+// partition per placement round, after two rounds over (checkpoint, close,
+// release), so a joining node gets partitions without a storm.
+type Node struct {
+	cfg    NodeConfig
+	parts  Partitioner
+	groups map[string]bool
+	svcs   map[string]bool
+	all    []Partition
+	js     jetstream.JetStream
+	leases *Leases
+	ckpts  *Checkpoints
+	nodes  jetstream.KeyValue
+	client *reactor.Runtime
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	owned map[Partition]*partition
+	over  int // consecutive placement rounds over the fair share
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	stopped sync.Once
+}
+
+// partition is one partition this node serves.
+type partition struct {
+	p     Partition
+	lease *Lease
+	j     *Journal
+	rt    *reactor.Runtime
+	sub   *nats.Subscription
+	ctx   context.Context
+	stop  context.CancelFunc
+	reqs  sync.WaitGroup // requests being delivered
+	once  sync.Once
+}
+
+// OpenNode joins the cluster: it opens (or creates) the lease and
+// membership buckets and the checkpoint store, starts the client runtime
+// and the placement loop, and returns without waiting for partitions.
+func OpenNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.withDefaults()
+	parts, _ := NewPartitioner(cfg.Partitions)
+	js, err := jetstream.New(cfg.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open node: %w", err)
+	}
+	n := &Node{cfg: cfg, parts: parts, js: js, groups: map[string]bool{}, svcs: map[string]bool{},
+		owned: map[Partition]*partition{}, log: cfg.Logger.With("node", cfg.Node)}
+	for _, g := range cfg.Groups {
+		n.groups[g] = true
+		for i := range parts.Count() {
+			n.all = append(n.all, Partition{Group: g, Index: i, Count: parts.Count()})
+		}
+	}
+	for _, s := range cfg.Services {
+		n.svcs[s] = true
+		n.all = append(n.all, Service(s))
+	}
+	n.leases, err = OpenLeases(ctx, js, LeaseConfig{Cluster: cfg.Cluster, Node: cfg.Node, TTL: cfg.LeaseTTL, Replicas: cfg.Replicas, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	n.ckpts, err = OpenCheckpoints(ctx, js, CheckpointConfig{Cluster: cfg.Cluster, Replicas: cfg.Replicas, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	n.nodes, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: NodesBucket(cfg.Cluster), Description: "reactor cluster members",
+		TTL: cfg.LeaseTTL, History: 1, Storage: jetstream.MemoryStorage, Replicas: cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open membership bucket: %w", err)
+	}
+	n.client, err = reactor.New(reactor.Config{Logger: cfg.Logger, Remote: clientRemote{n}})
+	if err != nil {
+		return nil, err
+	}
+	if err := n.client.Start(ctx); err != nil {
+		return nil, err
+	}
+	if cfg.Replicas < 3 && !cfg.FrontEnd {
+		n.log.Warn("cluster: journals, leases and checkpoints have fewer than 3 replicas: acknowledged records are lost if the NATS server holding them loses its disk (and, with the default lazy sync_interval, on a power failure)", "replicas", cfg.Replicas)
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if !cfg.FrontEnd {
+		n.wg.Add(1)
+		go n.placeLoop()
+	}
+	return n, nil
+}
+
+// Client is a runtime with no services of its own whose every message goes
+// to the owner of its address: for callers outside any partition (an HTTP
+// handler). m.Call(ctx, node.Client().Ref("/rooms/42"), req) works on any
+// node.
+func (n *Node) Client() *reactor.Runtime { return n.client }
+
+// Ref is n.Client().Ref(addr).
+func (n *Node) Ref(addr string) reactor.Ref { return n.client.Ref(addr) }
+
+// Owned lists the partitions this node serves now.
+func (n *Node) Owned() []Partition {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]Partition, 0, len(n.owned))
+	for p := range n.owned {
+		out = append(out, p)
+	}
+	return out
+}
+
+// PartitionOf returns the partition of addr, false for an address of no
+// configured group or service.
+func (n *Node) PartitionOf(addr string) (Partition, bool) {
+	if n.svcs[addr] {
+		return Service(addr), true
+	}
+	if i := strings.LastIndexByte(addr, '/'); i > 0 && i < len(addr)-1 && n.groups[addr[:i]] {
+		return n.parts.Child(addr[:i], addr[i+1:]), true
+	}
+	return Partition{}, false
+}
+
+// Close leaves the cluster: it stops placement, closes every partition
+// (checkpoint, close, release its lease) and the client runtime, and
+// removes the membership entry. It returns when done or when ctx ends.
+// Safe to call twice.
+func (n *Node) Close(ctx context.Context) error {
+	var err error
+	n.stopped.Do(func() {
+		n.cancel()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			n.wg.Wait()
+			n.mu.Lock()
+			parts := make([]*partition, 0, len(n.owned))
+			for _, pt := range n.owned {
+				parts = append(parts, pt)
+			}
+			n.mu.Unlock()
+			var wg sync.WaitGroup
+			for _, pt := range parts {
+				wg.Go(func() { n.closePartition(ctx, pt, true) })
+			}
+			wg.Wait()
+			n.client.Close(ctx)
+			if !n.cfg.FrontEnd {
+				dctx, cancel := context.WithTimeout(ctx, time.Second)
+				defer cancel()
+				n.nodes.Delete(dctx, n.cfg.Node)
+			}
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("cluster: close node: %w", ctx.Err())
+		}
+	})
+	return err
+}
+
+// placeLoop heartbeats membership and runs placement rounds until Close.
+func (n *Node) placeLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		n.place()
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// place runs one placement round.
+func (n *Node) place() {
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.LeaseTTL)
+	defer cancel()
+	if _, err := n.nodes.Put(ctx, n.cfg.Node, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+		n.log.Warn("cluster: membership heartbeat failed", "err", err)
+		return
+	}
+	live := 1
+	if keys, err := n.nodes.Keys(ctx); err == nil {
+		live = max(len(keys), 1)
+	}
+	share := (len(n.all) + live - 1) / live
+	n.mu.Lock()
+	owned := len(n.owned)
+	if owned > share {
+		n.over++
+	} else {
+		n.over = 0
+	}
+	var extra *partition
+	if n.over >= 2 {
+		for _, pt := range n.owned {
+			extra = pt
+			break
+		}
+		n.over = 0
+	}
+	n.mu.Unlock()
+	if extra != nil {
+		n.log.Info("cluster: handing partition off", "partition", extra.p.String(), "share", share)
+		n.closePartition(ctx, extra, true)
+		return
+	}
+	// Start at a node-specific offset so nodes do not all race for the
+	// same free partitions.
+	h := fnv.New32a()
+	h.Write([]byte(n.cfg.Node))
+	start := int(h.Sum32() % uint32(len(n.all)))
+	for i := range n.all {
+		if owned >= share || ctx.Err() != nil {
+			return
+		}
+		p := n.all[(start+i)%len(n.all)]
+		n.mu.Lock()
+		_, have := n.owned[p]
+		n.mu.Unlock()
+		if have {
+			continue
+		}
+		if err := n.takeOver(ctx, p); err != nil {
+			if !errors.Is(err, ErrHeld) {
+				n.log.Warn("cluster: take over partition", "partition", p.String(), "err", err)
+			}
+			continue
+		}
+		owned++
+	}
+}
+
+// takeOver acquires p and starts serving it: lease, journal (fenced),
+// runtime (replayed), subscription.
+func (n *Node) takeOver(ctx context.Context, p Partition) (err error) {
+	lease, err := n.leases.Acquire(ctx, p)
+	if err != nil {
+		return err
+	}
+	pt := &partition{p: p, lease: lease}
+	pt.ctx, pt.stop = context.WithCancel(n.ctx)
+	defer func() {
+		if err != nil {
+			pt.stop()
+			if pt.rt != nil {
+				pt.rt.Close(context.WithoutCancel(ctx))
+			}
+			if pt.j != nil {
+				pt.j.Close()
+			}
+			lease.Release(context.WithoutCancel(ctx))
+		}
+	}()
+	pt.j, err = OpenJournal(ctx, n.cfg.Conn, JournalConfig{Cluster: n.cfg.Cluster, Partition: p, Lease: lease, Replicas: n.cfg.Replicas, Logger: n.cfg.Logger})
+	if err != nil {
+		return err
+	}
+	pt.rt, err = reactor.New(reactor.Config{
+		Journal: pt.j,
+		Store:   &partitionStore{s: n.ckpts, prefix: p.Token() + ":", lease: lease},
+		Logger:  n.cfg.Logger,
+		Remote:  partitionRemote{n, p},
+	})
+	if err != nil {
+		return err
+	}
+	if err := n.cfg.Setup(pt.rt); err != nil {
+		return fmt.Errorf("cluster: setup %s: %w", p, err)
+	}
+	if err := pt.rt.Start(ctx); err != nil {
+		return fmt.Errorf("cluster: start %s: %w", p, err)
+	}
+	pt.sub, err = n.cfg.Conn.Subscribe(RPCSubject(n.cfg.Cluster, p), pt.serve)
+	if err != nil {
+		return fmt.Errorf("cluster: subscribe %s: %w", p, err)
+	}
+	n.mu.Lock()
+	n.owned[p] = pt
+	n.mu.Unlock()
+	n.log.Info("cluster: serving partition", "partition", p.String(), "epoch", lease.Epoch())
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		select {
+		case <-lease.Fenced():
+			n.log.Warn("cluster: partition fenced; closing it", "partition", p.String(), "err", lease.Err())
+			cctx, cancel := context.WithTimeout(context.Background(), n.cfg.LeaseTTL)
+			defer cancel()
+			n.closePartition(cctx, pt, false)
+		case <-pt.ctx.Done():
+		}
+	}()
+	return nil
+}
+
+// closePartition stops serving pt: the subscription first (new callers
+// get no responders and retry), then the runtime (it drains until ctx
+// ends and checkpoints while the lease is valid), the journal and, if
+// release, the lease.
+func (n *Node) closePartition(ctx context.Context, pt *partition, release bool) {
+	pt.once.Do(func() {
+		n.mu.Lock()
+		if n.owned[pt.p] == pt {
+			delete(n.owned, pt.p)
+		}
+		n.mu.Unlock()
+		pt.sub.Unsubscribe()
+		if err := pt.rt.Close(ctx); err != nil {
+			n.log.Warn("cluster: close partition runtime", "partition", pt.p.String(), "err", err)
+		}
+		pt.stop()
+		pt.reqs.Wait() // the runtime answered or failed them all
+		pt.j.Close()
+		if release {
+			pt.lease.Release(context.WithoutCancel(ctx))
+		}
+	})
+}
+
+// serve answers one remote call on the partition's subject. It runs the
+// call on its own goroutine: NATS delivers a subscription's messages one
+// at a time.
+func (pt *partition) serve(msg *nats.Msg) {
+	pt.reqs.Add(1)
+	go func() {
+		defer pt.reqs.Done()
+		out, err := pt.rt.Deliver(pt.ctx, msg.Header.Get(hdrAddr), msg.Header.Get(hdrMethod), msg.Data, msg.Header.Get(hdrKey))
+		reply := nats.NewMsg(msg.Reply)
+		if err != nil && pt.ctx.Err() != nil {
+			// Handed off or fenced while it waited: a keyed caller tries
+			// the next owner.
+			err = fmt.Errorf("cluster: partition %s closed: %w: %w", pt.p, reactor.ErrClosed, err)
+		}
+		if err != nil {
+			reply.Header.Set(hdrError, "1")
+			reply.Data = reactor.EncodeError(err)
+		} else {
+			reply.Data = out
+		}
+		msg.RespondMsg(reply)
+	}()
+}
+
+// call sends a remote call to the owner of addr's partition, retrying
+// while no one serves it (a handoff) until ctx ends. A call with a key is
+// also retried after a timeout or a refusal by a closing or fenced owner
+// (the receiver drops a duplicate); a call without one is not, since it
+// may have been applied.
+func (n *Node) call(ctx context.Context, addr, method string, payload []byte, key string) ([]byte, error) {
+	p, ok := n.PartitionOf(addr)
+	if !ok {
+		return nil, fmt.Errorf("cluster: %s is in no configured group or service: %w", addr, reactor.ErrNoService)
+	}
+	msg := nats.NewMsg(RPCSubject(n.cfg.Cluster, p))
+	msg.Header.Set(hdrAddr, addr)
+	msg.Header.Set(hdrMethod, method)
+	if key != "" {
+		msg.Header.Set(hdrKey, key)
+	}
+	msg.Data = payload
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+		resp, err := n.cfg.Conn.RequestMsgWithContext(actx, msg)
+		cancel()
+		if err == nil {
+			if resp.Header.Get(hdrError) == "" {
+				return resp.Data, nil
+			}
+			err = reactor.DecodeError(resp.Data)
+		}
+		if !retryable(err, key) || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("cluster: call %s on %s: %w (last: %w)", method, addr, ctx.Err(), err)
+			}
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cluster: call %s on %s: %w (last: %w)", method, addr, ctx.Err(), err)
+		case <-time.After(backoff(attempt)):
+		}
+	}
+}
+
+func retryable(err error, key string) bool {
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return true // nobody received it
+	case errors.Is(err, ErrFenced):
+		return true // refused by a stale owner: not journaled, not applied
+	case key == "":
+		return false
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, reactor.ErrClosed) || errors.Is(err, ErrFailed)
+}
+
+// partitionRemote is the Remote of one partition's runtime.
+type partitionRemote struct {
+	n *Node
+	p Partition
+}
+
+// Owns: addresses of p, and addresses of no configured partition (they
+// resolve locally, to ErrNoService or a local-only service).
+func (r partitionRemote) Owns(addr string) bool {
+	p, ok := r.n.PartitionOf(addr)
+	return !ok || p == r.p
+}
+
+func (r partitionRemote) Call(ctx context.Context, addr, method string, payload []byte, key string) ([]byte, error) {
+	return r.n.call(ctx, addr, method, payload, key)
+}
+
+// clientRemote is the client runtime's Remote: it owns nothing routable.
+type clientRemote struct{ n *Node }
+
+func (r clientRemote) Owns(addr string) bool { _, ok := r.n.PartitionOf(addr); return !ok }
+
+func (r clientRemote) Call(ctx context.Context, addr, method string, payload []byte, key string) ([]byte, error) {
+	return r.n.call(ctx, addr, method, payload, key)
+}
+
+var (
+	_ reactor.Remote   = partitionRemote{}
+	_ reactor.Remote   = clientRemote{}
+	_ checkpoint.Store = (*partitionStore)(nil)
+)
+
+// partitionStore is one partition's view of the cluster's checkpoints:
+// keys prefixed by the partition token (the runtime keeps its journal
+// floor under a fixed key), and no writes once the lease is not valid.
+type partitionStore struct {
+	s      *Checkpoints
+	prefix string
+	lease  *Lease
+}
+
+func (ps *partitionStore) Save(ctx context.Context, key string, cp checkpoint.Checkpoint) error {
+	if !ps.lease.Valid() {
+		return fmt.Errorf("cluster: checkpoint %s: %w", key, ErrFenced)
+	}
+	return ps.s.Save(ctx, ps.prefix+key, cp)
+}
+
+func (ps *partitionStore) Load(ctx context.Context, key string) (checkpoint.Checkpoint, error) {
+	return ps.s.Load(ctx, ps.prefix+key)
+}
+
+func (ps *partitionStore) Delete(ctx context.Context, key string) error {
+	if !ps.lease.Valid() {
+		return fmt.Errorf("cluster: delete checkpoint %s: %w", key, ErrFenced)
+	}
+	return ps.s.Delete(ctx, ps.prefix+key)
+}
+
+func (ps *partitionStore) Keys(ctx context.Context) ([]string, error) {
+	all, err := ps.s.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, k := range all {
+		if rest, ok := strings.CutPrefix(k, ps.prefix); ok {
+			out = append(out, rest)
+		}
+	}
+	return out, nil
+}
+
+func init() {
+	reactor.RegisterError("cluster.fenced", reactor.CodeUnavailable, ErrFenced)
+	reactor.RegisterError("cluster.failed", reactor.CodeUnavailable, ErrFailed)
+	reactor.RegisterError("cluster.closed", reactor.CodeUnavailable, ErrClosed)
+	reactor.RegisterError("cluster.corrupt", reactor.CodeDataLoss, ErrCorrupt)
+}
