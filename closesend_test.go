@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -185,5 +186,53 @@ func TestSendRetriedAfterEvictionKeepsItsOriginKey(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if n, err := relayOutRead.Call(ctx, rt.Ref("/out"), struct{}{}); n != 1 || err != nil {
 		t.Fatalf("after a retried send and a crash: applied %d times (%v), want once", n, err)
+	}
+}
+
+type keyedRelay struct {
+	N  int
+	to reactor.Ref
+}
+
+var keyedRelayGo = reactor.Method("test.closesend.keyed", func(in *keyedRelay, c *reactor.Ctx, v int) (struct{}, error) {
+	in.N++
+	// One send keyed by the handler, one numbered by the runtime.
+	if err := relayOutAdd.Send(reactor.WithIdempotencyKey(c, "k"+strconv.Itoa(in.N)), in.to, v); err != nil {
+		return struct{}{}, err
+	}
+	return struct{}{}, relayOutAdd.Send(c, in.to, v)
+})
+
+// TestReplayedKeyedSendKeepsItsKey: after a crash, a replayed handler's
+// sends go out again under the keys they had live — the key the handler
+// chose for one, the runtime's origin key for the other — so the receiver
+// drops both as duplicates. The replay used to give the keyed send an
+// origin key (and shift the next send's number): both were applied twice.
+func TestReplayedKeyedSendKeepsItsKey(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func() (*reactor.Runtime, *journal.Journal) {
+		return testutil.OpenDurable(t, dir, reactor.Config{}, func(rt *reactor.Runtime) error {
+			if _, err := reactor.Register(rt, "/in", &keyedRelay{to: rt.Ref("/out")}, reactor.Journaled()); err != nil {
+				return err
+			}
+			_, err := reactor.Register(rt, "/out", &relayOut{}, reactor.Journaled())
+			return err
+		})
+	}
+	rt, j := open()
+	if _, err := keyedRelayGo.Call(ctx, rt.Ref("/in"), 1); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, func() bool {
+		n, err := relayOutRead.Call(ctx, rt.Ref("/out"), struct{}{})
+		return err == nil && n == 2
+	})
+	j.Close() // a crash: nothing checkpointed
+	rt, j = open()
+	defer func() { rt.Close(ctx); j.Close() }()
+	time.Sleep(50 * time.Millisecond) // the resends after replay
+	if n, err := relayOutRead.Call(ctx, rt.Ref("/out"), struct{}{}); n != 2 || err != nil {
+		t.Fatalf("after a crash: %d applied (%v), want 2", n, err)
 	}
 }

@@ -251,7 +251,7 @@ func (m *MethodOf[S, Req, Resp]) post(ctx context.Context, to Ref, req Req, e en
 			}
 		}
 		if internal && c.replay {
-			return m.replayPost(c, to, svc, req, e, blocking, journaled, keyFrom(ctx) != "")
+			return m.replayPost(c, to, svc, req, e, blocking, journaled, keyFrom(ctx))
 		}
 		if internal && c.out != nil && !blocking {
 			// From a batch of an External service: posted once its state
@@ -344,18 +344,24 @@ func (m *MethodOf[S, Req, Resp]) heldPost(c *Ctx, ctx context.Context, to Ref, r
 // sends to journaled services are queued to go out again after replay
 // (their receivers drop duplicates by key); everything else is a side
 // effect already done before the crash, and is suppressed.
-func (m *MethodOf[S, Req, Resp]) replayPost(c *Ctx, to Ref, svc *service, req Req, e envelope, blocking, journaled, keyed bool) error {
+func (m *MethodOf[S, Req, Resp]) replayPost(c *Ctx, to Ref, svc *service, req Req, e envelope, blocking, journaled bool, key string) error {
 	if blocking {
 		return fmt.Errorf("reactor: %s: blocking call from a handler during replay: %w", m.name, ErrDeadlock)
 	}
-	if c.rt.cfg.Remote != nil && !m.readOnly && !keyed && (!journaled || e.r != nil) {
+	if c.rt.cfg.Remote != nil && !m.readOnly && key == "" && (!journaled || e.r != nil) {
 		c.sends++ // counted as the live run counted it (cluster mode: see post)
 	}
 	if !journaled || e.r != nil {
 		return nil
 	}
-	c.sends++
-	key := c.originKey()
+	if key == "" {
+		// Numbered as the live run numbered it; a send the handler keyed
+		// itself (WithIdempotencyKey) went out under that key and took no
+		// number, so its resend must too, or the receiver would apply it
+		// twice and every later send's number would shift.
+		c.sends++
+		key = c.originKey()
+	}
 	rt := c.rt
 	rt.resends = append(rt.resends, func() {
 		if err := m.postJournaled(rt.ctx, nil, to, svc, req, e, false, true, key); err != nil {
