@@ -236,3 +236,49 @@ func TestReplayedKeyedSendKeepsItsKey(t *testing.T) {
 		t.Fatalf("after a crash: %d applied (%v), want 2", n, err)
 	}
 }
+
+type forwarder struct{ a, b reactor.Ref }
+
+var forwardThenSend = reactor.Method("test.closesend.fwd", func(f *forwarder, c *reactor.Ctx, v int) (struct{}, error) {
+	relayOutAdd.Forward(c, f.a, v, reactor.Defer[struct{}](c))
+	return struct{}{}, relayOutAdd.Send(c, f.b, v)
+})
+
+// TestReplayedForwardKeepsLaterSendNumbers: a Forward to a journaled
+// service takes an origin number live; the replay must count it too, or
+// the handler's next send is resent under the Forward's key, which its own
+// receiver has never seen, and is applied twice.
+func TestReplayedForwardKeepsLaterSendNumbers(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func() (*reactor.Runtime, *journal.Journal) {
+		return testutil.OpenDurable(t, dir, reactor.Config{}, func(rt *reactor.Runtime) error {
+			if _, err := reactor.Register(rt, "/in", &forwarder{a: rt.Ref("/a"), b: rt.Ref("/b")}, reactor.Journaled()); err != nil {
+				return err
+			}
+			for _, addr := range []string{"/a", "/b"} {
+				if _, err := reactor.Register(rt, addr, &relayOut{}, reactor.Journaled()); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	rt, j := open()
+	if _, err := forwardThenSend.Call(ctx, rt.Ref("/in"), 1); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, func() bool {
+		n, err := relayOutRead.Call(ctx, rt.Ref("/b"), struct{}{})
+		return err == nil && n == 1
+	})
+	j.Close() // a crash: nothing checkpointed
+	rt, j = open()
+	defer func() { rt.Close(ctx); j.Close() }()
+	time.Sleep(50 * time.Millisecond) // the resends after replay
+	for _, addr := range []string{"/a", "/b"} {
+		if n, err := relayOutRead.Call(ctx, rt.Ref(addr), struct{}{}); n != 1 || err != nil {
+			t.Fatalf("%s after a crash: applied %d times (%v), want once", addr, n, err)
+		}
+	}
+}

@@ -348,18 +348,19 @@ func (m *MethodOf[S, Req, Resp]) replayPost(c *Ctx, to Ref, svc *service, req Re
 	if blocking {
 		return fmt.Errorf("reactor: %s: blocking call from a handler during replay: %w", m.name, ErrDeadlock)
 	}
-	if c.rt.cfg.Remote != nil && !m.readOnly && key == "" && (!journaled || e.r != nil) {
-		c.sends++ // counted as the live run counted it (cluster mode: see post)
+	// Numbered as the live run numbered it (post): every unkeyed message to
+	// a journaled service — a Forward or an Async too, which are not sent
+	// again — and, in a cluster, every unkeyed modifying one. A message the
+	// handler keyed itself (WithIdempotencyKey) took no number live and goes
+	// out again under its own key; numbering it here would shift every
+	// later send's key, and the receivers would apply those twice.
+	if key == "" && (journaled || (c.rt.cfg.Remote != nil && !m.readOnly)) {
+		c.sends++
 	}
 	if !journaled || e.r != nil {
 		return nil
 	}
 	if key == "" {
-		// Numbered as the live run numbered it; a send the handler keyed
-		// itself (WithIdempotencyKey) went out under that key and took no
-		// number, so its resend must too, or the receiver would apply it
-		// twice and every later send's number would shift.
-		c.sends++
 		key = c.originKey()
 	}
 	rt := c.rt
