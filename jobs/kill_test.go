@@ -202,6 +202,9 @@ func TestKill9WithJobsInFlight(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
+	if raceEnabled {
+		t.Skip("under -race: see race_test.go (the run without -race covers it)")
+	}
 	dir := t.TempDir()
 	const cycles = 20
 	for cycle := range cycles {
