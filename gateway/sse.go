@@ -222,11 +222,8 @@ func (s *Stream) Context() context.Context { return s.ctx }
 // client keeps its previous last event id); an empty Type means the
 // default "message" event. e.To is not looked at.
 func (s *Stream) Send(e eventlog.Event) error {
-	id := ""
-	if e.ID != 0 {
-		id = strconv.FormatUint(e.ID, 10)
-	}
-	return s.SendRaw(id, e.Type, e.Data)
+	s.appendLogEvent(s.getBuf(), e)
+	return s.write()
 }
 
 // SendRaw writes one event with the given fields and flushes it. Line
@@ -245,13 +242,18 @@ func (s *Stream) SendAll(events []eventlog.Event) error {
 	}
 	b := s.getBuf()
 	for _, e := range events {
-		id := ""
-		if e.ID != 0 {
-			id = strconv.FormatUint(e.ID, 10)
-		}
-		s.appendEvent(b, id, e.Type, e.Data)
+		s.appendLogEvent(b, e)
 	}
 	return s.write()
+}
+
+// appendLogEvent appends an event of a log: a zero ID writes no id field.
+func (s *Stream) appendLogEvent(b *bytes.Buffer, e eventlog.Event) {
+	id := ""
+	if e.ID != 0 {
+		id = strconv.FormatUint(e.ID, 10)
+	}
+	s.appendEvent(b, id, e.Type, e.Data)
 }
 
 func (s *Stream) appendEvent(b *bytes.Buffer, id, event string, data []byte) {
@@ -330,11 +332,7 @@ func (s *Stream) Run(ch <-chan eventlog.Event, heartbeat time.Duration) error {
 func (s *Stream) SendAllWithin(events []eventlog.Event, wait time.Duration) (pending bool, err error) {
 	b := s.getBuf()
 	for _, e := range events {
-		id := ""
-		if e.ID != 0 {
-			id = strconv.FormatUint(e.ID, 10)
-		}
-		s.appendEvent(b, id, e.Type, e.Data)
+		s.appendLogEvent(b, e)
 	}
 	return s.writeWithin(wait)
 }
