@@ -34,14 +34,19 @@ func (s *Store) censusOf(addr string) (string, bool) {
 // CensusKey returns the Redis key of the census of parent.
 func (s *Store) CensusKey(parent string) string { return s.prefix + "census:" + parent }
 
+// luaDropExpired drops the members of the census KEYS[1] whose expiry has
+// passed, by the server's clock (now, in ms).
+const luaDropExpired = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
+`
+
 // admitScript: KEYS[1] the census; ARGV[1] the address, ARGV[2] the limit,
 // ARGV[3] the TTL in ms ("0": none). Drops expired members, then admits
 // the address if it is counted already or the census has room. Returns 1
 // (admitted) or 0 (full).
-var admitScript = goredis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
+var admitScript = goredis.NewScript(luaDropExpired + `
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 1 end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 local ttl = tonumber(ARGV[3])
@@ -52,10 +57,7 @@ return 1
 `)
 
 // liveScript: KEYS[1] the census. Drops expired members; returns the count.
-var liveScript = goredis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
+var liveScript = goredis.NewScript(luaDropExpired + `
 return redis.call('ZCARD', KEYS[1])
 `)
 

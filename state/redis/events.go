@@ -34,13 +34,7 @@ func (s *Store) EventsKey(addr string) string { return s.prefix + "events:" + ad
 // with a census, KEYS[3] the parent's census and the address last.
 // The ids are checked against the stream's last entry before anything is
 // written: a script that fails half-way is not rolled back.
-var casEventsScript = goredis.NewScript(`
-local cur = redis.call('HMGET', KEYS[1], 'v', 'd')
-local v = tonumber(cur[1] or '0')
-if v ~= tonumber(ARGV[1]) then
-  if v == 0 then return {0, 0} end
-  return {0, v, cur[2]}
-end
+var casEventsScript = goredis.NewScript(luaCheckVersion + `
 local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 if #last > 0 then
   local seq = tonumber(string.match(last[1][1], '^0%-(%d+)$') or '-1')
@@ -48,10 +42,7 @@ if #last > 0 then
     return redis.error_reply('event id ' .. ARGV[5] .. ' not after the last entry of the stream: ' .. last[1][1])
   end
 end
-local t = redis.call('TIME')
-local nv = tonumber(t[1]) * 1000000 + tonumber(t[2])
-if nv <= v then nv = v + 1 end
-redis.call('HSET', KEYS[1], 'v', string.format('%d', nv), 'd', ARGV[2])
+` + luaWriteState + `
 local pairsEnd = #ARGV
 if KEYS[3] then pairsEnd = pairsEnd - 1 end
 for i = 5, pairsEnd, 2 do
@@ -65,11 +56,7 @@ else
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[2])
 end
-if KEYS[3] then
-  local exp = '+inf'
-  if ttl > 0 then exp = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + ttl end
-  redis.call('ZADD', KEYS[3], exp, ARGV[#ARGV])
-end
+` + luaCensusAdd("KEYS[3]", "ARGV[#ARGV]") + `
 return {1, nv}
 `)
 

@@ -102,26 +102,44 @@ func (s *Store) Key(addr string) string { return s.prefix + addr }
 // ARGV[2] the state, ARGV[3] the TTL in ms ("0": none); with a census,
 // KEYS[2] the parent's census and ARGV[4] the address. Returns {1, new
 // version} or, on a conflict, {0, current version, current state}.
-var casScript = goredis.NewScript(`
+var casScript = goredis.NewScript(luaCheckVersion + luaWriteState + `
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
+` + luaCensusAdd("KEYS[2]", "ARGV[4]") + `
+return {1, nv}
+`)
+
+// The pieces the write scripts share. luaCheckVersion returns the conflict
+// answer unless the hash KEYS[1] holds version ARGV[1]; luaWriteState
+// stores ARGV[2] under a new version nv, taken from the server's clock (t)
+// and above the old one; luaCensusAdd counts the address (member) in the
+// census key until the key's expiry (ttl, in ms; none: +inf).
+const (
+	luaCheckVersion = `
 local cur = redis.call('HMGET', KEYS[1], 'v', 'd')
 local v = tonumber(cur[1] or '0')
 if v ~= tonumber(ARGV[1]) then
   if v == 0 then return {0, 0} end
   return {0, v, cur[2]}
 end
+`
+	luaWriteState = `
 local t = redis.call('TIME')
 local nv = tonumber(t[1]) * 1000000 + tonumber(t[2])
 if nv <= v then nv = v + 1 end
 redis.call('HSET', KEYS[1], 'v', string.format('%d', nv), 'd', ARGV[2])
-local ttl = tonumber(ARGV[3])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
-if KEYS[2] then
+`
+)
+
+func luaCensusAdd(key, member string) string {
+	return `
+if ` + key + ` then
   local exp = '+inf'
   if ttl > 0 then exp = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + ttl end
-  redis.call('ZADD', KEYS[2], exp, ARGV[4])
+  redis.call('ZADD', ` + key + `, exp, ` + member + `)
 end
-return {1, nv}
-`)
+`
+}
 
 // loadScript: KEYS[1] the hash; ARGV[1] the version the caller holds
 // ("0": none). Returns {} for no value, {version} if unchanged, else
