@@ -1,14 +1,10 @@
 package main_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"testing"
 	"time"
-
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/reactorgo/reactor/internal/testenv"
 )
@@ -24,25 +20,10 @@ func TestRedisNodeKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts server processes")
 	}
-	url := os.Getenv("REACTOR_TEST_REDIS")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	o, err := goredis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("REACTOR_TEST_REDIS: %v", err)
-	}
-	testenv.TCP(t, "Redis (REACTOR_TEST_REDIS)", o.Addr)
-	rc := goredis.NewClient(o)
-	defer rc.Close()
+	url := testenv.RedisURL(t)
+	rc := testenv.Redis(t)
 	cluster := fmt.Sprintf("pokercrash-%x", rand.Uint64())
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := rc.Scan(ctx, 0, cluster+":*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rc.Del(ctx, iter.Val())
-		}
-	})
+	testenv.DeleteRedisKeys(t, rc, cluster+":")
 	flags := []string{"-redis", url, "-cluster", cluster}
 	bin := buildPoker(t)
 	b := startPoker(t, bin, t.TempDir(), flags...)

@@ -29,34 +29,13 @@ import (
 
 // client connects to the test Redis, or skips (fails with
 // REACTOR_REQUIRE_SERVICES=1).
-func client(t testing.TB) *goredis.Client {
-	t.Helper()
-	o, err := goredis.ParseURL(testenv.RedisURL(t))
-	if err != nil {
-		t.Fatalf("REACTOR_TEST_REDIS: %v", err)
-	}
-	c := goredis.NewClient(o)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		c.Close()
-		testenv.Missing(t, "Redis at %s does not answer PING (%v): start it to run this test", o.Addr, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
+func client(t testing.TB) *goredis.Client { return testenv.Redis(t) }
 
 // prefix returns a key prefix unique to this run and deletes its keys
 // when the test ends.
 func prefix(t testing.TB, c *goredis.Client) string {
 	p := fmt.Sprintf("reactortest:%x:", rand.Uint64())
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := c.Scan(ctx, 0, p+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-	})
+	testenv.DeleteRedisKeys(t, c, p)
 	return p
 }
 

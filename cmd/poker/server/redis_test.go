@@ -33,33 +33,13 @@ var redisNodes int
 
 // needRedis skips t without a Redis (fails it with
 // REACTOR_REQUIRE_SERVICES=1) and returns a client for inspection.
-func needRedis(t testing.TB) *goredis.Client {
-	t.Helper()
-	o, err := goredis.ParseURL(testenv.RedisURL(t))
-	if err != nil {
-		t.Fatalf("REACTOR_TEST_REDIS: %v", err)
-	}
-	c := goredis.NewClient(o)
-	t.Cleanup(func() { c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		testenv.Missing(t, "Redis at %s does not answer PING (%v): start it to run this test", o.Addr, err)
-	}
-	return c
-}
+func needRedis(t testing.TB) *goredis.Client { return testenv.Redis(t) }
 
 // clusterName returns a cluster name unique to t whose keys are deleted
 // when t ends.
 func clusterName(t testing.TB, c *goredis.Client) string {
 	name := fmt.Sprintf("pokertest-%x", rand.Uint64())
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := c.Scan(ctx, 0, name+":*", 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-	})
+	testenv.DeleteRedisKeys(t, c, name+":")
 	return name
 }
 
