@@ -171,29 +171,16 @@ func TestRedisNodes(t *testing.T) {
 	sc.quiet(300 * time.Millisecond)
 
 	// Joins with one name through three nodes: exactly one 201.
-	var wg sync.WaitGroup
-	codes := make([]int, 12)
-	for i := range codes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			codes[i] = nodes[i%3].do("POST", base+"/members", "", map[string]string{"name": "Zed"}).Status
-		}()
-	}
-	wg.Wait()
+	codes := concurrently(nodes, 12, func(_ int, nd *env) int {
+		return nd.do("POST", base+"/members", "", map[string]string{"name": "Zed"}).Status
+	})
 	if n := count(codes, 201); n != 1 || count(codes, 409) != len(codes)-1 {
 		t.Fatalf("joins with one name through 3 nodes: %v, want one 201 and the rest 409", codes)
 	}
 	// The room (6 seats: ann, bob, Zed) fills under concurrent joins.
-	codes = make([]int, 15)
-	for i := range codes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			codes[i] = nodes[i%3].do("POST", base+"/members", "", map[string]string{"name": fmt.Sprint("m", i)}).Status
-		}()
-	}
-	wg.Wait()
+	codes = concurrently(nodes, 15, func(i int, nd *env) int {
+		return nd.do("POST", base+"/members", "", map[string]string{"name": fmt.Sprint("m", i)}).Status
+	})
 	if n := count(codes, 201); n != 3 {
 		t.Fatalf("joins into 3 free seats through 3 nodes: %v (%d created), want 3", codes, n)
 	}
@@ -220,6 +207,22 @@ func TestRedisNodes(t *testing.T) {
 	}
 }
 
+// concurrently makes n requests at once, the i-th through
+// nodes[i%len(nodes)], and returns their statuses in order.
+func concurrently(nodes []*env, n int, req func(i int, nd *env) int) []int {
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = req(i, nodes[i%len(nodes)])
+		}()
+	}
+	wg.Wait()
+	return codes
+}
+
 func count(codes []int, code int) int {
 	n := 0
 	for _, c := range codes {
@@ -244,20 +247,13 @@ func testLogOut() io.Writer {
 func TestRedisMaxRooms(t *testing.T) {
 	c := needRedis(t)
 	nodes := startNodes(t, server.Config{Cluster: clusterName(t, c), RoomTTL: time.Hour, MaxRooms: 5, CreatesPerMinute: -1}, 3)
-	var wg sync.WaitGroup
-	codes := make([]int, 12)
-	for i := range codes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := nodes[i%3].do("POST", "/api/rooms", "", map[string]string{"title": "t", "leader": "ann"})
-			codes[i] = r.Status
-			if r.Status == http.StatusServiceUnavailable && r.code(t) != "too_many_rooms" {
-				t.Errorf("create %d: %d %s", i, r.Status, r.Body)
-			}
-		}()
-	}
-	wg.Wait()
+	codes := concurrently(nodes, 12, func(i int, nd *env) int {
+		r := nd.do("POST", "/api/rooms", "", map[string]string{"title": "t", "leader": "ann"})
+		if r.Status == http.StatusServiceUnavailable && r.code(t) != "too_many_rooms" {
+			t.Errorf("create %d: %d %s", i, r.Status, r.Body)
+		}
+		return r.Status
+	})
 	if n := count(codes, http.StatusCreated); n != 5 || count(codes, http.StatusServiceUnavailable) != 7 {
 		t.Fatalf("creates with MaxRooms 5 over 3 nodes: %v", codes)
 	}
