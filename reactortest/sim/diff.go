@@ -160,32 +160,25 @@ func RunDiff(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	plan := newDiffPlan(cfg.Seed, cfg.Steps)
-	var sides [2]*diffSide
-	for i := range sides {
-		d, err := runBankDiff(ctx, cfg, plan, i == 1)
-		if d != nil {
-			merge(d.res)
+	workloads := []struct {
+		name string
+		run  func(context.Context, Config, diffPlan, bool) (*diffSide, error)
+	}{{"bank", runBankDiff}, {"poker", runPokerDiff}}
+	for _, w := range workloads {
+		var sides [2]*diffSide
+		for i := range sides {
+			d, err := w.run(ctx, cfg, plan, i == 1)
+			if d != nil {
+				merge(d.res)
+			}
+			if err != nil {
+				return res, fmt.Errorf("sim: diff seed %d (%s, %s side): %w\nrerun exactly this run: %s", cfg.Seed, w.name, sideName(i == 1), err, RerunDiff(cfg))
+			}
+			sides[i] = d
 		}
-		if err != nil {
-			return res, fmt.Errorf("sim: diff seed %d (bank, %s side): %w\nrerun exactly this run: %s", cfg.Seed, sideName(i == 1), err, RerunDiff(cfg))
+		if err := compareTraces(w.name, sides[0].trace, sides[1].trace, plan.perturb); err != nil {
+			return res, fmt.Errorf("sim: diff seed %d: %w\nrerun exactly this run: %s", cfg.Seed, err, RerunDiff(cfg))
 		}
-		sides[i] = d
-	}
-	if err := compareTraces("bank", sides[0].trace, sides[1].trace, plan.perturb); err != nil {
-		return res, fmt.Errorf("sim: diff seed %d: %w\nrerun exactly this run: %s", cfg.Seed, err, RerunDiff(cfg))
-	}
-	for i := range sides {
-		d, err := runPokerDiff(ctx, cfg, plan, i == 1)
-		if d != nil {
-			merge(d.res)
-		}
-		if err != nil {
-			return res, fmt.Errorf("sim: diff seed %d (poker, %s side): %w\nrerun exactly this run: %s", cfg.Seed, sideName(i == 1), err, RerunDiff(cfg))
-		}
-		sides[i] = d
-	}
-	if err := compareTraces("poker", sides[0].trace, sides[1].trace, plan.perturb); err != nil {
-		return res, fmt.Errorf("sim: diff seed %d: %w\nrerun exactly this run: %s", cfg.Seed, err, RerunDiff(cfg))
 	}
 	res.Reached["diff: runs compared"]++
 	return res, nil
