@@ -1,11 +1,13 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -226,16 +228,20 @@ func (n *Node) Client() *reactor.Runtime { return n.client }
 // Ref is n.Client().Ref(addr).
 func (n *Node) Ref(addr string) reactor.Ref { return n.client.Ref(addr) }
 
-// Owned lists the partitions this node serves now.
+// Owned lists the partitions this node serves now, in order.
 func (n *Node) Owned() []Partition {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	out := make([]Partition, 0, len(n.owned))
 	for p := range n.owned {
 		out = append(out, p)
 	}
+	n.mu.Unlock()
+	slices.SortFunc(out, func(a, b Partition) int { return cmp.Or(strings.Compare(a.Group, b.Group), a.Index-b.Index) })
 	return out
 }
+
+// FrontEnd reports whether the node only routes (NodeConfig.FrontEnd).
+func (n *Node) FrontEnd() bool { return n.cfg.FrontEnd }
 
 // PartitionOf returns the partition of addr, false for an address of no
 // configured group or service.

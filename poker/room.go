@@ -79,7 +79,7 @@ type Room struct {
 	rooms    *Rooms
 	log      *eventlog.Log
 	timerGen uint64
-	pending  []reactor.StateEvent // shared rooms: this batch's events, written with the state
+	pending  []reactor.StateEvent // shared or published rooms: this batch's events
 }
 
 var timerGens atomic.Uint64
@@ -90,8 +90,8 @@ var timerGens atomic.Uint64
 // disconnect its streams).
 func (r *Room) OnLoad(c *reactor.Ctx) error {
 	r.normalize()
-	if r.rooms.opt.Shared != nil {
-		return nil // events go to the shared stream; existence is the store's
+	if r.rooms.eventsElsewhere() {
+		return nil // events go to the shared or published stream; existence is asked of the room
 	}
 	if r.Created && !r.Closed {
 		r.log = r.rooms.logFor(r.ID, r.LastEventID)
@@ -203,7 +203,7 @@ func (r *Room) emit(to, typ string, v any) {
 		panic(fmt.Sprintf("poker: encode %s event: %v", typ, err))
 	}
 	r.LastEventID++
-	if r.rooms.opt.Shared != nil {
+	if r.rooms.eventsElsewhere() {
 		r.emitShared(to, typ, data)
 		return
 	}
@@ -278,7 +278,7 @@ func (r *Room) create(c *reactor.Ctx, req createCmd) (struct{}, error) {
 		r.Webhook = &Webhook{URL: req.Webhook, Secret: req.WebhookSecret}
 	}
 	r.touch(c)
-	if r.rooms.opt.Shared == nil {
+	if !r.rooms.eventsElsewhere() {
 		r.log = r.rooms.logFor(r.ID, r.LastEventID)
 	}
 	r.emit("", "member_joined", memberEvent{Member: req.Member, Name: req.Leader, Role: role})
@@ -847,7 +847,7 @@ type snapshot struct {
 	Member string
 	View   View
 	Event  eventlog.Event
-	Log    *eventlog.Log
+	Log    *eventlog.Log `json:"-"` // local rooms only: never crosses a wire
 }
 
 func (r *Room) snapshot(c *reactor.Ctx, q stateQuery) (snapshot, error) {

@@ -53,6 +53,13 @@ type Options struct {
 	// any room, and event streams read the room's shared stream. Extra's
 	// placement option is overridden.
 	Shared *Shared
+	// Publish, if set, sends every event of a room to a stream that other
+	// processes read (a cluster's, see cluster.Events) instead of a local
+	// log: the rooms registered here serve commands, and the HTTP side of
+	// any process opens the streams with Front. Events are handed over at
+	// the end of each batch (AfterBatch), never during replay, so a room
+	// taken over by another node does not publish its past again.
+	Publish func(addr string, ev reactor.StateEvent)
 	// OnFinished, if set, is called inside the finish command's turn of a
 	// room created with a webhook (see Finished), so that what it sends
 	// from c exists iff the finish is durable. Also called on replay.
@@ -94,6 +101,46 @@ type Rooms struct {
 
 // Register registers the room children on rt (before rt.Start).
 func Register(rt *reactor.Runtime, opt Options) (*Rooms, error) {
+	p := newRooms(rt, opt)
+	opt = p.opt
+	keys, err := rt.Store().Keys(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("poker: list rooms: %w", err)
+	}
+	for _, k := range keys {
+		if id, ok := strings.CutPrefix(k, Address+"/"); ok {
+			p.markLive(id)
+		}
+	}
+	idle := min(opt.TTL, 15*time.Minute)
+	opts := append([]reactor.Option{
+		reactor.InboxSize(opt.InboxSize), reactor.MaxChildren(opt.MaxResident), reactor.IdleTimeout(idle),
+	}, opt.Extra...)
+	if opt.Shared != nil {
+		opts = append(opts, reactor.External(opt.Shared.Store))
+	}
+	_, err = reactor.RegisterChildren(rt, Address, func(key string) *Room { return &Room{ID: key, rooms: p} }, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("poker: register rooms: %w", err)
+	}
+	return p, nil
+}
+
+// Front returns the rooms of other processes as seen through rt, whose
+// messages to /rooms/... reach them (a cluster node's client runtime):
+// commands go to the room's owner, event streams read opt.Shared.Events.
+// Nothing is registered on rt; opt.Shared.Store is not used. This is the
+// HTTP side of a cluster node (the rooms themselves are registered with
+// Register and Options.Publish on the nodes that own them).
+func Front(rt *reactor.Runtime, opt Options) (*Rooms, error) {
+	if opt.Shared == nil || opt.Shared.Events == nil {
+		return nil, errors.New("poker: Front needs Options.Shared.Events")
+	}
+	return newRooms(rt, opt), nil
+}
+
+// newRooms fills in opt's defaults and returns the Rooms over rt.
+func newRooms(rt *reactor.Runtime, opt Options) *Rooms {
 	if opt.TTL <= 0 {
 		opt.TTL = 24 * time.Hour
 	}
@@ -121,30 +168,13 @@ func Register(rt *reactor.Runtime, opt Options) (*Rooms, error) {
 	if opt.StreamsPerMember <= 0 {
 		opt.StreamsPerMember = 4
 	}
-	p := &Rooms{budget: &eventlog.Budget{Max: opt.EventLogTotalBytes}, streams: map[string]int{}, rt: rt, opt: opt, log: opt.Logger, logs: make(map[string]*eventlog.Log), mirrors: map[string]*mirror{}, done: make(chan struct{}),
+	return &Rooms{budget: &eventlog.Budget{Max: opt.EventLogTotalBytes}, streams: map[string]int{}, rt: rt, opt: opt, log: opt.Logger, logs: make(map[string]*eventlog.Log), mirrors: map[string]*mirror{}, done: make(chan struct{}),
 		known: make(map[[16]byte]struct{})}
-	keys, err := rt.Store().Keys(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("poker: list rooms: %w", err)
-	}
-	for _, k := range keys {
-		if id, ok := strings.CutPrefix(k, Address+"/"); ok {
-			p.markLive(id)
-		}
-	}
-	idle := min(opt.TTL, 15*time.Minute)
-	opts := append([]reactor.Option{
-		reactor.InboxSize(opt.InboxSize), reactor.MaxChildren(opt.MaxResident), reactor.IdleTimeout(idle),
-	}, opt.Extra...)
-	if opt.Shared != nil {
-		opts = append(opts, reactor.External(opt.Shared.Store))
-	}
-	_, err = reactor.RegisterChildren(rt, Address, func(key string) *Room { return &Room{ID: key, rooms: p} }, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("poker: register rooms: %w", err)
-	}
-	return p, nil
 }
+
+// eventsElsewhere reports whether the rooms' events go to a stream other
+// processes read (shared or published) rather than to a local log.
+func (p *Rooms) eventsElsewhere() bool { return p.opt.Shared != nil || p.opt.Publish != nil }
 
 // CloseStreams ends every open event stream (clients reconnect and
 // resume). Rooms keep working; events they publish afterwards are not

@@ -80,6 +80,27 @@ func decodeWireEvent(b []byte) (wireEvent, error) {
 
 var errBadEvent = errors.New("no type or no JSON data")
 
+// BeforeBatch drops the events a published room's replay produced: they
+// were published when the commands first ran (Options.Publish).
+func (r *Room) BeforeBatch(*reactor.Ctx) {
+	if r.rooms.opt.Publish != nil {
+		r.pending = r.pending[:0]
+	}
+}
+
+// AfterBatch publishes the batch's events of a published room
+// (Options.Publish), in order.
+func (r *Room) AfterBatch(*reactor.Ctx) {
+	if pub := r.rooms.opt.Publish; pub != nil {
+		addr := Address + "/" + r.ID
+		for _, ev := range r.pending {
+			pub(addr, ev)
+		}
+		clear(r.pending)
+		r.pending = r.pending[:0]
+	}
+}
+
 // TakeEvents implements reactor.EventProducer (shared rooms).
 func (r *Room) TakeEvents() []reactor.StateEvent {
 	out := r.pending

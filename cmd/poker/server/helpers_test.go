@@ -29,6 +29,10 @@ func newEnv(t testing.TB, cfg server.Config) *env {
 	if redisNodes > 0 {
 		return newClusterEnv(t, cfg, redisNodes) // redis_test.go: the same test against nodes on Redis
 	}
+	if natsMatrix != nil {
+		return natsMatrix.env(t, cfg) // cluster_test.go: the same test against nodes over NATS
+	}
+	cfg.SingleGoroutine = cfg.SingleGoroutine || singleGoroutine
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}

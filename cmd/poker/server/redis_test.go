@@ -61,31 +61,44 @@ func startNodes(t testing.TB, cfg server.Config, n int) []*env {
 	for range n {
 		ncfg := cfg
 		ncfg.DataDir = t.TempDir()
-		if ncfg.Logger == nil {
-			ncfg.Logger = slog.New(slog.NewTextHandler(testLogOut(), nil))
-		}
-		if ncfg.CheckShared == nil {
-			ncfg.CheckShared = reactortest.NoAliasing(t)
-		}
-		srv, err := server.New(context.Background(), ncfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs := httptest.NewUnstartedServer(nil)
-		hs.Config = srv.HTTPServer()
-		hs.Start()
-		e := &env{t: t, srv: srv, hs: hs, url: hs.URL}
-		t.Cleanup(e.close)
-		nodes = append(nodes, e)
+		nodes = append(nodes, serveNode(t, ncfg))
 	}
 	return nodes
+}
+
+// serveNode starts one server of a multi-server deployment (logging to
+// testLogOut, aliasing checked) and serves it over HTTP until t ends.
+func serveNode(t testing.TB, cfg server.Config) *env {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(testLogOut(), nil))
+	}
+	if cfg.CheckShared == nil {
+		cfg.CheckShared = reactortest.NoAliasing(t)
+	}
+	srv, err := server.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(nil)
+	hs.Config = srv.HTTPServer()
+	hs.Start()
+	e := &env{t: t, srv: srv, hs: hs, url: hs.URL}
+	t.Cleanup(e.close)
+	return e
 }
 
 // newClusterEnv starts n nodes and returns an env whose url is a
 // round-robin proxy over them (the load balancer of a deployment).
 func newClusterEnv(t testing.TB, cfg server.Config, n int) *env {
 	t.Helper()
-	cl := &cluster{nodes: startNodes(t, cfg, n)}
+	return balance(t, startNodes(t, cfg, n))
+}
+
+// balance returns an env whose url is a round-robin proxy over nodes.
+func balance(t testing.TB, nodes []*env) *env {
+	t.Helper()
+	cl := &cluster{nodes: nodes}
 	var proxies []*httputil.ReverseProxy
 	for _, nd := range cl.nodes {
 		u, _ := url.Parse(nd.url)
@@ -100,6 +113,28 @@ func newClusterEnv(t testing.TB, cfg server.Config, n int) *env {
 	return &env{t: t, srv: cl.nodes[0].srv, hs: cl.lb, url: cl.lb.URL}
 }
 
+// contractTests are the API contract tests written for one server that
+// the deployment matrix runs unchanged on other deployments.
+var contractTests = []struct {
+	name string
+	fn   func(*testing.T)
+}{
+	{"CreateRoom", TestCreateRoomContract},
+	{"Validation", TestValidation},
+	{"JoinErrors", TestJoinErrors},
+	{"Authorization", TestAuthorization},
+	{"FullRoundAndEvents", TestFullRoundAndEvents},
+	{"ResumeWithLastEventID", TestResumeWithLastEventID},
+	{"ConcurrentJoinsOneName", TestConcurrentJoinsOneName},
+	{"CapacityUnderConcurrency", TestCapacityUnderConcurrency},
+	{"IdempotencyKey", TestIdempotencyKey},
+	{"Observers", TestObserverContract},
+	{"EstimateAndHistory", TestEstimateAndHistoryContract},
+	{"Queue", TestQueueContract},
+	{"LeaderHandOff", TestLeaderHandOffContract},
+	{"Settings", TestSettingsContract},
+}
+
 // TestRedisAPIContract runs the API contract tests of one server against
 // three servers on one Redis cluster name behind a round-robin proxy:
 // every request of a test goes to the next node, so a stream on one node
@@ -110,25 +145,7 @@ func TestRedisAPIContract(t *testing.T) {
 	needRedis(t)
 	redisNodes = 3
 	t.Cleanup(func() { redisNodes = 0 })
-	for _, tc := range []struct {
-		name string
-		fn   func(*testing.T)
-	}{
-		{"CreateRoom", TestCreateRoomContract},
-		{"Validation", TestValidation},
-		{"JoinErrors", TestJoinErrors},
-		{"Authorization", TestAuthorization},
-		{"FullRoundAndEvents", TestFullRoundAndEvents},
-		{"ResumeWithLastEventID", TestResumeWithLastEventID},
-		{"ConcurrentJoinsOneName", TestConcurrentJoinsOneName},
-		{"CapacityUnderConcurrency", TestCapacityUnderConcurrency},
-		{"IdempotencyKey", TestIdempotencyKey},
-		{"Observers", TestObserverContract},
-		{"EstimateAndHistory", TestEstimateAndHistoryContract},
-		{"Queue", TestQueueContract},
-		{"LeaderHandOff", TestLeaderHandOffContract},
-		{"Settings", TestSettingsContract},
-	} {
+	for _, tc := range contractTests {
 		t.Run(tc.name, tc.fn)
 	}
 }

@@ -509,6 +509,13 @@ func removes(e eventlog.Event, member string) bool {
 // (storage_full: until the journal accepts writes again), or room
 // checkpoints were found corrupt (checkpoint_corrupt: until repaired).
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if !s.nats.ready() {
+		w.Header().Set("Retry-After", "1")
+		gateway.JSON(w, http.StatusServiceUnavailable, map[string]any{
+			"status": "starting", "error": "not_serving", "message": "the node is not connected to NATS or owns no rooms yet",
+		})
+		return
+	}
 	p := s.health.problems()
 	if len(p) == 0 {
 		gateway.JSON(w, http.StatusOK, map[string]string{"status": "ok"})

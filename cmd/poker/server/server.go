@@ -22,6 +22,7 @@ import (
 
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/checkpoint/file"
+	"github.com/reactorgo/reactor/cluster"
 	"github.com/reactorgo/reactor/gateway"
 	"github.com/reactorgo/reactor/jobs"
 	"github.com/reactorgo/reactor/journal"
@@ -112,6 +113,36 @@ type Config struct {
 	// with Cluster + ":" (default "poker"), so deployments share a Redis.
 	Cluster string
 
+	// NATS, if set ("nats://host:4222", comma-separated for several
+	// servers), makes this server a node of the reactor cluster Cluster
+	// over NATS JetStream: the rooms are partitioned over the nodes, any
+	// node serves every room (see docs/CLUSTER.md). DataDir keeps the
+	// node's local journal.
+	NATS string
+	// Node names this node in the cluster (required with NATS; unique).
+	Node string
+	// FrontEnd makes a node that serves HTTP only and owns no rooms.
+	FrontEnd bool
+	// Partitions is the number of room partitions (default 16); fixed when
+	// the cluster is first created: every node must use the same.
+	Partitions int
+	// LeaseTTL is how long a dead node's rooms stay unserved at most,
+	// before another node takes them over (default 2s).
+	LeaseTTL time.Duration
+	// NATSReplicas of the streams and buckets (default: 3 on a NATS
+	// cluster of 3 or more servers, else 1).
+	NATSReplicas int
+	// NATSSyncAlways says the NATS servers run with sync_interval: always
+	// (only a warning depends on it).
+	NATSSyncAlways bool
+	// NATSWait bounds the wait for JetStream at start (default 2m).
+	NATSWait time.Duration
+
+	// SingleGoroutine runs every service of the server on one goroutine
+	// (reactor.Config.SingleGoroutine): the deployment with no parallelism
+	// at all, same code.
+	SingleGoroutine bool
+
 	shared *poker.Shared // set by New in Redis mode
 }
 
@@ -144,6 +175,7 @@ type Server struct {
 	store   *trackedStore
 	sampler *sampler
 	redis   *redisRooms // Redis mode only
+	nats    *natsRooms  // NATS cluster mode only
 
 	closeOnce sync.Once
 	closeErr  error
@@ -185,7 +217,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.rt, err = reactor.New(reactor.Config{
 		Store: store, Journal: s.journal, Logger: cfg.Logger, CheckpointInterval: cfg.CheckpointInterval,
-		CheckShared: cfg.CheckShared,
+		CheckShared: cfg.CheckShared, SingleGoroutine: cfg.SingleGoroutine,
 	})
 	if err != nil {
 		s.journal.Close()
@@ -200,8 +232,30 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.shared = s.redis.shared()
 		s.cfg = cfg
 	}
-	s.rooms, s.jobs, err = register(s.rt, cfg)
+	if cfg.NATS != "" {
+		if cfg.RedisURL != "" {
+			s.journal.Close()
+			return nil, &configError{"NATS", "excludes RedisURL: rooms live in one place"}
+		}
+		s.nats, err = openNATSRooms(ctx, cfg, func(prt *reactor.Runtime, ev *cluster.Events) error {
+			opt := roomOptions(cfg, nil)
+			opt.Publish = ev.Publish
+			_, err := poker.Register(prt, opt)
+			return err
+		})
+		if err == nil {
+			s.jobs, _, err = registerWebhooks(s.rt, cfg)
+		}
+		if err == nil {
+			opt := roomOptions(cfg, nil)
+			opt.Shared = &poker.Shared{Events: s.nats.events}
+			s.rooms, err = poker.Front(s.nats.node.Client(), opt)
+		}
+	} else {
+		s.rooms, s.jobs, err = register(s.rt, cfg)
+	}
 	if err != nil {
+		_ = s.nats.close(context.Background())
 		s.redis.close()
 		s.journal.Close()
 		return nil, err
@@ -215,6 +269,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.log.Info("poker: rooms restored", "took", time.Since(began).Round(time.Millisecond), "data", cfg.DataDir)
 	s.hooks = newWebhooks(cfg)
+	if s.nats != nil {
+		s.hooks.refuse = "webhooks are not available in NATS cluster mode"
+	}
 	if err := s.jobs.Start(context.WithValue(ctx, webhooksKey{}, s.hooks)); err != nil {
 		_ = s.rt.Close(context.Background())
 		s.journal.Close()
@@ -272,6 +329,18 @@ func (cfg Config) withDefaults() Config {
 	if cfg.Admin == "" {
 		cfg.Admin = AdminLoopback
 	}
+	if cfg.Cluster == "" {
+		cfg.Cluster = "poker"
+	}
+	if cfg.Partitions <= 0 {
+		cfg.Partitions = defaultPartitions
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = defaultLeaseTTL
+	}
+	if cfg.NATSWait <= 0 {
+		cfg.NATSWait = 2 * time.Minute
+	}
 	if cfg.Version == "" {
 		cfg.Version = buildVersion()
 	}
@@ -316,12 +385,19 @@ func register(rt *reactor.Runtime, cfg Config) (*poker.Rooms, *jobs.Queues, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	rooms, err := poker.Register(rt, poker.Options{
+	opt := roomOptions(cfg, onFinished)
+	opt.Shared = cfg.shared
+	rooms, err := poker.Register(rt, opt)
+	return rooms, qs, err
+}
+
+// roomOptions are the room options of every mode.
+func roomOptions(cfg Config, onFinished func(*reactor.Ctx, poker.Finished) error) poker.Options {
+	return poker.Options{
 		TTL: cfg.RoomTTL, Logger: cfg.Logger, Extra: []reactor.Option{reactor.Journaled()},
 		MaxRooms: cfg.MaxRooms, EventLogBytes: cfg.EventLogBytes, EventLogTotalBytes: cfg.EventLogTotalBytes,
-		StreamsPerMember: cfg.StreamsPerMember, OnFinished: onFinished, Shared: cfg.shared,
-	})
-	return rooms, qs, err
+		StreamsPerMember: cfg.StreamsPerMember, OnFinished: onFinished,
+	}
 }
 
 // Handler returns the server's HTTP handler. Serve it with the timeouts of
@@ -367,7 +443,8 @@ func (s *Server) Close(ctx context.Context) error {
 		_ = s.jobs.Close(jctx)
 		cancel()
 		s.sampler.close()
-		err := s.rt.Close(ctx)
+		err := s.nats.close(ctx)
+		err = errors.Join(err, s.rt.Close(ctx))
 		s.redis.close()
 		if jerr := s.journal.Close(); jerr != nil {
 			err = errors.Join(err, fmt.Errorf("server: close journal: %w", jerr))

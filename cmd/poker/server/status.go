@@ -91,6 +91,13 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 <tr><th>state</th><td>{{if .Journal.Err}}FAILED: {{.Journal.Err}}{{else}}healthy{{end}}</td></tr>
 </tbody></table></div>
 {{with .Webhooks}}{{template "webhooks" .}}{{end}}
+{{with .Cluster}}<h2>Cluster</h2>
+<div class="table-scroll" tabindex="0" role="region" aria-label="Cluster"><table class="kv" data-testid="status-cluster"><tbody>
+<tr><th>cluster / node</th><td>{{.Cluster}} / {{.Node}}{{if .FrontEnd}} (front end: owns no rooms){{end}}</td></tr>
+<tr><th>NATS</th><td>{{.NATS}}</td></tr>
+<tr><th>partitions owned</th><td>{{len .Owned}} of {{.Partitions}}: {{range $i, $p := .Owned}}{{if $i}}, {{end}}{{$p}}{{end}}</td></tr>
+{{range .Warnings}}<tr><th>warning</th><td data-testid="status-cluster-warning">{{.}}</td></tr>{{end}}
+</tbody></table></div>{{end}}
 </div>
 </main></body></html>
 `))
@@ -113,6 +120,7 @@ type statusData struct {
 	CheckpointFailures uint64
 	Problems           []string
 	Webhooks           *webhookStatus
+	Cluster            *clusterStatus
 }
 
 func (s *Server) statusData(ctx context.Context) statusData {
@@ -136,6 +144,7 @@ func (s *Server) statusData(ctx context.Context) statusData {
 		CheckpointFailures: s.store.failures.Load(),
 		Problems:           s.health.problems(),
 		Webhooks:           s.webhookStatus(ctx),
+		Cluster:            s.clusterStatus(),
 	}
 	if d.CheckpointEvery <= 0 {
 		d.CheckpointEvery = 30 * time.Second // the runtime's default
@@ -175,6 +184,8 @@ type statusJSONBody struct {
 	Problems            []string `json:"problems"`
 	IntervalSeconds     float64  `json:"intervalSeconds"`
 	Samples             []Sample `json:"samples"`
+	// Cluster is set in NATS cluster mode.
+	Cluster *clusterStatus `json:"cluster,omitempty"`
 }
 
 func (s *Server) statusJSON(w http.ResponseWriter, r *http.Request) {
@@ -185,6 +196,7 @@ func (s *Server) statusJSON(w http.ResponseWriter, r *http.Request) {
 		RoomsOpen: d.Rooms.Known, MembersConnected: d.Rooms.Members, Streams: d.Rooms.Streams,
 		RoomsCreated: d.Rooms.Created, RoomsClosed: d.Rooms.Closed, Requests: d.Requests, Busy: d.Busy,
 		Problems: d.Problems, IntervalSeconds: sampleEvery.Seconds(), Samples: s.sampler.samples(),
+		Cluster: d.Cluster,
 	}
 	if b.Problems == nil {
 		b.Problems = []string{}

@@ -134,6 +134,7 @@ func Sign(secret string, body []byte) string {
 
 // webhooks delivers the webhook jobs of one server.
 type webhooks struct {
+	refuse       string // not "": every webhook is refused with this reason
 	allowPrivate bool
 	timeout      time.Duration
 	client       *http.Client
@@ -246,6 +247,9 @@ func (h *webhooks) admit(ctx context.Context, raw string) error {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		return nil
+	}
+	if h.refuse != "" {
+		return &gateway.BodyError{Status: http.StatusBadRequest, Code: "invalid_webhook", Field: "webhook", Msg: h.refuse}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

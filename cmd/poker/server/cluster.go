@@ -1,0 +1,198 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reactorgo/reactor"
+	"github.com/reactorgo/reactor/cluster"
+	"github.com/reactorgo/reactor/poker"
+)
+
+// NATS cluster mode (Config.NATS): the rooms are partitioned over the
+// nodes of a reactor cluster (package cluster). Each node owns some
+// partitions of /rooms — a fenced lease, the partition's journal stream
+// and checkpoints in JetStream, a runtime with the rooms registered as
+// here — and routes the commands of every other room to its owner. Room
+// events go to the cluster's event stream (cluster.Events), which the
+// event streams of any node follow, so an SSE client may connect to, and
+// resume on, any node. The node's own runtime and journal under DataDir
+// keep what is local (the webhook queue, unused: webhooks are refused in
+// cluster mode).
+
+// Defaults of the cluster mode.
+const (
+	defaultPartitions = 16
+	defaultLeaseTTL   = 2 * time.Second
+)
+
+// natsRooms is the NATS side of a server in cluster mode.
+type natsRooms struct {
+	nc       *nats.Conn
+	node     *cluster.Node
+	events   *cluster.Events
+	warnings []string
+}
+
+// openNATSRooms connects, opens the event stream and joins the cluster.
+// setup registers the rooms on a partition's runtime.
+func openNATSRooms(ctx context.Context, cfg Config, setup func(*reactor.Runtime, *cluster.Events) error) (*natsRooms, error) {
+	if cfg.Node == "" {
+		return nil, &configError{"Node", "required with NATS (-node): a name unique in the cluster"}
+	}
+	nc, err := nats.Connect(cfg.NATS, nats.Name("poker "+cfg.Cluster+"/"+cfg.Node),
+		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.Timeout(5*time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				cfg.Logger.Warn("poker: NATS disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { cfg.Logger.Info("poker: NATS reconnected", "url", c.ConnectedUrlRedacted()) }))
+	if err != nil {
+		return nil, fmt.Errorf("server: connect to NATS %s: %w", cfg.NATS, err)
+	}
+	r := &natsRooms{nc: nc}
+	fail := func(err error) (*natsRooms, error) {
+		r.close(context.Background())
+		return nil, err
+	}
+	if err := waitJetStream(ctx, nc, cfg); err != nil {
+		return fail(err)
+	}
+	replicas := cfg.NATSReplicas
+	if replicas == 0 {
+		replicas = 1
+		if nc.ConnectedClusterName() != "" && len(nc.Servers()) >= 3 {
+			replicas = 3
+		}
+	}
+	r.warnings = natsWarnings(nc, replicas, cfg.NATSSyncAlways)
+	for _, w := range r.warnings {
+		cfg.Logger.Warn("poker: " + w)
+	}
+	r.events, err = cluster.OpenEvents(ctx, nc, cluster.EventsConfig{Cluster: cfg.Cluster, PerAddress: eventHistory,
+		MaxAge: cfg.RoomTTL + redisGrace, Replicas: replicas, Logger: cfg.Logger})
+	if err != nil {
+		return fail(fmt.Errorf("server: %w", err))
+	}
+	r.node, err = cluster.OpenNode(ctx, cluster.NodeConfig{
+		Conn: nc, Cluster: cfg.Cluster, Node: cfg.Node, Partitions: cfg.Partitions,
+		Groups: []string{poker.Address}, FrontEnd: cfg.FrontEnd, LeaseTTL: cfg.LeaseTTL, Replicas: replicas,
+		RequestTimeout: cfg.RequestTimeout, Logger: cfg.Logger,
+		Setup: func(rt *reactor.Runtime) error { return setup(rt, r.events) },
+	})
+	if err != nil {
+		return fail(fmt.Errorf("server: join cluster %s: %w", cfg.Cluster, err))
+	}
+	return r, nil
+}
+
+// waitJetStream waits until JetStream answers (a NATS cluster elects its
+// meta leader once enough of its servers are up), logging while it waits.
+func waitJetStream(ctx context.Context, nc *nats.Conn, cfg Config) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("server: JetStream: %w", err)
+	}
+	began, told := time.Now(), time.Time{}
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := js.AccountInfo(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			return fmt.Errorf("server: NATS %s has no JetStream (start nats-server with -js): %w", cfg.NATS, err)
+		}
+		if time.Since(told) > 5*time.Second {
+			cfg.Logger.Info("poker: waiting for NATS JetStream (a NATS cluster needs a majority of its servers up)", "url", cfg.NATS, "err", err)
+			told = time.Now()
+		}
+		if time.Since(began) > cfg.NATSWait {
+			return fmt.Errorf("server: NATS JetStream not ready after %v: %w", cfg.NATSWait, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("server: NATS JetStream: %w", ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// natsWarnings names the settings under which JetStream can lose
+// acknowledged commands.
+func natsWarnings(nc *nats.Conn, replicas int, syncAlways bool) []string {
+	var w []string
+	if replicas < 3 {
+		w = append(w, fmt.Sprintf("NATS: rooms are kept with %d replica(s): a NATS server that loses its disk loses acknowledged commands (use a 3-server NATS cluster, R3)", replicas))
+	}
+	if nc.ConnectedClusterName() == "" {
+		w = append(w, "NATS: a single NATS server: when it is down no room can be served, and its loss loses every room")
+	}
+	if !syncAlways {
+		w = append(w, "NATS: sync_interval not known to be \"always\": with NATS's default (lazy fsync) a power failure can lose acknowledged commands (set jetstream { sync_interval: always } and -nats-sync-always)")
+	}
+	return w
+}
+
+// ready reports whether the node serves: a front end once connected, a
+// room node once it owns a partition.
+func (r *natsRooms) ready() bool {
+	if r == nil {
+		return true
+	}
+	if r.nc.Status() != nats.CONNECTED {
+		return false
+	}
+	return r.node.FrontEnd() || len(r.node.Owned()) > 0
+}
+
+// close leaves the cluster (partitions checkpointed and released) and
+// closes the connection; nil: nothing.
+func (r *natsRooms) close(ctx context.Context) error {
+	if r == nil {
+		return nil
+	}
+	var err error
+	if r.node != nil {
+		err = r.node.Close(ctx)
+	}
+	if r.events != nil {
+		r.events.Close()
+	}
+	r.nc.Close()
+	return err
+}
+
+// clusterStatus is the cluster section of /status.
+type clusterStatus struct {
+	Cluster    string   `json:"cluster"`
+	Node       string   `json:"node"`
+	FrontEnd   bool     `json:"frontEnd"`
+	Partitions int      `json:"partitions"`
+	Owned      []string `json:"owned"`
+	NATS       string   `json:"nats"`
+	Warnings   []string `json:"warnings"`
+}
+
+func (s *Server) clusterStatus() *clusterStatus {
+	r := s.nats
+	if r == nil {
+		return nil
+	}
+	st := &clusterStatus{Cluster: s.cfg.Cluster, Node: s.cfg.Node, FrontEnd: s.cfg.FrontEnd, Partitions: s.cfg.Partitions,
+		Owned: []string{}, NATS: r.nc.ConnectedUrlRedacted(), Warnings: r.warnings}
+	for _, p := range r.node.Owned() {
+		st.Owned = append(st.Owned, p.String())
+	}
+	if st.Warnings == nil {
+		st.Warnings = []string{}
+	}
+	return st
+}

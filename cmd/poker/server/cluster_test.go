@@ -1,0 +1,228 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reactorgo/reactor/cluster/clustertest"
+	"github.com/reactorgo/reactor/cmd/poker/server"
+)
+
+// natsMatrix, when set, makes newEnv start a cluster of nodes over NATS
+// (one fresh cluster name per env) behind a round-robin proxy, so that the
+// API contract tests run unchanged on that deployment.
+var natsMatrix *natsDeployment
+
+// singleGoroutine, when set, makes newEnv run every service of the server
+// on one goroutine.
+var singleGoroutine bool
+
+// natsDeployment is a cluster deployment of the poker server over NATS.
+type natsDeployment struct {
+	servers  *clustertest.Servers
+	frontEnd bool // the first node only serves HTTP
+	nodes    int
+}
+
+func (d *natsDeployment) env(t testing.TB, cfg server.Config) *env {
+	t.Helper()
+	return balance(t, startNATSNodes(t, d.servers, cfg, d.nodes, d.frontEnd))
+}
+
+// startNATSNodes starts n poker nodes of one new cluster on servers (the
+// first a front end if frontEnd), waits until every room node serves,
+// and removes the cluster's streams when t ends.
+func startNATSNodes(t testing.TB, servers *clustertest.Servers, cfg server.Config, n int, frontEnd bool) []*env {
+	t.Helper()
+	if cfg.Cluster == "" {
+		cfg.Cluster = fmt.Sprintf("pk%x", rand.Uint32())
+	}
+	cfg.NATS = servers.URLs()
+	cfg.NATSSyncAlways = true // clustertest's servers sync always
+	if cfg.Partitions == 0 {
+		cfg.Partitions = 4
+	}
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = time.Second
+	}
+	t.Cleanup(func() { deleteClusterStreams(t, servers, cfg.Cluster) })
+	var nodes []*env
+	for i := range n {
+		ncfg := cfg
+		ncfg.DataDir = t.TempDir()
+		ncfg.Node = fmt.Sprintf("n%d", i)
+		ncfg.FrontEnd = frontEnd && i == 0
+		nodes = append(nodes, serveNode(t, ncfg))
+	}
+	waitServing(t, nodes...)
+	return nodes
+}
+
+// waitServing waits until every node answers /healthz 200.
+func waitServing(t testing.TB, nodes ...*env) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, nd := range nodes {
+		for {
+			res, err := http.Get(nd.url + "/healthz")
+			if err == nil {
+				res.Body.Close()
+				if res.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s does not serve: %v %v", nd.url, res, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// deleteClusterStreams deletes every stream (journals, buckets, events)
+// of cluster name, so that the R3 streams of many tests do not pile up.
+func deleteClusterStreams(t testing.TB, servers *clustertest.Servers, name string) {
+	nc, err := nats.Connect(servers.URLs())
+	if err != nil {
+		return
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	names := js.StreamNames(ctx)
+	var doomed []string
+	for s := range names.Name() {
+		if strings.Contains(s, name+"_") {
+			doomed = append(doomed, s)
+		}
+	}
+	for _, s := range doomed {
+		_ = js.DeleteStream(ctx, s)
+	}
+}
+
+// TestNATSAPIContract runs the API contract tests of one server on the
+// cluster deployments over NATS (three NATS servers clustered on loopback,
+// R3, sync_interval always), every request through the next node of a
+// round-robin proxy: three room nodes, and a front end (HTTP only) with
+// two room nodes. Streams, resumes and concurrent joins cross nodes as in
+// TestRedisAPIContract.
+func TestNATSAPIContract(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS clusters")
+	}
+	servers := clustertest.Cluster(t)
+	for _, d := range []struct {
+		name     string
+		frontEnd bool
+	}{{"ThreeNodes", false}, {"FrontEndAndTwo", true}} {
+		t.Run(d.name, func(t *testing.T) {
+			natsMatrix = &natsDeployment{servers: servers, nodes: 3, frontEnd: d.frontEnd}
+			t.Cleanup(func() { natsMatrix = nil })
+			for _, tc := range contractTests {
+				t.Run(tc.name, tc.fn)
+			}
+		})
+	}
+}
+
+// TestSingleGoroutineAPIContract runs the API contract tests on a server
+// whose services all run on one goroutine.
+func TestSingleGoroutineAPIContract(t *testing.T) {
+	singleGoroutine = true
+	t.Cleanup(func() { singleGoroutine = false })
+	for _, tc := range contractTests {
+		t.Run(tc.name, tc.fn)
+	}
+}
+
+// TestNATSNodes: explicit cross-node cases on a 3-node cluster. A stream
+// on node B sees what is done through node A; a resume with Last-Event-ID
+// on node C gets what followed; a keyed retry through another node is
+// answered, not applied again; /status names the node and its
+// partitions; webhooks are refused; a node that leaves hands its rooms
+// over and the others serve them, events included.
+func TestNATSNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS clusters")
+	}
+	servers := clustertest.Cluster(t)
+	nodes := startNATSNodes(t, servers, server.Config{RoomTTL: time.Hour}, 3, false)
+	a, b, cn := nodes[0], nodes[1], nodes[2]
+	ann := a.create("ann", map[string]any{"capacity": 6})
+	base := "/api/rooms/" + ann.Room
+	sb := b.stream(ann.Room, ann.Token, "")
+	if ev := sb.expect("snapshot"); ev.ID != "1" {
+		t.Fatalf("snapshot on b: id %s", ev.ID)
+	}
+	bob := a.join(ann.Room, "bob")
+	ev := sb.expect("member_joined")
+	a.accept("POST", base+"/session", ann.Token, `{"story":"S"}`)
+	sb.expect("session_started")
+	sb.expect("round_started")
+	sb.close()
+	if code := a.postKeyed(base+"/votes", bob.Token, "v1", `{"value":"5"}`); code != 202 {
+		t.Fatalf("vote: %d", code)
+	}
+	sc := cn.stream(ann.Room, ann.Token, ev.ID)
+	sc.expect("session_started")
+	sc.expect("round_started")
+	sc.expect("vote_cast")
+	if code := b.postKeyed(base+"/votes", bob.Token, "v1", `{"value":"5"}`); code != 202 {
+		t.Fatalf("retried vote through b: %d", code)
+	}
+	sc.quiet(300 * time.Millisecond)
+
+	var st struct {
+		Cluster struct {
+			Node     string   `json:"node"`
+			Owned    []string `json:"owned"`
+			Warnings []string `json:"warnings"`
+		} `json:"cluster"`
+	}
+	a.do("GET", "/status.json", "", nil).json(t, &st)
+	if st.Cluster.Node != "n0" || len(st.Cluster.Warnings) != 0 {
+		t.Fatalf("/status.json cluster: %+v (R3, sync always: no warnings)", st.Cluster)
+	}
+	if r := a.do("POST", "/api/rooms", "", map[string]any{"title": "t", "leader": "x", "webhook": "https://example.com/h"}); r.Status != 400 || r.code(t) != "invalid_webhook" {
+		t.Fatalf("webhook in cluster mode: %d %s", r.Status, r.Body)
+	}
+
+	// Node a leaves (graceful): b and c take its partitions over; the room
+	// keeps its members, votes and event ids, and streams on c go on.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a.srv.CloseStreams()
+	a.hs.Close()
+	if err := a.srv.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	for {
+		var v struct{ Members []struct{ Name string } }
+		r := b.do("GET", base, "", nil)
+		if r.Status == 200 {
+			r.json(t, &v)
+			if len(v.Members) != 2 {
+				t.Fatalf("after a left: %d members, want 2", len(v.Members))
+			}
+			break
+		}
+		if time.Since(began) > 10*time.Second {
+			t.Fatalf("room not served 10s after a left: %d %s", r.Status, r.Body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.accept("POST", base+"/session/finish", ann.Token, nil)
+	sc.expect("session_finished")
+	sc.close()
+}
