@@ -131,6 +131,7 @@ type Node struct {
 	groups map[string]bool
 	svcs   map[string]bool
 	all    []Partition
+	rpc    map[Partition]string // RPCSubject of every partition in all
 	js     jetstream.JetStream
 	leases *Leases
 	ckpts  *Checkpoints
@@ -175,7 +176,7 @@ func OpenNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		return nil, fmt.Errorf("cluster: open node: %w", err)
 	}
 	n := &Node{cfg: cfg, parts: parts, js: js, groups: map[string]bool{}, svcs: map[string]bool{},
-		owned: map[Partition]*partition{}, log: cfg.Logger.With("node", cfg.Node)}
+		owned: map[Partition]*partition{}, rpc: map[Partition]string{}, log: cfg.Logger.With("node", cfg.Node)}
 	for _, g := range cfg.Groups {
 		n.groups[g] = true
 		for i := range parts.Count() {
@@ -185,6 +186,9 @@ func OpenNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	for _, s := range cfg.Services {
 		n.svcs[s] = true
 		n.all = append(n.all, Service(s))
+	}
+	for _, p := range n.all {
+		n.rpc[p] = RPCSubject(cfg.Cluster, p)
 	}
 	n.leases, err = OpenLeases(ctx, js, LeaseConfig{Cluster: cfg.Cluster, Node: cfg.Node, TTL: cfg.LeaseTTL, Replicas: cfg.Replicas, Logger: cfg.Logger})
 	if err != nil {
@@ -490,7 +494,7 @@ func (n *Node) call(ctx context.Context, addr, method string, payload []byte, ke
 	if !ok {
 		return nil, fmt.Errorf("cluster: %s is in no configured group or service: %w", addr, reactor.ErrNoService)
 	}
-	msg := nats.NewMsg(RPCSubject(n.cfg.Cluster, p))
+	msg := nats.NewMsg(n.rpc[p])
 	msg.Header.Set(hdrAddr, addr)
 	msg.Header.Set(hdrMethod, method)
 	if key != "" {

@@ -5,7 +5,7 @@
 //	cd bench && go run ./cmd/figures                 # every group
 //	go run ./cmd/figures -quick -only runtime,peers  # a smoke check
 //
-// Groups (-only): runtime, durable, peers, redis, sql, jobs, poker.
+// Groups (-only): runtime, durable, peers, cluster, redis, sql, jobs, poker.
 // Baseline and subject alternate: each of the -count rounds runs the
 // baseline and the subject one after the other (the go test groups run a
 // test binary built once, with -test.count 1, so A B A B …). The figures
@@ -57,7 +57,7 @@ type options struct {
 	pokerThink time.Duration
 }
 
-var allGroups = []string{"runtime", "durable", "peers", "redis", "sql", "jobs", "poker"}
+var allGroups = []string{"runtime", "durable", "peers", "cluster", "redis", "sql", "jobs", "poker"}
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -123,7 +123,7 @@ func run(args []string) error {
 	r.facts()
 	groups := map[string]func() []Row{
 		"runtime": r.runtimeGroup, "durable": r.durableGroup, "peers": r.peersGroup,
-		"redis": r.redisGroup, "sql": r.sqlGroup, "jobs": r.jobsGroup, "poker": r.pokerGroup,
+		"cluster": r.clusterGroup, "redis": r.redisGroup, "sql": r.sqlGroup, "jobs": r.jobsGroup, "poker": r.pokerGroup,
 	}
 	var rows []Row
 	for _, g := range allGroups {
@@ -523,6 +523,34 @@ func addPerPkg(s samples, res []Bench) {
 		for unit, v := range b.Metrics {
 			s.add(b.Pkg+" "+b.Name+" "+unit, v)
 		}
+	}
+}
+
+// ---- cluster: package cluster against raw NATS, embedded server ----
+
+// clusterBenchRE selects the cluster package's benchmarks; in each round
+// go test runs them in source order, every baseline just before its
+// subject.
+const clusterBenchRE = "^Benchmark(RawRequest|RemoteCall|RawRequestParallel|RemoteCallParallel|RawJetStreamAsyncPublish|DurableRemoteSend)$"
+
+func (r *runner) clusterGroup() []Row {
+	s := samples{}
+	for i := 0; i < r.o.count; i++ {
+		res, err := r.goBench(r.o.root, "./cluster", clusterBenchRE, r.o.benchtime)
+		s.addBench(res)
+		if err != nil {
+			r.skip("cluster: %v", err)
+		}
+	}
+	return clusterRows(s)
+}
+
+func clusterRows(s samples) []Row {
+	return []Row{
+		ratioRow("cluster: remote call round trip, front-end node → owner, 100 B each way (RemoteCall vs RawRequest)", s, "BenchmarkRemoteCall ns/op", "BenchmarkRawRequest ns/op", nanos, atMost(1.5)),
+		valueRow("cluster: allocs per remote call (both nodes and the embedded server counted)", s, "BenchmarkRemoteCall allocs/op", plain, target{}),
+		ratioRow("cluster: remote calls, 32×GOMAXPROCS callers (RemoteCallParallel vs RawRequestParallel)", s, "BenchmarkRemoteCallParallel calls/s", "BenchmarkRawRequestParallel calls/s", rate, target{}),
+		ratioRow("cluster: durable remote sends, 4096 in flight, one partition (DurableRemoteSend vs RawJetStreamAsyncPublish)", s, "BenchmarkDurableRemoteSend msgs/s", "BenchmarkRawJetStreamAsyncPublish msgs/s", rate, atLeast(0.5)),
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"regexp"
 	"testing"
 	"time"
 )
@@ -127,5 +128,49 @@ func TestRatioRowAndTargets(t *testing.T) {
 	}
 	if tg, err := parseTarget(">=6", false, ""); err != nil || tg.String() != "≥ 6×" {
 		t.Errorf("parseTarget = %+v, %v", tg, err)
+	}
+}
+
+// TestClusterRows: the cluster group's rows read the figures the cluster
+// package's benchmarks print (a 200x smoke run on a busy machine, kept as
+// test data, not a measurement), and its -bench pattern selects exactly
+// those benchmarks.
+func TestClusterRows(t *testing.T) {
+	res := ParseBench(read(t, "gotest-cluster.txt"))
+	if len(res) != 6 {
+		t.Fatalf("%d results, want 6: %+v", len(res), res)
+	}
+	re := regexp.MustCompile(clusterBenchRE)
+	for _, b := range res {
+		if b.Pkg != "github.com/reactorgo/reactor/cluster" || !re.MatchString(b.Name) {
+			t.Errorf("%s (%s) not selected by %s", b.Name, b.Pkg, clusterBenchRE)
+		}
+	}
+	for _, name := range []string{"BenchmarkRemoteCallX", "BenchmarkRawRequestParallel/x", "BenchmarkJournaledSend"} {
+		if re.MatchString(name) {
+			t.Errorf("%s selected by %s", name, clusterBenchRE)
+		}
+	}
+	s := samples{}
+	s.addBench(res)
+	rows := clusterRows(s)
+	for _, r := range rows {
+		if r.Subject == "n/a" || r.Baseline == "n/a" {
+			t.Errorf("row without figures: %+v", r)
+		}
+	}
+	call := rows[0]
+	if call.Subject != "125µs" || call.Baseline != "76µs" || call.Ratio != "1.65×" || call.Target != "≤ 1.5×" || call.Met != "NO" {
+		t.Errorf("remote call row = %+v", call)
+	}
+	if r := rows[1]; r.Subject != "41" {
+		t.Errorf("allocs row = %+v", r)
+	}
+	if r := rows[2]; r.Ratio != "0.51×" || r.Target != "—" {
+		t.Errorf("parallel row = %+v", r)
+	}
+	durable := rows[3]
+	if durable.Subject != "3245/s" || durable.Baseline != "4510/s" || durable.Ratio != "0.72×" || durable.Target != "≥ 0.5×" || durable.Met != "yes" {
+		t.Errorf("durable row = %+v", durable)
 	}
 }
