@@ -89,7 +89,17 @@ func run(args []string) error {
 	writeTimeout := fs.Duration("write-timeout", 15*time.Second, "bound on writing a response, and on each write of an event stream")
 	hookPrivate := fs.Bool("webhook-allow-private", false, "let room webhooks reach loopback and private addresses (refused by default: SSRF)")
 	redisURL := fs.String("redis", "", "keep the rooms in the Redis at this `URL` (redis://host:6379/0) instead of the journal: any number of servers with the same -redis and -cluster serve any room")
-	cluster := fs.String("cluster", "poker", "`name` of this deployment in Redis (every key and stream starts with NAME:); with -redis")
+	cluster := fs.String("cluster", "poker", "`name` of this deployment in Redis or NATS (every key, stream and subject starts with it); with -redis or -nats")
+	natsURL := fs.String("nats", "", "join the cluster -cluster over the NATS JetStream server(s) at this `URL` (nats://host:4222, comma-separated): rooms are partitioned over every node started with the same -nats and -cluster, any node serves every room")
+	node := fs.String("node", "", "`id` of this node in the cluster (unique; with -nats or -nats-embed)")
+	frontEnd := fs.Bool("front-end", false, "serve HTTP only and own no rooms (a stateless front end of the cluster)")
+	partitions := fs.Int("partitions", 16, "`number` of room partitions, fixed when the cluster is first created (every node must use the same)")
+	leaseTTL := fs.Duration("lease-ttl", 2*time.Second, "how long a dead node's rooms may go unserved before another node takes them over")
+	natsEmbed := fs.String("nats-embed", "", "run a NATS server with JetStream in this process, clients at this `address` (host:port), store in DATA/nats, sync_interval always; this node connects to it unless -nats is given")
+	natsRoute := fs.String("nats-cluster-addr", "", "route `address` (host:port) of the embedded NATS server, to cluster it with -nats-peers")
+	natsPeers := fs.String("nats-peers", "", "route addresses of every embedded NATS server of the cluster, this one's included (`list`: host:port,host:port,...)")
+	natsReplicas := fs.Int("nats-replicas", 0, "`replicas` of the cluster's streams and buckets (default: 3 with 3 or more NATS servers, else 1)")
+	natsSync := fs.Bool("nats-sync-always", false, "the NATS servers of -nats run with jetstream { sync_interval: always } (silences the warning; set by -nats-embed)")
 	hookBackoff := fs.Duration("webhook-max-backoff", 5*time.Minute, "cap on the delay between two attempts of a webhook delivery")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: poker [flags]\n       poker journal inspect|verify|replay [flags] [DIR]\n\nServes the planning-poker web UI and API. Rooms survive crashes: every\ncommand answered 201/202 is in the fsynced journal under -data.\n\nFlags:\n")
@@ -137,6 +147,27 @@ func run(args []string) error {
 	if err := server.ValidateCluster(*cluster); err != nil {
 		return fmt.Errorf("-cluster: %w", err)
 	}
+	syncAlways := *natsSync
+	if *natsEmbed != "" {
+		if *node == "" {
+			return errors.New("-nats-embed needs -node")
+		}
+		ns, url, err := embeddedNATS{client: *natsEmbed, route: *natsRoute, peers: splitList(*natsPeers),
+			dataDir: *data, name: *node, cluster: *cluster}.start(log)
+		if err != nil {
+			return err
+		}
+		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+		if *natsURL == "" {
+			*natsURL = url
+			syncAlways = true
+		}
+		if *natsReplicas == 0 && len(splitList(*natsPeers)) >= 3 {
+			*natsReplicas = 3
+		}
+	} else if *natsRoute != "" || *natsPeers != "" {
+		return errors.New("-nats-cluster-addr and -nats-peers configure -nats-embed")
+	}
 	// Listen before opening the data: the address decides the default
 	// public URL, and a port in use fails fast.
 	ln, err := net.Listen("tcp", *addr)
@@ -159,7 +190,8 @@ func run(args []string) error {
 		CreatesPerMinute: *createRate, MaxRooms: *maxRooms, EventLogBytes: *logBytes, EventLogTotalBytes: *logTotal,
 		StreamsPerMember: *streams, RequestTimeout: *reqTimeout, WriteTimeout: *writeTimeout,
 		PublicURL: public, Admin: admin, WebhookAllowPrivate: *hookPrivate, WebhookBackoffMax: *hookBackoff,
-		RedisURL: *redisURL, Cluster: *cluster})
+		RedisURL: *redisURL, Cluster: *cluster, NATS: *natsURL, Node: *node, FrontEnd: *frontEnd,
+		Partitions: *partitions, LeaseTTL: *leaseTTL, NATSSyncAlways: syncAlways, NATSReplicas: *natsReplicas})
 	if err != nil {
 		ln.Close()
 		return err
@@ -174,7 +206,7 @@ func run(args []string) error {
 	}
 	hs := srv.HTTPServer()
 	log.Info("poker: listening", "addr", ln.Addr().String(), "url", local, "invite_links", cmp.Or(public, "the browser's address"),
-		"admin", cmp.Or(*adminAddr, admin), "data", *data, "room_ttl", *ttl, "redis", *redisURL != "", "cluster", *cluster)
+		"admin", cmp.Or(*adminAddr, admin), "data", *data, "room_ttl", *ttl, "redis", *redisURL != "", "nats", *natsURL != "", "cluster", *cluster, "node", *node)
 	printBanner(os.Stderr, local, shared, public)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()

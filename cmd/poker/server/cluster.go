@@ -75,21 +75,56 @@ func openNATSRooms(ctx context.Context, cfg Config, setup func(*reactor.Runtime,
 	for _, w := range r.warnings {
 		cfg.Logger.Warn("poker: " + w)
 	}
-	r.events, err = cluster.OpenEvents(ctx, nc, cluster.EventsConfig{Cluster: cfg.Cluster, PerAddress: eventHistory,
-		MaxAge: cfg.RoomTTL + redisGrace, Replicas: replicas, Logger: cfg.Logger})
-	if err != nil {
-		return fail(fmt.Errorf("server: %w", err))
-	}
-	r.node, err = cluster.OpenNode(ctx, cluster.NodeConfig{
-		Conn: nc, Cluster: cfg.Cluster, Node: cfg.Node, Partitions: cfg.Partitions,
-		Groups: []string{poker.Address}, FrontEnd: cfg.FrontEnd, LeaseTTL: cfg.LeaseTTL, Replicas: replicas,
-		RequestTimeout: cfg.RequestTimeout, Logger: cfg.Logger,
-		Setup: func(rt *reactor.Runtime) error { return setup(rt, r.events) },
+	// A NATS cluster that is still forming answers JetStream requests
+	// before it can place replicated streams: retry until NATSWait.
+	err = retryNATS(ctx, cfg, "open the event stream", func(ctx context.Context) (err error) {
+		r.events, err = cluster.OpenEvents(ctx, nc, cluster.EventsConfig{Cluster: cfg.Cluster, PerAddress: eventHistory,
+			MaxAge: cfg.RoomTTL + redisGrace, Replicas: replicas, Logger: cfg.Logger})
+		return err
 	})
 	if err != nil {
-		return fail(fmt.Errorf("server: join cluster %s: %w", cfg.Cluster, err))
+		return fail(err)
+	}
+	err = retryNATS(ctx, cfg, "join cluster "+cfg.Cluster, func(ctx context.Context) (err error) {
+		r.node, err = cluster.OpenNode(ctx, cluster.NodeConfig{
+			Conn: nc, Cluster: cfg.Cluster, Node: cfg.Node, Partitions: cfg.Partitions,
+			Groups: []string{poker.Address}, FrontEnd: cfg.FrontEnd, LeaseTTL: cfg.LeaseTTL, Replicas: replicas,
+			RequestTimeout: cfg.RequestTimeout, Logger: cfg.Logger,
+			Setup: func(rt *reactor.Runtime) error { return setup(rt, r.events) },
+		})
+		return err
+	})
+	if err != nil {
+		return fail(err)
 	}
 	return r, nil
+}
+
+// retryNATS runs fn (5 s a try) until it succeeds, fails with a
+// configuration error, or cfg.NATSWait passes.
+func retryNATS(ctx context.Context, cfg Config, what string, fn func(context.Context) error) error {
+	began, told := time.Now(), time.Now()
+	for {
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := fn(tctx)
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, cluster.ErrInvalidConfig):
+			return fmt.Errorf("server: %s: %w", what, err)
+		case time.Since(began) > cfg.NATSWait:
+			return fmt.Errorf("server: %s: not done after %v: %w", what, cfg.NATSWait, err)
+		case time.Since(told) > 5*time.Second:
+			cfg.Logger.Info("poker: NATS not ready yet (a NATS cluster places replicated streams once its servers are up)", "step", what, "err", err)
+			told = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("server: %s: %w", what, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // waitJetStream waits until JetStream answers (a NATS cluster elects its

@@ -1,0 +1,112 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	clusterpkg "github.com/reactorgo/reactor/cluster"
+	"github.com/reactorgo/reactor/cluster/clustertest"
+)
+
+// TestNATSNodeKill9: three server processes on one cluster over three
+// NATS servers (clustered on loopback in this test process, R3,
+// sync_interval always). Clients drive rooms through node A, which is
+// killed with SIGKILL at random moments under that load, 10 times. After
+// each kill node B must show every request A answered 201/202 (and of
+// the request in flight at the kill, either outcome) — the rooms A owned
+// are taken over by B and C from their journals in JetStream — within
+// 10 s; then A restarts with the same flags, rejoins, and the load goes
+// on. Every cycle adds two rooms on A's partitions. Failover times are
+// reported.
+func TestNATSNodeKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS servers and server processes")
+	}
+	servers := clustertest.Cluster(t)
+	cluster := fmt.Sprintf("pkcrash%x", rand.Uint32())
+	flags := func(node string) []string {
+		return []string{"-nats", servers.URLs(), "-cluster", cluster, "-node", node, "-partitions", "8",
+			"-lease-ttl", "1s", "-nats-sync-always"}
+	}
+	bin := buildPoker(t)
+	b := startPoker(t, bin, t.TempDir(), flags("b")...)
+	startPoker(t, bin, t.TempDir(), flags("c")...)
+	dataA := t.TempDir()
+	const cycles, workers = 10, 6
+	rooms := make([]*model, workers)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 13))
+	seq, acked := 0, 0
+	var failovers []time.Duration
+	for cycle := range cycles {
+		a := startPoker(t, bin, dataA, flags("a")...)
+		owned := waitOwns(t, a, 2) // 8 partitions over 3 nodes: 3, 3 and 2 — the kill takes rooms down
+		// Two more rooms on A's partitions each cycle: the kill takes rooms
+		// with it, which B and C must take over.
+		parts, _ := clusterpkg.NewPartitioner(8)
+		for added := 0; added < 2; {
+			m := newRoom(t, a.url, len(rooms))
+			if slices.Contains(owned, parts.Child("/rooms", m.room).String()) {
+				rooms = append(rooms, m)
+				added++
+			}
+		}
+		var killed time.Time
+		loadUntilKill(a.url, rooms, rng, &seq, &acked, time.Duration(100+rng.IntN(300))*time.Millisecond, func() {
+			a.kill9()
+			killed = time.Now()
+		})
+		for _, m := range rooms {
+			if m != nil {
+				verify(t, b.url, m, cycle)
+			}
+		}
+		took := time.Since(killed)
+		if took > 10*time.Second {
+			t.Fatalf("cycle %d: node B served every room of the dead node A only %v after the kill (want ≤ 10s)", cycle, took)
+		}
+		failovers = append(failovers, took)
+	}
+	if acked < cycles*workers {
+		t.Fatalf("only %d requests acknowledged in %d cycles: the load did not run", acked, cycles)
+	}
+	slices.Sort(failovers)
+	t.Logf("%d kills of node A under load; %d acknowledged requests checked through node B", cycles, acked)
+	t.Logf("failover (kill → every room verified through B): p50 %v, max %v", failovers[len(failovers)/2].Round(time.Millisecond), failovers[len(failovers)-1].Round(time.Millisecond))
+}
+
+// newRoom creates a room through url for worker w, as step does.
+func newRoom(t *testing.T, url string, w int) *model {
+	t.Helper()
+	var m *model
+	if !step(url, &m, nil, 0, w) {
+		t.Fatal("create a room: no 201")
+	}
+	return m
+}
+
+// waitOwns waits until node p owns n partitions (its /status.json).
+func waitOwns(t *testing.T, p *proc, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var st struct {
+			Cluster struct{ Owned []string } `json:"cluster"`
+		}
+		if res, err := http.Get(p.url + "/status.json"); err == nil {
+			_ = json.NewDecoder(res.Body).Decode(&st)
+			res.Body.Close()
+		}
+		if len(st.Cluster.Owned) >= n {
+			return st.Cluster.Owned
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node owns %v after 20s, want %d partitions", st.Cluster.Owned, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
