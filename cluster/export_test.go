@@ -1,6 +1,9 @@
 package cluster
 
-import "github.com/reactorgo/reactor/journal"
+import (
+	"github.com/reactorgo/reactor/checkpoint"
+	"github.com/reactorgo/reactor/journal"
+)
 
 // EncodeFrame and DecodeFrame expose the record framing to the tests.
 func EncodeFrame(token string, epoch, seq uint64, fence bool, rec *journal.Record) ([]byte, error) {
@@ -30,3 +33,9 @@ func PauseRenewals(l *Lease) {
 // IgnoreLease makes j append whatever its lease says: a stale owner whose
 // clock lies, so that only the stream fence can stop it.
 func IgnoreLease(j *Journal) { j.ignoreLease = true }
+
+// NewPartitionStore is the checkpoint store a node gives partition p's
+// runtime: s under p's prefix, refusing writes once l is not valid.
+func NewPartitionStore(s *Checkpoints, p Partition, l *Lease) checkpoint.Store {
+	return &partitionStore{s: s, prefix: p.Token() + ":", lease: l}
+}

@@ -573,7 +573,23 @@ func (ps *partitionStore) Save(ctx context.Context, key string, cp checkpoint.Ch
 	if !ps.lease.Valid() {
 		return fmt.Errorf("cluster: checkpoint %s: %w", key, ErrFenced)
 	}
-	return ps.s.Save(ctx, ps.prefix+key, cp)
+	// A write still in flight when the lease fences is abandoned: the
+	// object store checks ctx before it publishes the metadata that
+	// commits the value, so it cannot land after a new owner's.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-ps.lease.Fenced():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := ps.s.Save(ctx, ps.prefix+key, cp)
+	if !ps.lease.Valid() {
+		return fmt.Errorf("cluster: checkpoint %s: %w (save: %v)", key, ErrFenced, err)
+	}
+	return err
 }
 
 func (ps *partitionStore) Load(ctx context.Context, key string) (checkpoint.Checkpoint, error) {
