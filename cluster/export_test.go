@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"hash/fnv"
+
 	"github.com/reactorgo/reactor/checkpoint"
 	"github.com/reactorgo/reactor/journal"
 )
@@ -38,4 +40,16 @@ func IgnoreLease(j *Journal) { j.ignoreLease = true }
 // runtime: s under p's prefix, refusing writes once l is not valid.
 func NewPartitionStore(s *Checkpoints, p Partition, l *Lease) checkpoint.Store {
 	return &partitionStore{s: s, prefix: p.Token() + ":", lease: l}
+}
+
+// PlacementOrder is the order in which n takes free partitions.
+func PlacementOrder(n *Node) []Partition {
+	h := fnv.New32a()
+	h.Write([]byte(n.cfg.Node))
+	start := int(h.Sum32() % uint32(len(n.all)))
+	out := make([]Partition, len(n.all))
+	for i := range n.all {
+		out[i] = n.all[(start+i)%len(n.all)]
+	}
+	return out
 }
