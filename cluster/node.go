@@ -582,7 +582,9 @@ func (ps *partitionStore) Save(ctx context.Context, key string, cp checkpoint.Ch
 	}
 	// A write still in flight when the lease fences is abandoned: the
 	// object store checks ctx before it publishes the metadata that
-	// commits the value, so it cannot land after a new owner's.
+	// commits the value, so at worst a commit sent just before the fence
+	// is still on the wire — the window the lease Margin covers, as for
+	// journal appends.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
