@@ -55,3 +55,45 @@ func TestCheckpointFlippedBitRefused(t *testing.T) {
 		t.Fatalf("Load of a flipped bit = %+v, %v; want ErrCorrupt", cp, err)
 	}
 }
+
+// A partition's checkpoint write still in flight when its lease fences
+// must not land: a new owner may already have taken over and saved its
+// own. The Save starts while the lease is valid (renewals paused, a few
+// milliseconds left) and is too large to finish before it fences: it
+// fails, and the previous checkpoint stays.
+func TestPartitionCheckpointInFlightAtFence(t *testing.T) {
+	srv := clustertest.Single(t)
+	nc := srv.Connect(t)
+	p := cluster.Service("/big")
+	l := acquireEventually(t, openLeases(t, nc, "ckf", "a", time.Second, 1), p, time.Second)
+	ck, err := cluster.OpenCheckpoints(ctxT(t, 10*time.Second), jsOf(t, nc), cluster.CheckpointConfig{Cluster: "ckf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := cluster.NewPartitionStore(ck, p, l)
+	ctx := ctxT(t, 60*time.Second)
+	if err := ps.Save(ctx, "/big", checkpoint.Checkpoint{Seq: 1, Data: []byte("old")}); err != nil {
+		t.Fatal(err)
+	}
+	cluster.PauseRenewals(l)
+	big := make([]byte, 48<<20)
+	time.Sleep(time.Until(l.ValidUntil().Add(-10 * time.Millisecond)))
+	if !l.Valid() {
+		t.Fatal("lease already expired: the test raced nothing")
+	}
+	err = ps.Save(ctx, "/big", checkpoint.Checkpoint{Seq: 2, Data: big})
+	finished := time.Now()
+	if !finished.After(l.ValidUntil()) {
+		t.Fatalf("the save finished at %v, before the lease's end %v: the test raced nothing", finished, l.ValidUntil())
+	}
+	if err == nil {
+		t.Fatalf("a checkpoint save finishing %v after the lease fenced succeeded", finished.Sub(l.ValidUntil()))
+	}
+	if !errors.Is(err, cluster.ErrFenced) {
+		t.Fatalf("save in flight at the fence: %v, want ErrFenced", err)
+	}
+	cp, err := ck.Load(ctx, p.Token()+":/big")
+	if err != nil || cp.Seq != 1 || string(cp.Data) != "old" {
+		t.Fatalf("checkpoint after the refused save: seq %d, %d bytes, %v; want the old one", cp.Seq, len(cp.Data), err)
+	}
+}

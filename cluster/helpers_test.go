@@ -62,6 +62,7 @@ type proxy struct {
 	target string
 	mu     sync.Mutex
 	conns  []net.Conn
+	cut    bool // Cut: connections are dropped until Heal
 	wg     sync.WaitGroup
 }
 
@@ -87,18 +88,50 @@ func (p *proxy) accept() {
 		if err != nil {
 			return
 		}
+		p.mu.Lock()
+		cut := p.cut
+		p.mu.Unlock()
+		if cut {
+			c.Close()
+			continue
+		}
 		u, err := net.Dial("tcp", p.target)
 		if err != nil {
 			c.Close()
 			continue
 		}
 		p.mu.Lock()
+		if p.cut { // cut while dialing
+			p.mu.Unlock()
+			c.Close()
+			u.Close()
+			continue
+		}
 		p.conns = append(p.conns, c, u)
 		p.mu.Unlock()
 		p.wg.Add(2)
 		go func() { defer p.wg.Done(); io.Copy(u, c); u.Close() }()
 		go func() { defer p.wg.Done(); io.Copy(c, u); c.Close() }()
 	}
+}
+
+// Cut drops every connection and every new one until Heal: the client is
+// cut off from NATS (and reconnects through the proxy after Heal).
+func (p *proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// Heal lets connections through again after Cut.
+func (p *proxy) Heal() {
+	p.mu.Lock()
+	p.cut = false
+	p.mu.Unlock()
 }
 
 func (p *proxy) Stop() {

@@ -335,9 +335,11 @@ func (n *Node) place() {
 	}
 	var extra *partition
 	if n.over >= 2 {
-		for _, pt := range n.owned {
-			extra = pt
-			break
+		// The last one this node would take (see start): not an
+		// arbitrary one, so that handoffs converge instead of moving a
+		// partition it just took over.
+		for i := len(n.all) - 1; i >= 0 && extra == nil; i-- {
+			extra = n.owned[n.all[(n.start()+i)%len(n.all)]]
 		}
 		n.over = 0
 	}
@@ -347,11 +349,7 @@ func (n *Node) place() {
 		n.closePartition(ctx, extra, true)
 		return
 	}
-	// Start at a node-specific offset so nodes do not all race for the
-	// same free partitions.
-	h := fnv.New32a()
-	h.Write([]byte(n.cfg.Node))
-	start := int(h.Sum32() % uint32(len(n.all)))
+	start := n.start()
 	for i := range n.all {
 		if owned >= share || ctx.Err() != nil {
 			return
@@ -371,6 +369,15 @@ func (n *Node) place() {
 		}
 		owned++
 	}
+}
+
+// start is where this node's placement order begins in n.all: a
+// node-specific offset so that nodes do not all race for the same free
+// partitions.
+func (n *Node) start() int {
+	h := fnv.New32a()
+	h.Write([]byte(n.cfg.Node))
+	return int(h.Sum32() % uint32(len(n.all)))
 }
 
 // takeOver acquires p and starts serving it: lease, journal (fenced),
@@ -583,7 +590,25 @@ func (ps *partitionStore) Save(ctx context.Context, key string, cp checkpoint.Ch
 	if !ps.lease.Valid() {
 		return fmt.Errorf("cluster: checkpoint %s: %w", key, ErrFenced)
 	}
-	return ps.s.Save(ctx, ps.prefix+key, cp)
+	// A write still in flight when the lease fences is abandoned: the
+	// object store checks ctx before it publishes the metadata that
+	// commits the value, so at worst a commit sent just before the fence
+	// is still on the wire — the window the lease Margin covers, as for
+	// journal appends.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-ps.lease.Fenced():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := ps.s.Save(ctx, ps.prefix+key, cp)
+	if !ps.lease.Valid() {
+		return fmt.Errorf("cluster: checkpoint %s: %w (save: %v)", key, ErrFenced, err)
+	}
+	return err
 }
 
 func (ps *partitionStore) Load(ctx context.Context, key string) (checkpoint.Checkpoint, error) {
