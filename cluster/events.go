@@ -121,7 +121,6 @@ func OpenEvents(ctx context.Context, nc *nats.Conn, cfg EventsConfig) (*Events, 
 		Discard:           jetstream.DiscardOld,
 		Storage:           jetstream.FileStorage,
 		Replicas:          cfg.Replicas,
-		AllowDirect:       true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open events stream: %w", err)

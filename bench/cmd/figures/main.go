@@ -55,6 +55,7 @@ type options struct {
 	pokerMem   int
 	pokerRnds  int
 	pokerThink time.Duration
+	pokerFlags string
 }
 
 var allGroups = []string{"runtime", "durable", "peers", "cluster", "redis", "sql", "jobs", "poker"}
@@ -86,6 +87,7 @@ func run(args []string) error {
 	fs.IntVar(&o.pokerMem, "poker-members", 10, "poker-load -members")
 	fs.IntVar(&o.pokerRnds, "poker-rounds", 3, "poker-load -rounds")
 	fs.DurationVar(&o.pokerThink, "poker-think", -1, "poker-load -think (default 10s, 1s with -quick)")
+	fs.StringVar(&o.pokerFlags, "poker-server-flags", "", "extra `flags` of the poker server, space-separated (e.g. \"-nats-embed 127.0.0.1:4250 -node n1\": the server as a one-node cluster)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -747,6 +749,9 @@ func (r *runner) pokerGroup() []Row {
 		}
 	}
 	cfg := fmt.Sprintf("%d rooms × %d members, %d rounds, think %s", r.o.pokerRooms, r.o.pokerMem, r.o.pokerRnds, r.o.pokerThink)
+	if r.o.pokerFlags != "" {
+		cfg += ", server " + r.o.pokerFlags
+	}
 	return []Row{
 		valueRow("poker "+cfg+": vote→vote_cast p50", s, "vote p50", nanos, target{}),
 		valueRow("poker: vote→vote_cast p99", s, "vote p99", nanos, valueAtMost(25e6, "ns")),
@@ -769,7 +774,7 @@ func (r *runner) pokerRound(server, load string) (Poker, error) {
 	addr := l.Addr().String()
 	l.Close()
 	var slog bytes.Buffer
-	srv := exec.Command(server, "-addr", addr, "-data", data, "-create-rate", "-1")
+	srv := exec.Command(server, append([]string{"-addr", addr, "-data", data, "-create-rate", "-1"}, strings.Fields(r.o.pokerFlags)...)...)
 	srv.Stdout, srv.Stderr = &slog, &slog
 	if err := srv.Start(); err != nil {
 		return Poker{}, err
@@ -789,10 +794,12 @@ func (r *runner) pokerRound(server, load string) (Poker, error) {
 	url := "http://" + addr
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(url + "/")
+		resp, err := http.Get(url + "/healthz") // 200 once it serves (a cluster node: once it owns rooms)
 		if err == nil {
 			resp.Body.Close()
-			break
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
 		}
 		select {
 		case err := <-exited:
