@@ -84,9 +84,9 @@ type benchNodes struct {
 	js           jetstream.JetStream // on the owner's connection
 }
 
-func openBenchNodes(b *testing.B) *benchNodes {
+func openBenchNodes(b *testing.B, opts ...clustertest.Option) *benchNodes {
 	b.Helper()
-	srv := clustertest.Single(b)
+	srv := clustertest.Single(b, opts...)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := cluster.NodeConfig{
 		Cluster: benchCluster, Partitions: 1,
@@ -282,8 +282,14 @@ func BenchmarkRemoteCallParallel(b *testing.B) {
 // is awaited and checked, in order, by one goroutine (as the journal's
 // notifier does). No message ids or expected-sequence headers: plain
 // JetStream.
-func BenchmarkRawJetStreamAsyncPublish(b *testing.B) {
-	srv := clustertest.Single(b)
+func BenchmarkRawJetStreamAsyncPublish(b *testing.B) { benchRawAsyncPublish(b) }
+
+// BenchmarkRawJetStreamAsyncPublishLazy is the baseline on a server with
+// NATS's default lazy fsync (what the issue's ~400 K/s was measured on).
+func BenchmarkRawJetStreamAsyncPublishLazy(b *testing.B) { benchRawAsyncPublish(b, clustertest.LazySync()) }
+
+func benchRawAsyncPublish(b *testing.B, opts ...clustertest.Option) {
+	srv := clustertest.Single(b, opts...)
 	nc := srv.Connect(b)
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(benchInFlight+1))
 	if err != nil {
@@ -356,8 +362,14 @@ func BenchmarkRawJetStreamAsyncPublish(b *testing.B) {
 // the Add was appended to the partition's JetStream stream, acknowledged
 // (stored, synced: sync_interval always) and handled. Target: ≥ 0.5×
 // BenchmarkRawJetStreamAsyncPublish's msgs/s.
-func BenchmarkDurableRemoteSend(b *testing.B) {
-	bn := openBenchNodes(b)
+func BenchmarkDurableRemoteSend(b *testing.B) { benchDurableRemoteSend(b) }
+
+// BenchmarkDurableRemoteSendLazy is BenchmarkDurableRemoteSend on a server
+// with lazy fsync: the CPU cost of the path, not the disk's.
+func BenchmarkDurableRemoteSendLazy(b *testing.B) { benchDurableRemoteSend(b, clustertest.LazySync()) }
+
+func benchDurableRemoteSend(b *testing.B, opts ...clustertest.Option) {
+	bn := openBenchNodes(b, opts...)
 	ctx := context.Background()
 	refs := make([]reactor.Ref, benchLedgers)
 	var payload benchPayload

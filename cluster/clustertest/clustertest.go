@@ -27,19 +27,28 @@ type Servers struct {
 	cports  []int // cluster (route) ports; nil for a single server
 	dirs    []string
 	servers []*server.Server // nil while killed
+	opts    []Option
 }
 
 // Cluster starts three JetStream servers clustered on loopback (random free
 // ports) and waits until the JetStream meta leader is elected. They are shut
 // down by t.Cleanup.
-func Cluster(t testing.TB) *Servers { return start(t, 3) }
+func Cluster(t testing.TB, opts ...Option) *Servers { return start(t, 3, opts) }
 
 // Single starts one JetStream server (not clustered).
-func Single(t testing.TB) *Servers { return start(t, 1) }
+func Single(t testing.TB, opts ...Option) *Servers { return start(t, 1, opts) }
 
-func start(t testing.TB, n int) *Servers {
+// Option changes the servers' configuration.
+type Option func(*server.Options)
+
+// LazySync runs the servers with NATS's default sync_interval (fsync every
+// 2 minutes, not after every write): what a default NATS installation does,
+// for benchmarks that compare against it. Not durable against power loss.
+func LazySync() Option { return func(o *server.Options) { o.SyncAlways = false } }
+
+func start(t testing.TB, n int, opts []Option) *Servers {
 	t.Helper()
-	s := &Servers{t: t, servers: make([]*server.Server, n)}
+	s := &Servers{t: t, servers: make([]*server.Server, n), opts: opts}
 	for range n {
 		s.ports = append(s.ports, freePort(t))
 		if n > 1 {
@@ -77,6 +86,9 @@ func (s *Servers) options(i int) *server.Options {
 		JetStreamMaxStore:  1 << 30,
 		NoLog:              true,
 		NoSigs:             true,
+	}
+	for _, opt := range s.opts {
+		opt(o)
 	}
 	if len(s.cports) > 0 {
 		o.Cluster = server.ClusterOpts{Name: "reactor-test", Host: "127.0.0.1", Port: s.cports[i]}

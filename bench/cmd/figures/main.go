@@ -533,7 +533,7 @@ func addPerPkg(s samples, res []Bench) {
 // clusterBenchRE selects the cluster package's benchmarks; in each round
 // go test runs them in source order, every baseline just before its
 // subject.
-const clusterBenchRE = "^Benchmark(RawRequest|RemoteCall|RawRequestParallel|RemoteCallParallel|RawJetStreamAsyncPublish|DurableRemoteSend)$"
+const clusterBenchRE = "^Benchmark(RawRequest|RemoteCall|RawRequestParallel|RemoteCallParallel|RawJetStreamAsyncPublish|DurableRemoteSend|RawJetStreamAsyncPublishLazy|DurableRemoteSendLazy)$"
 
 func (r *runner) clusterGroup() []Row {
 	s := samples{}
@@ -553,6 +553,7 @@ func clusterRows(s samples) []Row {
 		valueRow("cluster: allocs per remote call (both nodes and the embedded server counted)", s, "BenchmarkRemoteCall allocs/op", plain, target{}),
 		ratioRow("cluster: remote calls, 32×GOMAXPROCS callers (RemoteCallParallel vs RawRequestParallel)", s, "BenchmarkRemoteCallParallel calls/s", "BenchmarkRawRequestParallel calls/s", rate, target{}),
 		ratioRow("cluster: durable remote sends, 4096 in flight, one partition (DurableRemoteSend vs RawJetStreamAsyncPublish)", s, "BenchmarkDurableRemoteSend msgs/s", "BenchmarkRawJetStreamAsyncPublish msgs/s", rate, atLeast(0.5)),
+		ratioRow("cluster: the same on a lazy-fsync NATS server (DurableRemoteSendLazy vs RawJetStreamAsyncPublishLazy)", s, "BenchmarkDurableRemoteSendLazy msgs/s", "BenchmarkRawJetStreamAsyncPublishLazy msgs/s", rate, atLeast(0.5)),
 	}
 }
 
