@@ -137,8 +137,8 @@ func TestRatioRowAndTargets(t *testing.T) {
 // those benchmarks.
 func TestClusterRows(t *testing.T) {
 	res := ParseBench(read(t, "gotest-cluster.txt"))
-	if len(res) != 6 {
-		t.Fatalf("%d results, want 6: %+v", len(res), res)
+	if len(res) != 8 {
+		t.Fatalf("%d results, want 8: %+v", len(res), res)
 	}
 	re := regexp.MustCompile(clusterBenchRE)
 	for _, b := range res {
