@@ -286,7 +286,9 @@ func BenchmarkRawJetStreamAsyncPublish(b *testing.B) { benchRawAsyncPublish(b) }
 
 // BenchmarkRawJetStreamAsyncPublishLazy is the baseline on a server with
 // NATS's default lazy fsync (what the issue's ~400 K/s was measured on).
-func BenchmarkRawJetStreamAsyncPublishLazy(b *testing.B) { benchRawAsyncPublish(b, clustertest.LazySync()) }
+func BenchmarkRawJetStreamAsyncPublishLazy(b *testing.B) {
+	benchRawAsyncPublish(b, clustertest.LazySync())
+}
 
 func benchRawAsyncPublish(b *testing.B, opts ...clustertest.Option) {
 	srv := clustertest.Single(b, opts...)

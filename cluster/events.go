@@ -60,7 +60,12 @@ const hdrEventID = "Reactor-Event-Id"
 // that readers on any node follow (a room's events for its Server-Sent
 // Events streams): the owner of an address publishes, any node reads the
 // last events of an address and follows what comes after. One JetStream
-// stream holds them all, PerAddress deep per address.
+// stream keeps them all, PerAddress deep per address, for readers that
+// start or resume; live events reach a follower through a core NATS
+// subscription on the address's subject, so a follower costs the server
+// an interest entry, not a consumer, and a node receives the events of the
+// addresses it follows only. All of a node's followers share one channel
+// and one dispatching goroutine.
 //
 // Events are notifications, not the durable record (the journal is): a
 // publish is not acknowledged, so the events an owner published just before
@@ -70,20 +75,33 @@ const hdrEventID = "Reactor-Event-Id"
 // above the last one delivered is dropped.
 type Events struct {
 	nc      *nats.Conn
-	js      jetstream.JetStream
 	stream  jetstream.Stream
 	cluster string
 	log     *slog.Logger
+	ch      chan *nats.Msg // every follower's subscription delivers here
+	done    chan struct{}
 
 	mu      sync.Mutex
-	follows map[string]*follow
+	follows map[string]*follow // by subject
+	closed  bool
 }
 
 // follow is one address being followed.
 type follow struct {
-	cc   jetstream.ConsumeContext
-	stop bool // guarded by Events.mu
+	sub     *nats.Subscription
+	deliver func([]reactor.StateEvent, error)
+	// dmu orders the deliveries: the catch-up in Follow, then the
+	// dispatcher's.
+	dmu      sync.Mutex
+	last     uint64               // dmu: id of the last event delivered
+	catching bool                 // Events.mu: live events go to backlog
+	backlog  []reactor.StateEvent // Events.mu
+	stop     bool                 // Events.mu
 }
+
+// eventsBuffer is how many live events wait for the dispatcher; beyond it
+// NATS drops them (a slow consumer) and followers see a gap.
+const eventsBuffer = 64 << 10
 
 // OpenEvents opens (or creates) the cluster's event stream.
 func OpenEvents(ctx context.Context, nc *nats.Conn, cfg EventsConfig) (*Events, error) {
@@ -125,7 +143,10 @@ func OpenEvents(ctx context.Context, nc *nats.Conn, cfg EventsConfig) (*Events, 
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open events stream: %w", err)
 	}
-	return &Events{nc: nc, js: js, stream: st, cluster: cfg.Cluster, log: cfg.Logger, follows: map[string]*follow{}}, nil
+	e := &Events{nc: nc, stream: st, cluster: cfg.Cluster, log: cfg.Logger,
+		ch: make(chan *nats.Msg, eventsBuffer), done: make(chan struct{}), follows: map[string]*follow{}}
+	go e.dispatch()
+	return e, nil
 }
 
 // Publish sends one event of addr. It does not wait: events of one
@@ -139,60 +160,54 @@ func (e *Events) Publish(addr string, ev reactor.StateEvent) {
 	}
 }
 
-func decodeEvent(m jetstream.Msg) (reactor.StateEvent, error) {
-	id, err := strconv.ParseUint(m.Headers().Get(hdrEventID), 10, 64)
+func decodeEvent(subject string, h nats.Header, data []byte) (reactor.StateEvent, error) {
+	id, err := strconv.ParseUint(h.Get(hdrEventID), 10, 64)
 	if err != nil || id == 0 {
-		return reactor.StateEvent{}, fmt.Errorf("cluster: event on %s without an id: %w", m.Subject(), ErrCorrupt)
+		return reactor.StateEvent{}, fmt.Errorf("cluster: event on %s without an id: %w", subject, ErrCorrupt)
 	}
-	return reactor.StateEvent{ID: id, Data: m.Data()}, nil
+	return reactor.StateEvent{ID: id, Data: data}, nil
 }
 
-// LastEvents returns the newest n events of addr, oldest first, ids
-// strictly increasing.
-func (e *Events) LastEvents(ctx context.Context, addr string, n int) ([]reactor.StateEvent, error) {
-	subj := EventsSubject(e.cluster, addr)
+// history reads the retained events of subj with ids above after, oldest
+// first, ids strictly increasing (a message get per event: no consumer).
+func (e *Events) history(ctx context.Context, subj string, after uint64) ([]reactor.StateEvent, error) {
 	last, err := e.stream.GetLastMsgForSubject(ctx, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cluster: last event of %s: %w", addr, err)
+		return nil, err
 	}
-	cons, err := e.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}})
-	if err != nil {
-		return nil, fmt.Errorf("cluster: read events of %s: %w", addr, err)
+	if ev, err := decodeEvent(subj, last.Header, last.Data); err == nil && ev.ID <= after {
+		return nil, nil // nothing new: the common case of a follower
 	}
 	var out []reactor.StateEvent
-	for {
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			return nil, fmt.Errorf("cluster: read events of %s: %w", addr, err)
-		}
-		got := 0
-		done := false
-		for m := range batch.Messages() {
-			got++
-			meta, err := m.Metadata()
-			if err != nil {
-				return nil, fmt.Errorf("cluster: read events of %s: %w", addr, err)
-			}
-			ev, err := decodeEvent(m)
-			if err != nil {
-				e.log.Error("cluster: event skipped", "addr", addr, "err", err)
-			} else if len(out) == 0 || ev.ID > out[len(out)-1].ID {
-				out = append(out, ev)
-			}
-			done = done || meta.Sequence.Stream >= last.Sequence
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return nil, fmt.Errorf("cluster: read events of %s: %w", addr, err)
-		}
-		if done {
+	for seq := uint64(1); seq <= last.Sequence; {
+		m, err := e.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
 		}
-		if got == 0 && ctx.Err() != nil {
-			return nil, fmt.Errorf("cluster: read events of %s: %w", addr, ctx.Err())
+		if err != nil {
+			return nil, err
 		}
+		ev, err := decodeEvent(subj, m.Header, m.Data)
+		switch {
+		case err != nil:
+			e.log.Error("cluster: event skipped", "subject", subj, "seq", m.Sequence, "err", err)
+		case ev.ID > after && (len(out) == 0 || ev.ID > out[len(out)-1].ID):
+			out = append(out, ev)
+		}
+		seq = m.Sequence + 1
+	}
+	return out, nil
+}
+
+// LastEvents returns the newest n events of addr, oldest first, ids
+// strictly increasing.
+func (e *Events) LastEvents(ctx context.Context, addr string, n int) ([]reactor.StateEvent, error) {
+	out, err := e.history(ctx, EventsSubject(e.cluster, addr), 0)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: read events of %s: %w", addr, err)
 	}
 	if len(out) > n {
 		out = out[len(out)-n:]
@@ -202,68 +217,178 @@ func (e *Events) LastEvents(ctx context.Context, addr string, n int) ([]reactor.
 
 // Follow delivers every event of addr with an id above after, in order,
 // until Unfollow (one follower per address: a second Follow replaces the
-// first). deliver runs on one goroutine at a time; an error ends the
+// first): first those the stream holds, then the live ones. deliver runs
+// on one goroutine at a time and must not block; an error ends the
 // following.
 func (e *Events) Follow(addr string, after uint64, deliver func([]reactor.StateEvent, error)) {
 	e.Unfollow(addr)
-	f := &follow{}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cons, err := e.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{EventsSubject(e.cluster, addr)}})
-	if err != nil {
-		deliver(nil, fmt.Errorf("cluster: follow events of %s: %w", addr, err))
+	subj := EventsSubject(e.cluster, addr)
+	f := &follow{deliver: deliver, last: after, catching: true}
+	f.dmu.Lock()
+	defer f.dmu.Unlock()
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		deliver(nil, fmt.Errorf("cluster: follow events of %s: %w", addr, ErrClosed))
 		return
 	}
-	var dmu sync.Mutex // deliveries in order, one at a time
-	last := after
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		ev, err := decodeEvent(m)
-		if err != nil {
-			e.log.Error("cluster: event skipped", "addr", addr, "err", err)
-			return
-		}
-		dmu.Lock()
-		defer dmu.Unlock()
+	e.follows[subj] = f
+	e.mu.Unlock()
+	// Subscribe before reading the stream: what is published meanwhile
+	// waits in the backlog, and nothing falls between the two.
+	sub, err := e.nc.ChanSubscribe(subj, e.ch)
+	if err == nil {
 		e.mu.Lock()
-		stopped := f.stop
+		f.sub = sub
 		e.mu.Unlock()
-		if stopped || ev.ID <= last {
-			return
-		}
-		last = ev.ID
-		deliver([]reactor.StateEvent{ev}, nil)
-	})
+		err = e.nc.FlushTimeout(5 * time.Second) // the server has the interest
+	}
+	var past []reactor.StateEvent
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		past, err = e.history(ctx, subj, after)
+		cancel()
+	}
 	if err != nil {
+		e.Unfollow(addr)
 		deliver(nil, fmt.Errorf("cluster: follow events of %s: %w", addr, err))
 		return
 	}
 	e.mu.Lock()
-	f.cc = cc
-	e.follows[addr] = f
+	backlog := f.backlog
+	f.backlog, f.catching = nil, false
 	e.mu.Unlock()
+	f.deliverNew(past)
+	f.deliverNew(backlog)
+	// An event published just before the subscription existed reached no
+	// subscriber and may not have been stored yet when the stream was
+	// read (JetStream stores after its replicas agree): read the stream
+	// again a few times shortly after.
+	go func() {
+		for _, d := range []time.Duration{20 * time.Millisecond, 100 * time.Millisecond, 500 * time.Millisecond} {
+			time.Sleep(d)
+			if !e.repair(subj, f) {
+				return
+			}
+		}
+	}()
+}
+
+// repair delivers what the stream holds above f.last; false once f stopped.
+func (e *Events) repair(subj string, f *follow) bool {
+	f.dmu.Lock()
+	defer f.dmu.Unlock()
+	e.mu.Lock()
+	stopped := f.stop
+	e.mu.Unlock()
+	if stopped {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	past, err := e.history(ctx, subj, f.last)
+	if err != nil {
+		e.log.Warn("cluster: events not read again", "subject", subj, "err", err)
+		return true
+	}
+	f.deliverNew(past)
+	return true
+}
+
+// deliverNew delivers the events above f.last (f.dmu held).
+func (f *follow) deliverNew(events []reactor.StateEvent) {
+	for _, ev := range events {
+		if ev.ID > f.last {
+			f.last = ev.ID
+			f.deliver([]reactor.StateEvent{ev}, nil)
+		}
+	}
+}
+
+// dispatch hands the live events of every follower to it, in order.
+func (e *Events) dispatch() {
+	for {
+		var msg *nats.Msg
+		select {
+		case msg = <-e.ch:
+		case <-e.done:
+			return
+		}
+		ev, err := decodeEvent(msg.Subject, msg.Header, msg.Data)
+		if err != nil {
+			e.log.Error("cluster: event skipped", "subject", msg.Subject, "err", err)
+			continue
+		}
+		e.mu.Lock()
+		f := e.follows[msg.Subject]
+		if f != nil && f.catching {
+			f.backlog = append(f.backlog, ev)
+			f = nil
+		}
+		e.mu.Unlock()
+		if f == nil {
+			continue
+		}
+		if f.gapBefore(ev.ID) {
+			// Events between the last delivered and this one reached no
+			// subscription (published just before it existed, or dropped):
+			// read them from the stream first.
+			e.repair(msg.Subject, f)
+		}
+		f.dmu.Lock()
+		e.mu.Lock()
+		stopped := f.stop
+		e.mu.Unlock()
+		if !stopped {
+			f.deliverNew([]reactor.StateEvent{ev})
+		}
+		f.dmu.Unlock()
+	}
+}
+
+// gapBefore reports whether events are missing before id.
+func (f *follow) gapBefore(id uint64) bool {
+	f.dmu.Lock()
+	defer f.dmu.Unlock()
+	return id > f.last+1
 }
 
 // Unfollow stops following addr.
 func (e *Events) Unfollow(addr string) {
+	subj := EventsSubject(e.cluster, addr)
 	e.mu.Lock()
-	f := e.follows[addr]
-	delete(e.follows, addr)
+	f := e.follows[subj]
+	delete(e.follows, subj)
+	var sub *nats.Subscription
 	if f != nil {
 		f.stop = true
+		sub = f.sub
 	}
 	e.mu.Unlock()
-	if f != nil {
-		go f.cc.Stop() // not on the caller's goroutine: it may be a delivery
+	if sub != nil {
+		_ = sub.Unsubscribe()
 	}
 }
 
 // Close stops every follower.
 func (e *Events) Close() {
 	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.closed = true
 	fs := e.follows
 	e.follows = map[string]*follow{}
 	e.mu.Unlock()
 	for _, f := range fs {
-		f.cc.Stop()
+		e.mu.Lock()
+		f.stop = true
+		sub := f.sub
+		e.mu.Unlock()
+		if sub != nil {
+			_ = sub.Unsubscribe()
+		}
 	}
+	close(e.done)
 }

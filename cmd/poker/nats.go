@@ -59,12 +59,23 @@ func (e embeddedNATS) start(log *slog.Logger) (*natsserver.Server, string, error
 			o.Routes = append(o.Routes, natsserver.RoutesFromStr("nats://"+p)...)
 		}
 	}
+	// nats-server reports a port in use only in its log: try it first.
+	for _, addr := range []string{e.client, e.route} {
+		if addr == "" {
+			continue
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, "", fmt.Errorf("embedded NATS: %w", err)
+		}
+		l.Close()
+	}
 	srv, err := natsserver.NewServer(o)
 	if err != nil {
 		return nil, "", fmt.Errorf("embedded NATS: %w", err)
 	}
 	srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
+	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
 		return nil, "", fmt.Errorf("embedded NATS on %s not ready", e.client)
 	}
