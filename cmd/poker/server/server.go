@@ -263,6 +263,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	began := time.Now()
 	if err := s.rt.Start(ctx); err != nil {
 		_ = s.rt.Close(context.Background())
+		_ = s.nats.close(context.Background())
 		s.redis.close()
 		s.journal.Close()
 		return nil, fmt.Errorf("server: start runtime: %w", err)
@@ -274,6 +275,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if err := s.jobs.Start(context.WithValue(ctx, webhooksKey{}, s.hooks)); err != nil {
 		_ = s.rt.Close(context.Background())
+		_ = s.nats.close(context.Background())
+		s.redis.close()
 		s.journal.Close()
 		return nil, fmt.Errorf("server: start webhook workers: %w", err)
 	}
