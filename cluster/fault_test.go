@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,6 +81,9 @@ func (h *sinkHandler) Handle(_ context.Context, r slog.Record) error {
 		m[a.Key] = a.Value.String()
 	}
 	r.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.String(); return true })
+	if os.Getenv("REACTOR_TEST_LOG") == "1" {
+		fmt.Fprintln(os.Stderr, r.Time.Format("15:04:05.000"), r.Level, r.Message, m)
+	}
 	h.s.mu.Lock()
 	h.s.recs = append(h.s.recs, logRec{at: r.Time, level: r.Level, msg: r.Message, attrs: m})
 	h.s.mu.Unlock()

@@ -564,6 +564,9 @@ func (j *Journal) Replay(ctx context.Context, after uint64, fn func(*journal.Rec
 	return replay(ctx, j.stream, j.name, j.subject, j.token, after, fn)
 }
 
+// replayIdle bounds the wait for the next record of a replay.
+const replayIdle = 2 * time.Second
+
 func replay(ctx context.Context, stream jetstream.Stream, name, subject, token string, after uint64, fn func(*journal.Record) error) error {
 	info, err := stream.Info(ctx)
 	if err != nil {
@@ -591,7 +594,13 @@ func replay(ctx context.Context, stream jetstream.Stream, name, subject, token s
 	defer it.Stop()
 	var epoch uint64
 	for {
-		m, err := it.Next(jetstream.NextContext(ctx))
+		// Records up to last exist: a pull that brings nothing for
+		// replayIdle is stuck (seen with ordered consumers on an R3
+		// stream right after its leader moved), and failing lets the
+		// takeover start over with a new consumer instead of hanging.
+		nctx, cancel := context.WithTimeout(ctx, replayIdle)
+		m, err := it.Next(jetstream.NextContext(nctx))
+		cancel()
 		if err != nil {
 			return fmt.Errorf("cluster: replay %s: %w", name, err)
 		}

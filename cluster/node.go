@@ -346,12 +346,17 @@ func (n *Node) place() {
 	n.mu.Unlock()
 	if extra != nil {
 		n.log.Info("cluster: handing partition off", "partition", extra.p.String(), "share", share)
-		n.closePartition(ctx, extra, true)
+		hctx, hcancel := context.WithTimeout(n.ctx, n.takeoverTimeout())
+		n.closePartition(hctx, extra, true)
+		hcancel()
 		return
 	}
+	began := time.Now()
 	start := n.start()
 	for i := range n.all {
-		if owned >= share || ctx.Err() != nil {
+		// A long round would delay the membership heartbeat: the next
+		// round goes on where this one stops.
+		if owned >= share || n.ctx.Err() != nil || time.Since(began) > n.cfg.LeaseTTL/2 {
 			return
 		}
 		p := n.all[(start+i)%len(n.all)]
@@ -361,7 +366,14 @@ func (n *Node) place() {
 		if have {
 			continue
 		}
-		if err := n.takeOver(ctx, p); err != nil {
+		// Its own deadline, not the round's: replaying a long journal may
+		// take longer than the lease TTL (the lease renews itself meanwhile),
+		// and a deadline that always cuts the replay short would leave the
+		// partition unserved for good.
+		tctx, tcancel := context.WithTimeout(n.ctx, n.takeoverTimeout())
+		err := n.takeOver(tctx, p)
+		tcancel()
+		if err != nil {
 			if !errors.Is(err, ErrHeld) {
 				n.log.Warn("cluster: take over partition", "partition", p.String(), "err", err)
 			}
@@ -370,6 +382,10 @@ func (n *Node) place() {
 		owned++
 	}
 }
+
+// takeoverTimeout bounds one takeover or handoff: 10 lease TTLs, at least
+// 30 s.
+func (n *Node) takeoverTimeout() time.Duration { return max(10*n.cfg.LeaseTTL, 30*time.Second) }
 
 // start is where this node's placement order begins in n.all: a
 // node-specific offset so that nodes do not all race for the same free
