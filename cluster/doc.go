@@ -56,5 +56,11 @@
 // its input until it was delivered — so a new owner's replay sends it
 // again and the receiver drops the duplicate.
 //
+// Events (OpenEvents) are per-address notification streams for readers on
+// any node — a room's events for its Server-Sent Events streams: the owner
+// publishes, any node reads the last ones and follows the rest through a
+// core NATS subscription. They are not the record (the journal is): the
+// last events an owner published before dying may be missing.
+//
 // Package clustertest starts embedded servers for tests.
 package cluster
