@@ -565,7 +565,7 @@ func (j *Journal) Replay(ctx context.Context, after uint64, fn func(*journal.Rec
 }
 
 // replayIdle bounds the wait for the next record of a replay.
-const replayIdle = 2 * time.Second
+const replayIdle = 5 * time.Second
 
 func replay(ctx context.Context, stream jetstream.Stream, name, subject, token string, after uint64, fn func(*journal.Record) error) error {
 	info, err := stream.Info(ctx)
