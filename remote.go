@@ -58,6 +58,15 @@ type remoteInvoker interface {
 	deliver(ctx context.Context, rt *Runtime, addr string, payload []byte) ([]byte, error)
 }
 
+// ReadOnlyMethod reports whether the method registered under name is
+// ReadOnly: running it again cannot change anything, so a router may retry
+// it after a timeout even without an idempotency key. False for a name no
+// method has.
+func ReadOnlyMethod(name string) bool {
+	inv, ok := methodNames.Load(name)
+	return ok && inv.(invoker).isReadOnly()
+}
+
 // Deliver is the receiving side of Remote.Call: it finds method by name,
 // decodes payload with the Codec, calls addr in this runtime with TryCall
 // semantics (ErrBusy when its inbox is full) under key as its idempotency

@@ -325,3 +325,12 @@ func FuzzDecodeError(f *testing.F) {
 		}
 	})
 }
+
+func TestReadOnlyMethod(t *testing.T) {
+	if !reactor.ReadOnlyMethod(slotDump.Name()) {
+		t.Fatalf("%s is ReadOnly", slotDump.Name())
+	}
+	if reactor.ReadOnlyMethod(rAdd.Name()) || reactor.ReadOnlyMethod("no.such.method") {
+		t.Fatal("a modifying or unknown method reported ReadOnly")
+	}
+}

@@ -54,9 +54,9 @@ type NodeConfig struct {
 	Replicas int
 	// RequestTimeout bounds one attempt of a remote call (default
 	// 2×LeaseTTL; a handler that may take longer needs more). After a
-	// timeout a call that carries an idempotency key is tried again until
-	// the caller's context ends; one without a key fails (it may have
-	// been applied).
+	// timeout a call that carries an idempotency key, or of a ReadOnly
+	// method, is tried again until the caller's context ends; any other
+	// fails (it may have been applied).
 	RequestTimeout time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
@@ -508,10 +508,10 @@ func (pt *partition) serve(msg *nats.Msg) {
 }
 
 // call sends a remote call to the owner of addr's partition, retrying
-// while no one serves it (a handoff) until ctx ends. A call with a key is
-// also retried after a timeout or a refusal by a closing or fenced owner
-// (the receiver drops a duplicate); a call without one is not, since it
-// may have been applied.
+// while no one serves it (a handoff) until ctx ends. A call with a key, or
+// of a ReadOnly method, is also retried after a timeout or a refusal by a
+// closing or fenced owner (the receiver drops a duplicate; a read changes
+// nothing); any other is not, since it may have been applied.
 func (n *Node) call(ctx context.Context, addr, method string, payload []byte, key string) ([]byte, error) {
 	p, ok := n.PartitionOf(addr)
 	if !ok {
@@ -534,7 +534,7 @@ func (n *Node) call(ctx context.Context, addr, method string, payload []byte, ke
 			}
 			err = reactor.DecodeError(resp.Data)
 		}
-		if !retryable(err, key) || ctx.Err() != nil {
+		if !retryable(err, key != "" || reactor.ReadOnlyMethod(method)) || ctx.Err() != nil {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("cluster: call %s on %s: %w (last: %w)", method, addr, ctx.Err(), err)
 			}
@@ -548,13 +548,17 @@ func (n *Node) call(ctx context.Context, addr, method string, payload []byte, ke
 	}
 }
 
-func retryable(err error, key string) bool {
+// retryable reports whether a call that failed with err may be sent
+// again: always when nobody received it, and after a timeout or a refusal
+// by a closing owner only when a second run cannot apply it twice (safe:
+// it carries an idempotency key, or its method is ReadOnly).
+func retryable(err error, safe bool) bool {
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return true // nobody received it
 	case errors.Is(err, ErrFenced):
 		return true // refused by a stale owner: not journaled, not applied
-	case key == "":
+	case !safe:
 		return false
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||

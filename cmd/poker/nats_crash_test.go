@@ -21,8 +21,9 @@ import (
 // the request in flight at the kill, either outcome) — the rooms A owned
 // are taken over by B and C from their journals in JetStream — within
 // 10 s; then A restarts with the same flags, rejoins, and the load goes
-// on. Every cycle adds two rooms on A's partitions. Failover times are
-// reported.
+// on. Every cycle adds two rooms on A's partitions, and a command sent
+// through B right after the kill, for a room of A's, must wait for the
+// takeover and answer 202. Failover times are reported.
 func TestNATSNodeKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts NATS servers and server processes")
@@ -55,11 +56,27 @@ func TestNATSNodeKill9(t *testing.T) {
 				added++
 			}
 		}
+		// A room on A's partitions that no worker drives: right after the
+		// kill a command for it goes through B, which must wait for the
+		// takeover and answer 202, not fail.
+		var probe *model
+		for probe == nil {
+			if m := newRoom(t, b.url, 99); slices.Contains(owned, parts.Child("/rooms", m.room).String()) {
+				probe = m
+			}
+		}
 		var killed time.Time
 		loadUntilKill(a.url, rooms, rng, &seq, &acked, time.Duration(100+rng.IntN(300))*time.Millisecond, func() {
 			a.kill9()
 			killed = time.Now()
 		})
+		story := fmt.Sprintf("after kill %d", cycle)
+		if st, out, ok := call(b.url, "POST", "/api/rooms/"+probe.room+"/session", probe.leader.token, map[string]string{"story": story}); !ok || st != 202 {
+			t.Fatalf("cycle %d: a command through B for a room of the dead node: %d %v (ok %v), want 202 once the room is taken over", cycle, st, out, ok)
+		}
+		if v := getView(t, b.url, probe.room, probe.leader.token); v.Session == nil || v.Session.Story != story {
+			t.Fatalf("cycle %d: the command answered 202 during the takeover is not in the room: %+v", cycle, v.Session)
+		}
 		for _, m := range rooms {
 			if m != nil {
 				verify(t, b.url, m, cycle)

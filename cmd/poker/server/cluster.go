@@ -23,7 +23,10 @@ import (
 // event streams of any node follow, so an SSE client may connect to, and
 // resume on, any node. The node's own runtime and journal under DataDir
 // keep what is local (the webhook queue, unused: webhooks are refused in
-// cluster mode).
+// cluster mode). Commands without an Idempotency-Key get a key of their own
+// (autoKeyed) and one attempt of a remote call lasts at most 2 lease TTLs
+// (at least 3 s), so a command whose owner dies mid-call is sent again to
+// the next owner within the request's deadline, and applied once.
 
 // Defaults of the cluster mode.
 const (
@@ -89,7 +92,7 @@ func openNATSRooms(ctx context.Context, cfg Config, setup func(*reactor.Runtime,
 		r.node, err = cluster.OpenNode(ctx, cluster.NodeConfig{
 			Conn: nc, Cluster: cfg.Cluster, Node: cfg.Node, Partitions: cfg.Partitions,
 			Groups: []string{poker.Address}, FrontEnd: cfg.FrontEnd, LeaseTTL: cfg.LeaseTTL, Replicas: replicas,
-			RequestTimeout: cfg.RequestTimeout, Logger: cfg.Logger,
+			RequestTimeout: max(2*cfg.LeaseTTL, 3*time.Second), Logger: cfg.Logger,
 			Setup: func(rt *reactor.Runtime) error { return setup(rt, r.events) },
 		})
 		return err

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -199,7 +200,7 @@ func (s *Server) createRoom(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	creds, err := s.rooms.Create(r.Context(), req)
+	creds, err := s.rooms.Create(s.autoKeyed(r.Context()), req)
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -224,7 +225,7 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	creds, err := s.rooms.Join(r.Context(), r.PathValue("room"), req)
+	creds, err := s.rooms.Join(s.autoKeyed(r.Context()), r.PathValue("room"), req)
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -354,7 +355,23 @@ func (s *Server) command(w http.ResponseWriter, r *http.Request, req any, run fu
 		s.writeError(w, err)
 		return
 	}
+	if r.Header.Get("Idempotency-Key") == "" {
+		ctx = s.autoKeyed(ctx)
+	}
 	s.reply(w, run(ctx))
+}
+
+// autoKeyed gives a command without an Idempotency-Key a key of its own in
+// cluster mode, so that the node may send it again after a timeout (its
+// owner died or handed its room off mid-call) without the room applying it
+// twice. Elsewhere the command goes as it is.
+func (s *Server) autoKeyed(ctx context.Context) context.Context {
+	if s.nats == nil {
+		return ctx
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return reactor.WithIdempotencyKey(ctx, "auto:"+hex.EncodeToString(b[:]))
 }
 
 // drainBody accepts an empty body, or a JSON one within the size limit
