@@ -42,7 +42,8 @@
 // RPCSubject, answered by the owner with reactor's Deliver; errors travel
 // as reactor.EncodeError. "No responders" (a handoff) is retried with
 // backoff until the caller's context ends; timeouts and refusals by a
-// closing owner are retried for messages with an idempotency key. Callers
+// closing owner are retried for messages with an idempotency key and for
+// ReadOnly methods. Callers
 // outside any partition use Node.Client (or Node.Ref).
 //
 // Placement is by membership heartbeats (NodesBucket): each node takes
