@@ -158,29 +158,8 @@ func TestNATSNodes(t *testing.T) {
 	servers := clustertest.Cluster(t)
 	nodes := startNATSNodes(t, servers, server.Config{RoomTTL: time.Hour}, 3, false)
 	a, b, cn := nodes[0], nodes[1], nodes[2]
-	ann := a.create("ann", map[string]any{"capacity": 6})
+	ann, sc := acrossNodes(t, a, b, cn)
 	base := "/api/rooms/" + ann.Room
-	sb := b.stream(ann.Room, ann.Token, "")
-	if ev := sb.expect("snapshot"); ev.ID != "1" {
-		t.Fatalf("snapshot on b: id %s", ev.ID)
-	}
-	bob := a.join(ann.Room, "bob")
-	ev := sb.expect("member_joined")
-	a.accept("POST", base+"/session", ann.Token, `{"story":"S"}`)
-	sb.expect("session_started")
-	sb.expect("round_started")
-	sb.close()
-	if code := a.postKeyed(base+"/votes", bob.Token, "v1", `{"value":"5"}`); code != 202 {
-		t.Fatalf("vote: %d", code)
-	}
-	sc := cn.stream(ann.Room, ann.Token, ev.ID)
-	sc.expect("session_started")
-	sc.expect("round_started")
-	sc.expect("vote_cast")
-	if code := b.postKeyed(base+"/votes", bob.Token, "v1", `{"value":"5"}`); code != 202 {
-		t.Fatalf("retried vote through b: %d", code)
-	}
-	sc.quiet(300 * time.Millisecond)
 
 	var st struct {
 		Cluster struct {

@@ -36,8 +36,16 @@ func newEnv(t testing.TB, cfg server.Config) *env {
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
+	return serveNode(t, cfg)
+}
+
+// serveNode starts a server (logging to testLogOut, aliasing checked) and
+// serves it over HTTP, with the timeouts cmd/poker serves with, until t
+// ends.
+func serveNode(t testing.TB, cfg server.Config) *env {
+	t.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = slog.New(slog.NewTextHandler(testLogOut(), nil))
 	}
 	if cfg.CheckShared == nil {
 		cfg.CheckShared = reactortest.NoAliasing(t)
@@ -47,7 +55,7 @@ func newEnv(t testing.TB, cfg server.Config) *env {
 		t.Fatal(err)
 	}
 	hs := httptest.NewUnstartedServer(nil)
-	hs.Config = srv.HTTPServer() // the timeouts cmd/poker serves with
+	hs.Config = srv.HTTPServer()
 	hs.Start()
 	e := &env{t: t, srv: srv, hs: hs, url: hs.URL}
 	t.Cleanup(e.close)
@@ -282,4 +290,38 @@ func (s *stream) ended() bool {
 			return false
 		}
 	}
+}
+
+// acrossNodes drives one room through three nodes of a multi-server
+// deployment: created through a, a stream on b sees what is done through
+// a, a stream on c resumes from a Last-Event-ID the b stream saw, and a
+// keyed vote retried through b is answered 202 and not applied again (no
+// second event on c). It returns the leader's credentials and the open
+// stream on c.
+func acrossNodes(t *testing.T, a, b, c *env) (creds, *stream) {
+	t.Helper()
+	ann := a.create("ann", map[string]any{"capacity": 6})
+	base := "/api/rooms/" + ann.Room
+	sb := b.stream(ann.Room, ann.Token, "")
+	if ev := sb.expect("snapshot"); ev.ID != "1" {
+		t.Fatalf("snapshot on b: id %s", ev.ID)
+	}
+	bob := a.join(ann.Room, "bob")
+	ev := sb.expect("member_joined")
+	a.accept("POST", base+"/session", ann.Token, `{"story":"S"}`)
+	sb.expect("session_started")
+	sb.expect("round_started")
+	sb.close()
+	if code := a.postKeyed(base+"/votes", bob.Token, "v1", `{"value":"5"}`); code != 202 {
+		t.Fatalf("vote: %d", code)
+	}
+	sc := c.stream(ann.Room, ann.Token, ev.ID)
+	sc.expect("session_started")
+	sc.expect("round_started")
+	sc.expect("vote_cast")
+	if code := b.postKeyed(base+"/votes", bob.Token, "v1", `{"value":"5"}`); code != 202 {
+		t.Fatalf("retried vote through b: %d", code)
+	}
+	sc.quiet(300 * time.Millisecond)
+	return ann, sc
 }

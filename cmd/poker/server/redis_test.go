@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/reactorgo/reactor/cmd/poker/server"
 	"github.com/reactorgo/reactor/internal/testenv"
-	"github.com/reactorgo/reactor/reactortest"
 )
 
 // redisNodes, when not 0, makes newEnv start that many servers in Redis
@@ -64,28 +62,6 @@ func startNodes(t testing.TB, cfg server.Config, n int) []*env {
 		nodes = append(nodes, serveNode(t, ncfg))
 	}
 	return nodes
-}
-
-// serveNode starts one server of a multi-server deployment (logging to
-// testLogOut, aliasing checked) and serves it over HTTP until t ends.
-func serveNode(t testing.TB, cfg server.Config) *env {
-	t.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(testLogOut(), nil))
-	}
-	if cfg.CheckShared == nil {
-		cfg.CheckShared = reactortest.NoAliasing(t)
-	}
-	srv, err := server.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewUnstartedServer(nil)
-	hs.Config = srv.HTTPServer()
-	hs.Start()
-	e := &env{t: t, srv: srv, hs: hs, url: hs.URL}
-	t.Cleanup(e.close)
-	return e
 }
 
 // newClusterEnv starts n nodes and returns an env whose url is a
@@ -161,31 +137,9 @@ func TestRedisNodes(t *testing.T) {
 	name := clusterName(t, c)
 	nodes := startNodes(t, server.Config{Cluster: name, RoomTTL: time.Hour}, 3)
 	a, b, cn := nodes[0], nodes[1], nodes[2]
-	ann := a.create("ann", map[string]any{"capacity": 6})
+	ann, sc := acrossNodes(t, a, b, cn)
+	sc.close()
 	base := "/api/rooms/" + ann.Room
-	sb := b.stream(ann.Room, ann.Token, "")
-	if ev := sb.expect("snapshot"); ev.ID != "1" {
-		t.Fatalf("snapshot on b: id %s", ev.ID)
-	}
-	bob := a.join(ann.Room, "bob")
-	ev := sb.expect("member_joined")
-	a.accept("POST", base+"/session", ann.Token, `{"story":"S"}`)
-	sb.expect("session_started")
-	sb.expect("round_started")
-	sb.close()
-	// Resume on node C from the member_joined id.
-	if code := a.postKeyed(base+"/votes", bob.Token, "v1", `{"value":"5"}`); code != 202 {
-		t.Fatalf("vote: %d", code)
-	}
-	sc := cn.stream(ann.Room, ann.Token, ev.ID)
-	sc.expect("session_started")
-	sc.expect("round_started")
-	sc.expect("vote_cast")
-	// The retry through B: answered 202, no second event.
-	if code := b.postKeyed(base+"/votes", bob.Token, "v1", `{"value":"5"}`); code != 202 {
-		t.Fatalf("retried vote through b: %d", code)
-	}
-	sc.quiet(300 * time.Millisecond)
 
 	// Joins with one name through three nodes: exactly one 201.
 	codes := concurrently(nodes, 12, func(_ int, nd *env) int {
