@@ -138,6 +138,9 @@ type Node struct {
 	nodes  jetstream.KeyValue
 	client *reactor.Runtime
 	log    *slog.Logger
+	// warnings name the settings under which acknowledged records can be
+	// lost (logged at open; Warnings).
+	warnings []string
 
 	mu    sync.Mutex
 	owned map[Partition]*partition
@@ -213,7 +216,10 @@ func OpenNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		return nil, err
 	}
 	if cfg.Replicas < 3 && !cfg.FrontEnd {
-		n.log.Warn("cluster: journals, leases and checkpoints have fewer than 3 replicas: acknowledged records are lost if the NATS server holding them loses its disk (and, with the default lazy sync_interval, on a power failure)", "replicas", cfg.Replicas)
+		n.warnings = append(n.warnings, fmt.Sprintf("journals, leases and checkpoints have %d replica(s), fewer than 3: acknowledged records are lost if the NATS server holding them loses its disk (and, with the default lazy sync_interval, on a power failure)", cfg.Replicas))
+	}
+	for _, w := range n.warnings {
+		n.log.Warn("cluster: " + w)
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if !cfg.FrontEnd {
@@ -243,6 +249,11 @@ func (n *Node) Owned() []Partition {
 	slices.SortFunc(out, func(a, b Partition) int { return cmp.Or(strings.Compare(a.Group, b.Group), a.Index-b.Index) })
 	return out
 }
+
+// Warnings name this node's settings under which acknowledged records can
+// be lost (fewer than 3 replicas), for an operator's status page; they
+// were logged when the node opened.
+func (n *Node) Warnings() []string { return slices.Clone(n.warnings) }
 
 // FrontEnd reports whether the node only routes (NodeConfig.FrontEnd).
 func (n *Node) FrontEnd() bool { return n.cfg.FrontEnd }

@@ -64,7 +64,17 @@ func openNATSRooms(ctx context.Context, cfg Config, setup func(*reactor.Runtime,
 		r.close(context.Background())
 		return nil, err
 	}
-	if err := waitJetStream(ctx, nc, cfg); err != nil {
+	// A NATS cluster still forming answers once a majority of its servers
+	// is up, and places replicated streams a little later: retry until
+	// NATSWait.
+	js, err := jetstream.New(nc)
+	if err == nil {
+		err = retryNATS(ctx, cfg, "reach JetStream", func(ctx context.Context) error {
+			_, err := js.AccountInfo(ctx)
+			return err
+		})
+	}
+	if err != nil {
 		return fail(err)
 	}
 	replicas := cfg.NATSReplicas
@@ -74,12 +84,10 @@ func openNATSRooms(ctx context.Context, cfg Config, setup func(*reactor.Runtime,
 			replicas = 3
 		}
 	}
-	r.warnings = natsWarnings(nc, replicas, cfg.NATSSyncAlways)
+	r.warnings = natsWarnings(nc, cfg.NATSSyncAlways)
 	for _, w := range r.warnings {
 		cfg.Logger.Warn("poker: " + w)
 	}
-	// A NATS cluster that is still forming answers JetStream requests
-	// before it can place replicated streams: retry until NATSWait.
 	err = retryNATS(ctx, cfg, "open the event stream", func(ctx context.Context) (err error) {
 		r.events, err = cluster.OpenEvents(ctx, nc, cluster.EventsConfig{Cluster: cfg.Cluster, PerAddress: eventHistory,
 			MaxAge: cfg.RoomTTL + redisGrace, Replicas: replicas, Logger: cfg.Logger})
@@ -104,7 +112,7 @@ func openNATSRooms(ctx context.Context, cfg Config, setup func(*reactor.Runtime,
 }
 
 // retryNATS runs fn (5 s a try) until it succeeds, fails with a
-// configuration error, or cfg.NATSWait passes.
+// configuration error (or finds no JetStream), or cfg.NATSWait passes.
 func retryNATS(ctx context.Context, cfg Config, what string, fn func(context.Context) error) error {
 	began, told := time.Now(), time.Now()
 	for {
@@ -116,6 +124,8 @@ func retryNATS(ctx context.Context, cfg Config, what string, fn func(context.Con
 			return nil
 		case errors.Is(err, cluster.ErrInvalidConfig):
 			return fmt.Errorf("server: %s: %w", what, err)
+		case errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+			return fmt.Errorf("server: NATS %s has no JetStream (start nats-server with -js): %w", cfg.NATS, err)
 		case time.Since(began) > cfg.NATSWait:
 			return fmt.Errorf("server: %s: not done after %v: %w", what, cfg.NATSWait, err)
 		case time.Since(told) > 5*time.Second:
@@ -130,46 +140,10 @@ func retryNATS(ctx context.Context, cfg Config, what string, fn func(context.Con
 	}
 }
 
-// waitJetStream waits until JetStream answers (a NATS cluster elects its
-// meta leader once enough of its servers are up), logging while it waits.
-func waitJetStream(ctx context.Context, nc *nats.Conn, cfg Config) error {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("server: JetStream: %w", err)
-	}
-	began, told := time.Now(), time.Time{}
-	for {
-		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := js.AccountInfo(actx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
-			return fmt.Errorf("server: NATS %s has no JetStream (start nats-server with -js): %w", cfg.NATS, err)
-		}
-		if time.Since(told) > 5*time.Second {
-			cfg.Logger.Info("poker: waiting for NATS JetStream (a NATS cluster needs a majority of its servers up)", "url", cfg.NATS, "err", err)
-			told = time.Now()
-		}
-		if time.Since(began) > cfg.NATSWait {
-			return fmt.Errorf("server: NATS JetStream not ready after %v: %w", cfg.NATSWait, err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("server: NATS JetStream: %w", ctx.Err())
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
-
-// natsWarnings names the settings under which JetStream can lose
-// acknowledged commands.
-func natsWarnings(nc *nats.Conn, replicas int, syncAlways bool) []string {
+// natsWarnings names the NATS settings under which JetStream can lose
+// acknowledged commands (the node adds its own: fewer than 3 replicas).
+func natsWarnings(nc *nats.Conn, syncAlways bool) []string {
 	var w []string
-	if replicas < 3 {
-		w = append(w, fmt.Sprintf("NATS: rooms are kept with %d replica(s): a NATS server that loses its disk loses acknowledged commands (use a 3-server NATS cluster, R3)", replicas))
-	}
 	if nc.ConnectedClusterName() == "" {
 		w = append(w, "NATS: a single NATS server: when it is down no room can be served, and its loss loses every room")
 	}
@@ -225,7 +199,7 @@ func (s *Server) clusterStatus() *clusterStatus {
 		return nil
 	}
 	st := &clusterStatus{Cluster: s.cfg.Cluster, Node: s.cfg.Node, FrontEnd: s.cfg.FrontEnd, Partitions: s.cfg.Partitions,
-		Owned: []string{}, NATS: r.nc.ConnectedUrlRedacted(), Warnings: r.warnings}
+		Owned: []string{}, NATS: r.nc.ConnectedUrlRedacted(), Warnings: append(r.node.Warnings(), r.warnings...)}
 	for _, p := range r.node.Owned() {
 		st.Owned = append(st.Owned, p.String())
 	}
