@@ -359,15 +359,8 @@ func (e *Events) Unfollow(addr string) {
 	e.mu.Lock()
 	f := e.follows[subj]
 	delete(e.follows, subj)
-	var sub *nats.Subscription
-	if f != nil {
-		f.stop = true
-		sub = f.sub
-	}
 	e.mu.Unlock()
-	if sub != nil {
-		_ = sub.Unsubscribe()
-	}
+	e.stop(f)
 }
 
 // Close stops every follower.
@@ -382,13 +375,21 @@ func (e *Events) Close() {
 	e.follows = map[string]*follow{}
 	e.mu.Unlock()
 	for _, f := range fs {
-		e.mu.Lock()
-		f.stop = true
-		sub := f.sub
-		e.mu.Unlock()
-		if sub != nil {
-			_ = sub.Unsubscribe()
-		}
+		e.stop(f)
 	}
 	close(e.done)
+}
+
+// stop ends a follower taken out of e.follows (nil: nothing).
+func (e *Events) stop(f *follow) {
+	if f == nil {
+		return
+	}
+	e.mu.Lock()
+	f.stop = true
+	sub := f.sub
+	e.mu.Unlock()
+	if sub != nil {
+		_ = sub.Unsubscribe()
+	}
 }
