@@ -91,7 +91,7 @@ func (r *Room) BeforeBatch(*reactor.Ctx) {
 // AfterBatch publishes the batch's events of a published room
 // (Options.Publish), in order.
 func (r *Room) AfterBatch(*reactor.Ctx) {
-	if pub := r.rooms.opt.Publish; pub != nil {
+	if pub := r.rooms.opt.Publish; pub != nil && len(r.pending) > 0 {
 		addr := Address + "/" + r.ID
 		for _, ev := range r.pending {
 			pub(addr, ev)
