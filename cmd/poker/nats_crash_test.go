@@ -32,7 +32,7 @@ func TestNATSNodeKill9(t *testing.T) {
 	cluster := fmt.Sprintf("pkcrash%x", rand.Uint32())
 	flags := func(node string) []string {
 		return []string{"-nats", servers.URLs(), "-cluster", cluster, "-node", node, "-partitions", "8",
-			"-lease-ttl", "1s", "-nats-sync-always"}
+			"-lease-ttl", "1s", "-nats-sync-always", "-create-rate", "-1"} // rooms are created until some land on A's partitions
 	}
 	bin := buildPoker(t)
 	b := startPoker(t, bin, t.TempDir(), flags("b")...)
