@@ -564,13 +564,8 @@ func (j *Journal) Replay(ctx context.Context, after uint64, fn func(*journal.Rec
 	return replay(ctx, j.stream, j.name, j.subject, j.token, after, fn)
 }
 
-// replayIdle bounds the wait for the next record of a replay before the
-// pull is started again from that record.
-const replayIdle = 2 * time.Second
-
-// replayRestarts bounds how many times one replay starts its pull again
-// before it fails (and the takeover is tried again later).
-const replayRestarts = 3
+// replayIdle bounds the wait for the next record of a replay.
+const replayIdle = 5 * time.Second
 
 func replay(ctx context.Context, stream jetstream.Stream, name, subject, token string, after uint64, fn func(*journal.Record) error) error {
 	info, err := stream.Info(ctx)
@@ -584,47 +579,28 @@ func replay(ctx context.Context, stream jetstream.Stream, name, subject, token s
 	if info.State.Msgs == 0 || first > after+1 {
 		return fmt.Errorf("%w: replay of %s after seq %d, but the stream starts at %d", ErrReleased, name, after, first)
 	}
-	// pull reads the stream from seq on with a new ordered consumer.
-	pull := func(seq uint64) (jetstream.MessagesContext, error) {
-		cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{subject},
-			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-			OptStartSeq:    seq,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("cluster: replay %s: %w", name, err)
-		}
-		it, err := cons.Messages(jetstream.PullMaxMessages(1024))
-		if err != nil {
-			return nil, fmt.Errorf("cluster: replay %s: %w", name, err)
-		}
-		return it, nil
-	}
-	it, err := pull(after + 1)
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    after + 1,
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("cluster: replay %s: %w", name, err)
 	}
-	defer func() { it.Stop() }()
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	if err != nil {
+		return fmt.Errorf("cluster: replay %s: %w", name, err)
+	}
+	defer it.Stop()
 	var epoch uint64
-	next, restarts := after+1, 0
 	for {
 		// Records up to last exist: a pull that brings nothing for
-		// replayIdle is slow or stuck (seen with ordered consumers on an
-		// R3 stream right after its leader moved). Start it again from
-		// the next record a few times rather than wait on it or give the
-		// takeover up at once (a slow pull under load must still get
-		// there).
+		// replayIdle is stuck (seen with ordered consumers on an R3
+		// stream right after its leader moved), and failing lets the
+		// takeover start over with a new consumer instead of hanging.
 		nctx, cancel := context.WithTimeout(ctx, replayIdle)
 		m, err := it.Next(jetstream.NextContext(nctx))
 		cancel()
-		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) && restarts < replayRestarts {
-			restarts++
-			it.Stop()
-			if it, err = pull(next); err != nil {
-				return err
-			}
-			continue
-		}
 		if err != nil {
 			return fmt.Errorf("cluster: replay %s: %w", name, err)
 		}
@@ -633,7 +609,6 @@ func replay(ctx context.Context, stream jetstream.Stream, name, subject, token s
 			return fmt.Errorf("cluster: replay %s: %w", name, err)
 		}
 		seq := meta.Sequence.Stream
-		next = seq + 1
 		f, err := decodeFrame(m.Data())
 		if err != nil {
 			return &CorruptError{Stream: name, Seq: seq, Reason: err.Error()}
