@@ -117,6 +117,18 @@ next:
 	return out
 }
 
+// tail formats the last n records, so that a failure in CI comes with the
+// nodes' story (takeovers, handoffs, fences).
+func (s *logSink) tail(n int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	for _, r := range s.recs[max(len(s.recs)-n, 0):] {
+		fmt.Fprintln(&b, r.at.Format("15:04:05.000"), r.level, r.msg, r.attrs)
+	}
+	return b.String()
+}
+
 // faultEnv opens the nodes of one test's cluster.
 type faultEnv struct {
 	t    *testing.T
@@ -130,7 +142,13 @@ type faultEnv struct {
 }
 
 func newFaultEnv(t *testing.T, srvs *clustertest.Servers, cl string, ttl time.Duration) *faultEnv {
-	return &faultEnv{t: t, srvs: srvs, cl: cl, ttl: ttl, logs: &logSink{}, applied: map[string]int{}}
+	e := &faultEnv{t: t, srvs: srvs, cl: cl, ttl: ttl, logs: &logSink{}, applied: map[string]int{}}
+	t.Cleanup(func() {
+		if t.Failed() && os.Getenv("REACTOR_TEST_LOG") != "1" {
+			t.Logf("node logs (last 300 records):\n%s", e.logs.tail(300))
+		}
+	})
+	return e
 }
 
 // fnode is an open node and its own NATS connection.

@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,7 +47,7 @@ func newEnv(t testing.TB, cfg server.Config) *env {
 func serveNode(t testing.TB, cfg server.Config) *env {
 	t.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(testLogOut(), nil))
+		cfg.Logger = slog.New(slog.NewTextHandler(testLogOut(t, cfg.Node), nil))
 	}
 	if cfg.CheckShared == nil {
 		cfg.CheckShared = reactortest.NoAliasing(t)
@@ -60,6 +62,41 @@ func serveNode(t testing.TB, cfg server.Config) *env {
 	e := &env{t: t, srv: srv, hs: hs, url: hs.URL}
 	t.Cleanup(e.close)
 	return e
+}
+
+// testLogOut is where a node of t logs: stderr with REACTOR_TEST_LOG=1;
+// otherwise a buffer whose last 32 KiB t prints if it fails, so that a
+// failure in CI comes with the nodes' story (handoffs, takeovers, fences).
+func testLogOut(t testing.TB, node string) io.Writer {
+	if os.Getenv("REACTOR_TEST_LOG") == "1" {
+		return os.Stderr
+	}
+	l := &tailLog{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			t.Logf("log of node %q (last %d bytes):\n%s", node, len(l.buf), l.buf)
+		}
+	})
+	return l
+}
+
+// tailLog keeps the last 32 KiB written to it.
+type tailLog struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (l *tailLog) Write(p []byte) (int, error) {
+	const keep = 32 << 10
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	if len(l.buf) > keep {
+		l.buf = append(l.buf[:0], l.buf[len(l.buf)-keep:]...)
+	}
+	return len(p), nil
 }
 
 func (e *env) close() {

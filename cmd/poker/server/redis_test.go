@@ -3,13 +3,11 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -202,14 +200,6 @@ func count(codes []int, code int) int {
 		}
 	}
 	return n
-}
-
-// testLogOut is where nodes log: stderr with REACTOR_TEST_LOG=1.
-func testLogOut() io.Writer {
-	if os.Getenv("REACTOR_TEST_LOG") == "1" {
-		return os.Stderr
-	}
-	return io.Discard
 }
 
 // TestRedisMaxRooms: -max-rooms holds across nodes: 12 concurrent creates
