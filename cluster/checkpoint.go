@@ -83,10 +83,36 @@ func OpenCheckpoints(ctx context.Context, js jetstream.JetStream, cfg Checkpoint
 	if errors.Is(err, jetstream.ErrBucketExists) {
 		obs, err = js.ObjectStore(ctx, name)
 	}
+	if err == nil {
+		obs, err = leaderReads(ctx, js, name, obs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open checkpoint bucket %s: %w", name, err)
 	}
 	return &Checkpoints{obs: obs, bucket: name, log: cfg.Logger}, nil
+}
+
+// leaderReads turns off direct gets on the bucket's stream and binds to it
+// again. An object store reads an object's metadata with a direct get,
+// which any replica may answer, a follower from before the last write
+// included: a node taking a partition over could then load the checkpoint
+// its previous owner replaced — or miss one just written — after the
+// journal records it covered were released. Without direct gets the
+// stream's leader answers, which holds every acknowledged write.
+func leaderReads(ctx context.Context, js jetstream.JetStream, bucket string, obs jetstream.ObjectStore) (jetstream.ObjectStore, error) {
+	st, err := js.Stream(ctx, "OBJ_"+bucket)
+	if err != nil {
+		return nil, err
+	}
+	cfg := st.CachedInfo().Config
+	if !cfg.AllowDirect {
+		return obs, nil
+	}
+	cfg.AllowDirect = false
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return nil, err
+	}
+	return js.ObjectStore(ctx, bucket) // its stream handle caches the new config
 }
 
 // Checkpoint value framing (little-endian):

@@ -26,6 +26,27 @@ func TestCheckpointsContract(t *testing.T) {
 	})
 }
 
+// The checkpoint bucket's stream answers reads from its leader only: a
+// direct get may be answered by a follower that has not seen the last
+// checkpoint yet. Binding to an existing bucket keeps it so.
+func TestCheckpointsReadFromLeader(t *testing.T) {
+	srvs := clustertest.Cluster(t)
+	js := jsOf(t, srvs.Connect(t))
+	cfg := cluster.CheckpointConfig{Cluster: "ckleader", Replicas: 3}
+	for range 2 { // create, then bind
+		if _, err := cluster.OpenCheckpoints(ctxT(t, 10*time.Second), js, cfg); err != nil {
+			t.Fatal(err)
+		}
+		st, err := js.Stream(ctxT(t, 5*time.Second), "OBJ_"+cluster.CheckpointBucket(cfg.Cluster))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.CachedInfo().Config.AllowDirect {
+			t.Fatal("checkpoint stream allows direct gets (reads from followers)")
+		}
+	}
+}
+
 // A checkpoint with one flipped bit in the store is refused on Load.
 func TestCheckpointFlippedBitRefused(t *testing.T) {
 	srv := clustertest.Single(t)

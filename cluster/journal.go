@@ -564,8 +564,15 @@ func (j *Journal) Replay(ctx context.Context, after uint64, fn func(*journal.Rec
 	return replay(ctx, j.stream, j.name, j.subject, j.token, after, fn)
 }
 
-// replayIdle bounds the wait for the next record of a replay.
-const replayIdle = 5 * time.Second
+// replayIdle bounds the wait for the next record of a replay. The ordered
+// consumer itself starts a lost pull again (from the next record) once
+// 2 × replayHeartbeat pass without a heartbeat — its consumer vanishes when
+// the stream's leader moves, and the default heartbeat of 5 s left a
+// takeover waiting 10 s for that —, so replayIdle is only the backstop.
+const (
+	replayIdle      = 10 * time.Second
+	replayHeartbeat = time.Second
+)
 
 func replay(ctx context.Context, stream jetstream.Stream, name, subject, token string, after uint64, fn func(*journal.Record) error) error {
 	info, err := stream.Info(ctx)
@@ -587,7 +594,7 @@ func replay(ctx context.Context, stream jetstream.Stream, name, subject, token s
 	if err != nil {
 		return fmt.Errorf("cluster: replay %s: %w", name, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024), jetstream.PullExpiry(3*replayHeartbeat), jetstream.PullHeartbeat(replayHeartbeat))
 	if err != nil {
 		return fmt.Errorf("cluster: replay %s: %w", name, err)
 	}
@@ -595,9 +602,8 @@ func replay(ctx context.Context, stream jetstream.Stream, name, subject, token s
 	var epoch uint64
 	for {
 		// Records up to last exist: a pull that brings nothing for
-		// replayIdle is stuck (seen with ordered consumers on an R3
-		// stream right after its leader moved), and failing lets the
-		// takeover start over with a new consumer instead of hanging.
+		// replayIdle is stuck, and failing lets the takeover start over
+		// instead of hanging.
 		nctx, cancel := context.WithTimeout(ctx, replayIdle)
 		m, err := it.Next(jetstream.NextContext(nctx))
 		cancel()

@@ -3,6 +3,7 @@ package cluster
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -118,13 +120,15 @@ const (
 // routes messages for the others over NATS. Every node runs the same
 // Setup; a partition runs on one node at a time.
 //
-// Placement: every LeaseTTL/3 the node heartbeats its membership entry and
-// tries to acquire free partitions until it owns ceil(partitions / live
-// nodes). A partition whose lease fences is closed at once (its runtime
-// closed, its subscription dropped; checkpoint writes are refused once
-// the lease is not valid). A node owning more than its share releases one
-// partition per placement round, after two rounds over (checkpoint, close,
-// release), so a joining node gets partitions without a storm.
+// Placement: every LeaseTTL/3 the node heartbeats its membership entry
+// (with how many partitions it owns) and tries to acquire free partitions
+// until it owns ceil(partitions / live nodes). A partition whose lease
+// fences is closed at once (its runtime closed, its subscription dropped;
+// checkpoint writes are refused once the lease is not valid). A node
+// owning more than its share, or the node owning most while another is
+// below floor(partitions / live nodes), releases one partition per
+// placement round, after two rounds over (checkpoint, close, release), so
+// a joining node gets partitions without a storm.
 type Node struct {
 	cfg    NodeConfig
 	parts  Partitioner
@@ -144,7 +148,12 @@ type Node struct {
 
 	mu    sync.Mutex
 	owned map[Partition]*partition
-	over  int // consecutive placement rounds over the fair share
+
+	// Placement state, of the placement goroutine.
+	over       int          // consecutive rounds over the share
+	shortSince time.Time    // since when some node is below floor (zero: none)
+	fair       atomic.Int64 // floor share at the last round (Serving)
+	rounds     atomic.Int64 // placement rounds done
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -324,50 +333,135 @@ func (n *Node) placeLoop() {
 	}
 }
 
-// place runs one placement round.
+// memberValue is a node's membership entry, rewritten at every placement
+// round: how many partitions it owns, so that placement sees who is short.
+type memberValue struct {
+	Owned int `json:"owned"`
+}
+
+// heartbeat writes this node's membership entry.
+func (n *Node) heartbeat(ctx context.Context, owned int) error {
+	v, _ := json.Marshal(memberValue{Owned: owned})
+	_, err := n.nodes.Put(ctx, n.cfg.Node, v)
+	return err
+}
+
+// members returns how many partitions each live node owns, as of its last
+// heartbeat (this node's own count is the caller's to set).
+func (n *Node) members(ctx context.Context) map[string]int {
+	counts := map[string]int{}
+	keys, err := n.nodes.Keys(ctx)
+	if err != nil {
+		return counts // ErrNoKeysFound, or a slow read: this node alone
+	}
+	for _, k := range keys {
+		e, err := n.nodes.Get(ctx, k)
+		if err != nil {
+			continue // expired meanwhile
+		}
+		var v memberValue
+		_ = json.Unmarshal(e.Value(), &v)
+		counts[k] = v.Owned
+	}
+	return counts
+}
+
+// shares is what placement aims at: with p partitions and live nodes,
+// every node owns floor or ceil of p/live. giver is the node that hands a
+// partition off while short (a node below floor) is true: the one owning
+// most, ties to the smallest id, so that two nodes do not both give.
+func shares(p int, counts map[string]int) (floor, ceil int, short bool, giver string) {
+	live := max(len(counts), 1)
+	floor, ceil = p/live, (p+live-1)/live
+	most := -1
+	for id, c := range counts {
+		short = short || c < floor
+		if c > most || c == most && id < giver {
+			most, giver = c, id
+		}
+	}
+	return floor, ceil, short, giver
+}
+
+// place runs one placement round: heartbeat, hand one partition off if
+// this node owns more than its share for two rounds in a row, or take
+// free partitions up to its share.
+//
+// The share of each node is floor or ceil of partitions/live nodes. A
+// node above ceil gives; while a node is below floor (it joined, say 4
+// partitions on 3 nodes held 2+2+0), the node owning most gives, and the
+// others leave free partitions to the short node for a while (3 lease
+// TTLs) instead of taking them back — after that they take them anyway:
+// a partition served by the wrong node beats one served by none.
 func (n *Node) place() {
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.LeaseTTL)
 	defer cancel()
-	if _, err := n.nodes.Put(ctx, n.cfg.Node, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+	n.mu.Lock()
+	owned := len(n.owned)
+	n.mu.Unlock()
+	if err := n.heartbeat(ctx, owned); err != nil {
 		n.log.Warn("cluster: membership heartbeat failed", "err", err)
 		return
 	}
-	live := 1
-	if keys, err := n.nodes.Keys(ctx); err == nil {
-		live = max(len(keys), 1)
+	counts := n.members(ctx)
+	counts[n.cfg.Node] = owned
+	floor, ceil, short, giver := shares(len(n.all), counts)
+	defer func() {
+		n.mu.Lock()
+		now := len(n.owned)
+		n.mu.Unlock()
+		n.fair.Store(int64(floor))
+		n.rounds.Add(1)
+		if now != owned && n.ctx.Err() == nil {
+			n.heartbeat(ctx, now) // others see the change this round, not the next
+		}
+	}()
+	if !short {
+		n.shortSince = time.Time{}
+	} else if n.shortSince.IsZero() {
+		n.shortSince = time.Now()
 	}
-	share := (len(n.all) + live - 1) / live
-	n.mu.Lock()
-	owned := len(n.owned)
-	if owned > share {
-		n.over++
-	} else {
+	// Rounds in a row over before giving: 2 above ceil; 3 for a short
+	// node, whose count may be a round old (it may have just taken the
+	// partition the previous giver released).
+	rounds := 0
+	switch {
+	case owned > ceil:
+		rounds = 2
+	case short && giver == n.cfg.Node && owned > floor:
+		rounds = 3
+	}
+	if rounds == 0 {
 		n.over = 0
-	}
-	var extra *partition
-	if n.over >= 2 {
+	} else if n.over++; n.over >= rounds {
+		n.over = 0
 		// The last one this node would take (see start): not an
 		// arbitrary one, so that handoffs converge instead of moving a
 		// partition it just took over.
+		var extra *partition
+		n.mu.Lock()
 		for i := len(n.all) - 1; i >= 0 && extra == nil; i-- {
 			extra = n.owned[n.all[(n.start()+i)%len(n.all)]]
 		}
-		n.over = 0
+		n.mu.Unlock()
+		if extra != nil {
+			n.log.Info("cluster: handing partition off", "partition", extra.p.String(), "floor", floor, "ceil", ceil)
+			hctx, hcancel := context.WithTimeout(n.ctx, n.takeoverTimeout())
+			n.closePartition(hctx, extra, true)
+			hcancel()
+			return
+		}
 	}
-	n.mu.Unlock()
-	if extra != nil {
-		n.log.Info("cluster: handing partition off", "partition", extra.p.String(), "share", share)
-		hctx, hcancel := context.WithTimeout(n.ctx, n.takeoverTimeout())
-		n.closePartition(hctx, extra, true)
-		hcancel()
-		return
+	limit := ceil
+	if short && owned >= floor && time.Since(n.shortSince) < 3*n.cfg.LeaseTTL {
+		limit = owned // the short node's turn
 	}
 	began := time.Now()
 	start := n.start()
 	for i := range n.all {
 		// A long round would delay the membership heartbeat: the next
 		// round goes on where this one stops.
-		if owned >= share || n.ctx.Err() != nil || time.Since(began) > n.cfg.LeaseTTL/2 {
+		if owned >= limit || n.ctx.Err() != nil || time.Since(began) > n.cfg.LeaseTTL/2 {
 			return
 		}
 		p := n.all[(start+i)%len(n.all)]
@@ -392,6 +486,21 @@ func (n *Node) place() {
 		}
 		owned++
 	}
+}
+
+// Serving reports whether this node has done a placement round and owns
+// at least its floor share of the partitions (none when there are more
+// nodes than partitions): false while it waits for a handoff after
+// joining, or has lost partitions it has not taken back. Always false on
+// a front end, which serves none.
+func (n *Node) Serving() bool {
+	if n.cfg.FrontEnd || n.rounds.Load() == 0 {
+		return false
+	}
+	n.mu.Lock()
+	owned := len(n.owned)
+	n.mu.Unlock()
+	return int64(owned) >= n.fair.Load()
 }
 
 // takeoverTimeout bounds one takeover or handoff: 10 lease TTLs, at least

@@ -154,7 +154,7 @@ func natsWarnings(nc *nats.Conn, syncAlways bool) []string {
 }
 
 // ready reports whether the node serves: a front end once connected, a
-// room node once it owns a partition.
+// room node once it owns its share of the partitions (cluster.Node.Serving).
 func (r *natsRooms) ready() bool {
 	if r == nil {
 		return true
@@ -162,7 +162,7 @@ func (r *natsRooms) ready() bool {
 	if r.nc.Status() != nats.CONNECTED {
 		return false
 	}
-	return r.node.FrontEnd() || len(r.node.Owned()) > 0
+	return r.node.FrontEnd() || r.node.Serving()
 }
 
 // close leaves the cluster (partitions checkpointed and released) and
