@@ -488,11 +488,10 @@ func (n *Node) place() {
 	}
 }
 
-// Serving reports whether this node has done a placement round and owns
-// at least its floor share of the partitions (none when there are more
-// nodes than partitions): false while it waits for a handoff after
-// joining, or has lost partitions it has not taken back. Always false on
-// a front end, which serves none.
+// Serving reports whether this node has done a placement round and owns a
+// partition — or none is due to it: more nodes than partitions (floor
+// share 0). False while a joining node waits for its first handoff; always
+// false on a front end, which serves none.
 func (n *Node) Serving() bool {
 	if n.cfg.FrontEnd || n.rounds.Load() == 0 {
 		return false
@@ -500,7 +499,7 @@ func (n *Node) Serving() bool {
 	n.mu.Lock()
 	owned := len(n.owned)
 	n.mu.Unlock()
-	return int64(owned) >= n.fair.Load()
+	return owned > 0 || n.fair.Load() == 0
 }
 
 // takeoverTimeout bounds one takeover or handoff: 10 lease TTLs, at least

@@ -154,7 +154,8 @@ func natsWarnings(nc *nats.Conn, syncAlways bool) []string {
 }
 
 // ready reports whether the node serves: a front end once connected, a
-// room node once it owns its share of the partitions (cluster.Node.Serving).
+// room node once it owns a partition, or none is due to it (more nodes than
+// partitions; cluster.Node.Serving).
 func (r *natsRooms) ready() bool {
 	if r == nil {
 		return true

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,7 +64,44 @@ func startNATSNodes(t testing.TB, servers *clustertest.Servers, cfg server.Confi
 		nodes = append(nodes, serveNode(t, ncfg))
 	}
 	waitServing(t, nodes...)
+	roomNodes := nodes
+	if frontEnd {
+		roomNodes = nodes[1:]
+	}
+	waitSettled(t, cfg.Partitions, roomNodes...)
 	return nodes
+}
+
+// waitSettled waits until the room nodes own every one of the partitions
+// between them, evenly (one apart at most): the handoffs of a start are
+// done, and a contract test does not run into one (TestNATSNodes and the
+// cluster package's fault tests are where handoffs are tested).
+func waitSettled(t testing.TB, partitions int, nodes ...*env) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var counts []int
+		for _, nd := range nodes {
+			var st struct {
+				Cluster struct {
+					Owned []string `json:"owned"`
+				} `json:"cluster"`
+			}
+			nd.do("GET", "/status.json", "", nil).json(t, &st)
+			counts = append(counts, len(st.Cluster.Owned))
+		}
+		total := 0
+		for _, c := range counts {
+			total += c
+		}
+		if total == partitions && slices.Max(counts)-slices.Min(counts) <= 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partitions owned %v by the room nodes: not all %d, evenly", counts, partitions)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // waitServing waits until every node answers /healthz 200.
