@@ -49,6 +49,14 @@ type NodeConfig struct {
 	// partition only). Required. Register them Journaled: a partition moves
 	// between nodes through its journal and checkpoints.
 	Setup func(rt *reactor.Runtime) error
+	// Serve, if not nil, starts what works on a partition's runtime besides
+	// its services — job workers, say: called after the runtime started
+	// (replayed) and before the partition takes requests, with a context
+	// that ends when the partition closes. stop is called when the
+	// partition closes, before its runtime: it should stop such work,
+	// waiting at most until its ctx ends (the runtime then drains and
+	// checkpoints while the lease is valid).
+	Serve func(ctx context.Context, rt *reactor.Runtime) (stop func(context.Context), err error)
 	// LeaseTTL of partition leases and of membership entries (default 6s).
 	LeaseTTL time.Duration
 	// Replicas of the streams and buckets the node creates: 3 on a NATS
@@ -168,6 +176,7 @@ type partition struct {
 	j     *Journal
 	rt    *reactor.Runtime
 	sub   *nats.Subscription
+	serve func(context.Context) // stop of NodeConfig.Serve, or nil
 	ctx   context.Context
 	stop  context.CancelFunc
 	reqs  sync.WaitGroup // requests being delivered
@@ -527,6 +536,9 @@ func (n *Node) takeOver(ctx context.Context, p Partition) (err error) {
 	defer func() {
 		if err != nil {
 			pt.stop()
+			if pt.serve != nil {
+				pt.serve(context.WithoutCancel(ctx))
+			}
 			if pt.rt != nil {
 				pt.rt.Close(context.WithoutCancel(ctx))
 			}
@@ -555,7 +567,12 @@ func (n *Node) takeOver(ctx context.Context, p Partition) (err error) {
 	if err := pt.rt.Start(ctx); err != nil {
 		return fmt.Errorf("cluster: start %s: %w", p, err)
 	}
-	pt.sub, err = n.cfg.Conn.Subscribe(RPCSubject(n.cfg.Cluster, p), pt.serve)
+	if n.cfg.Serve != nil {
+		if pt.serve, err = n.cfg.Serve(pt.ctx, pt.rt); err != nil {
+			return fmt.Errorf("cluster: serve %s: %w", p, err)
+		}
+	}
+	pt.sub, err = n.cfg.Conn.Subscribe(RPCSubject(n.cfg.Cluster, p), pt.deliver)
 	if err != nil {
 		return fmt.Errorf("cluster: subscribe %s: %w", p, err)
 	}
@@ -590,6 +607,9 @@ func (n *Node) closePartition(ctx context.Context, pt *partition, release bool) 
 		}
 		n.mu.Unlock()
 		pt.sub.Unsubscribe()
+		if pt.serve != nil {
+			pt.serve(ctx)
+		}
 		if err := pt.rt.Close(ctx); err != nil {
 			n.log.Warn("cluster: close partition runtime", "partition", pt.p.String(), "err", err)
 		}
@@ -602,10 +622,10 @@ func (n *Node) closePartition(ctx context.Context, pt *partition, release bool) 
 	})
 }
 
-// serve answers one remote call on the partition's subject. It runs the
+// deliver answers one remote call on the partition's subject. It runs the
 // call on its own goroutine: NATS delivers a subscription's messages one
 // at a time.
-func (pt *partition) serve(msg *nats.Msg) {
+func (pt *partition) deliver(msg *nats.Msg) {
 	pt.reqs.Add(1)
 	go func() {
 		defer pt.reqs.Done()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/cluster"
+	"github.com/reactorgo/reactor/jobs"
 	"github.com/reactorgo/reactor/poker"
 )
 
@@ -21,9 +23,11 @@ import (
 // here — and routes the commands of every other room to its owner. Room
 // events go to the cluster's event stream (cluster.Events), which the
 // event streams of any node follow, so an SSE client may connect to, and
-// resume on, any node. The node's own runtime and journal under DataDir
-// keep what is local (the webhook queue, unused: webhooks are refused in
-// cluster mode). Commands without an Idempotency-Key get a key of their own
+// resume on, any node. Each partition runtime has its own webhook queue
+// (/jobs/webhooks, journaled into the partition's stream like its rooms):
+// a room's finished rounds are delivered by the node that owns it, and a
+// delivery pending when the partition moves is made by the next owner.
+// Commands without an Idempotency-Key get a key of their own
 // (autoKeyed) and one attempt of a remote call lasts at most 2 lease TTLs
 // (at least 3 s), so a command whose owner dies mid-call is sent again to
 // the next owner within the request's deadline, and applied once.
@@ -40,11 +44,22 @@ type natsRooms struct {
 	node     *cluster.Node
 	events   *cluster.Events
 	warnings []string
+
+	mu      sync.Mutex
+	set     *partitionHooks       // set up by the takeover under way
+	serving map[*jobs.Queues]bool // webhook queues of the partitions served
+}
+
+// partitionHooks is the webhook queue registered on a partition runtime.
+type partitionHooks struct {
+	rt *reactor.Runtime
+	qs *jobs.Queues
 }
 
 // openNATSRooms connects, opens the event stream and joins the cluster.
-// setup registers the rooms on a partition's runtime.
-func openNATSRooms(ctx context.Context, cfg Config, setup func(*reactor.Runtime, *cluster.Events) error) (*natsRooms, error) {
+// Each partition runtime gets the rooms and a webhook queue, whose workers
+// run (with hooks) while the node serves the partition.
+func openNATSRooms(ctx context.Context, cfg Config, hooks *webhooks) (*natsRooms, error) {
 	if cfg.Node == "" {
 		return nil, &configError{"Node", "required with NATS (-node): a name unique in the cluster"}
 	}
@@ -59,7 +74,7 @@ func openNATSRooms(ctx context.Context, cfg Config, setup func(*reactor.Runtime,
 	if err != nil {
 		return nil, fmt.Errorf("server: connect to NATS %s: %w", cfg.NATS, err)
 	}
-	r := &natsRooms{nc: nc}
+	r := &natsRooms{nc: nc, serving: map[*jobs.Queues]bool{}}
 	fail := func(err error) (*natsRooms, error) {
 		r.close(context.Background())
 		return nil, err
@@ -101,7 +116,10 @@ func openNATSRooms(ctx context.Context, cfg Config, setup func(*reactor.Runtime,
 			Conn: nc, Cluster: cfg.Cluster, Node: cfg.Node, Partitions: cfg.Partitions,
 			Groups: []string{poker.Address}, FrontEnd: cfg.FrontEnd, LeaseTTL: cfg.LeaseTTL, Replicas: replicas,
 			RequestTimeout: max(2*cfg.LeaseTTL, 3*time.Second), Logger: cfg.Logger,
-			Setup: func(rt *reactor.Runtime) error { return setup(rt, r.events) },
+			Setup: func(rt *reactor.Runtime) error { return r.setup(rt, cfg) },
+			Serve: func(ctx context.Context, rt *reactor.Runtime) (func(context.Context), error) {
+				return r.serve(ctx, rt, hooks)
+			},
 		})
 		return err
 	})
@@ -109,6 +127,59 @@ func openNATSRooms(ctx context.Context, cfg Config, setup func(*reactor.Runtime,
 		return fail(err)
 	}
 	return r, nil
+}
+
+// setup registers the rooms and their webhook queue on a partition's
+// runtime. The node sets up and serves one takeover at a time.
+func (r *natsRooms) setup(rt *reactor.Runtime, cfg Config) error {
+	qs, onFinished, err := registerWebhooks(rt, cfg)
+	if err != nil {
+		return err
+	}
+	opt := roomOptions(cfg, onFinished)
+	opt.Publish = r.events.Publish
+	if _, err := poker.Register(rt, opt); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.set = &partitionHooks{rt: rt, qs: qs}
+	r.mu.Unlock()
+	return nil
+}
+
+// serve starts the webhook workers of a partition's runtime that setup
+// registered; the stop it returns ends them.
+func (r *natsRooms) serve(ctx context.Context, rt *reactor.Runtime, hooks *webhooks) (func(context.Context), error) {
+	r.mu.Lock()
+	ph := r.set
+	r.set = nil
+	r.mu.Unlock()
+	if ph == nil || ph.rt != rt {
+		return nil, errors.New("server: partition runtime served without its webhook queue")
+	}
+	if err := ph.qs.Start(context.WithValue(ctx, webhooksKey{}, hooks)); err != nil {
+		return nil, fmt.Errorf("server: start webhook workers: %w", err)
+	}
+	r.mu.Lock()
+	r.serving[ph.qs] = true
+	r.mu.Unlock()
+	return func(ctx context.Context) {
+		r.mu.Lock()
+		delete(r.serving, ph.qs)
+		r.mu.Unlock()
+		_ = ph.qs.Close(ctx) // deliveries still running are made again by the next owner
+	}, nil
+}
+
+// webhookQueues returns the webhook queues of the partitions served now.
+func (r *natsRooms) webhookQueues() []*jobs.Queues {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*jobs.Queues, 0, len(r.serving))
+	for qs := range r.serving {
+		out = append(out, qs)
+	}
+	return out
 }
 
 // retryNATS runs fn (5 s a try) until it succeeds, fails with a

@@ -187,7 +187,7 @@ func TestSingleGoroutineAPIContract(t *testing.T) {
 // on node B sees what is done through node A; a resume with Last-Event-ID
 // on node C gets what followed; a keyed retry through another node is
 // answered, not applied again; /status names the node and its
-// partitions; webhooks are refused; a node that leaves hands its rooms
+// partitions; a node that leaves hands its rooms
 // over and the others serve them, events included.
 func TestNATSNodes(t *testing.T) {
 	if testing.Short() {
@@ -209,9 +209,6 @@ func TestNATSNodes(t *testing.T) {
 	a.do("GET", "/status.json", "", nil).json(t, &st)
 	if st.Cluster.Node != "n0" || len(st.Cluster.Warnings) != 0 {
 		t.Fatalf("/status.json cluster: %+v (R3, sync always: no warnings)", st.Cluster)
-	}
-	if r := a.do("POST", "/api/rooms", "", map[string]any{"title": "t", "leader": "x", "webhook": "https://example.com/h"}); r.Status != 400 || r.code(t) != "invalid_webhook" {
-		t.Fatalf("webhook in cluster mode: %d %s", r.Status, r.Body)
 	}
 
 	// Node a leaves (graceful): b and c take its partitions over; the room
@@ -242,4 +239,62 @@ func TestNATSNodes(t *testing.T) {
 	b.accept("POST", base+"/session/finish", ann.Token, nil)
 	sc.expect("session_finished")
 	sc.close()
+}
+
+// TestNATSWebhookMovesWithItsRoom: in cluster mode a room's webhook
+// deliveries are queued in its partition (journaled into the partition's
+// stream). A delivery still failing when the room's owner leaves is made
+// by the next owner: the same signed payload, the same delivery id, once
+// it succeeds, and nothing after.
+func TestNATSWebhookMovesWithItsRoom(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS clusters")
+	}
+	rc := newReceiver(t, -1, http.StatusServiceUnavailable)
+	servers := clustertest.Cluster(t)
+	nodes := startNATSNodes(t, servers, server.Config{RoomTTL: time.Hour, WebhookAllowPrivate: true, WebhookBackoffMax: 200 * time.Millisecond}, 3, false)
+	c, _ := createWithHook(t, nodes[1], rc.srv.URL+"/hooks/poker")
+	first := rc.next(10 * time.Second)
+	verifySignature(t, c.WebhookSecret, first)
+
+	// The owner is the node whose queue holds the delivery (/metrics counts
+	// the deliveries of the partitions a node serves).
+	var owner *env
+	deadline := time.Now().Add(10 * time.Second)
+	for owner == nil {
+		for _, nd := range nodes {
+			m := string(nd.do("GET", "/metrics", "", nil).Body)
+			if strings.Contains(m, "\n"+`poker_webhook_deliveries{state="pending"} 1`+"\n") {
+				owner = nd
+			}
+		}
+		if owner == nil && time.Now().After(deadline) {
+			t.Fatal("no node shows the pending delivery on /metrics")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	owner.srv.CloseStreams()
+	owner.hs.Close()
+	if err := owner.srv.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rc.mu.Lock()
+	rc.failures = 0 // from now on: 204
+	rc.mu.Unlock()
+	for {
+		h := rc.next(20 * time.Second)
+		verifySignature(t, c.WebhookSecret, h)
+		if string(h.body) != string(first.body) || h.header.Get("X-Poker-Delivery") != first.header.Get("X-Poker-Delivery") {
+			t.Fatalf("attempt differs from the first: %s %s, first %s %s", h.body, h.header.Get("X-Poker-Delivery"), first.body, first.header.Get("X-Poker-Delivery"))
+		}
+		if h.status == http.StatusNoContent {
+			break
+		}
+	}
+	select {
+	case h := <-rc.got:
+		t.Fatalf("an attempt after the delivery succeeded: %d", h.status)
+	case <-time.After(500 * time.Millisecond):
+	}
 }

@@ -22,7 +22,6 @@ import (
 
 	"github.com/reactorgo/reactor"
 	"github.com/reactorgo/reactor/checkpoint/file"
-	"github.com/reactorgo/reactor/cluster"
 	"github.com/reactorgo/reactor/gateway"
 	"github.com/reactorgo/reactor/jobs"
 	"github.com/reactorgo/reactor/journal"
@@ -237,12 +236,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			s.journal.Close()
 			return nil, &configError{"NATS", "excludes RedisURL: rooms live in one place"}
 		}
-		s.nats, err = openNATSRooms(ctx, cfg, func(prt *reactor.Runtime, ev *cluster.Events) error {
-			opt := roomOptions(cfg, nil)
-			opt.Publish = ev.Publish
-			_, err := poker.Register(prt, opt)
-			return err
-		})
+		s.hooks = newWebhooks(cfg)
+		s.nats, err = openNATSRooms(ctx, cfg, s.hooks)
 		if err == nil {
 			s.jobs, _, err = registerWebhooks(s.rt, cfg)
 		}
@@ -269,9 +264,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: start runtime: %w", err)
 	}
 	s.log.Info("poker: rooms restored", "took", time.Since(began).Round(time.Millisecond), "data", cfg.DataDir)
-	s.hooks = newWebhooks(cfg)
-	if s.nats != nil {
-		s.hooks.refuse = "webhooks are not available in NATS cluster mode"
+	if s.hooks == nil {
+		s.hooks = newWebhooks(cfg)
 	}
 	if err := s.jobs.Start(context.WithValue(ctx, webhooksKey{}, s.hooks)); err != nil {
 		_ = s.rt.Close(context.Background())

@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -134,7 +135,6 @@ func Sign(secret string, body []byte) string {
 
 // webhooks delivers the webhook jobs of one server.
 type webhooks struct {
-	refuse       string // not "": every webhook is refused with this reason
 	allowPrivate bool
 	timeout      time.Duration
 	client       *http.Client
@@ -247,9 +247,6 @@ func (h *webhooks) admit(ctx context.Context, raw string) error {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		return nil
-	}
-	if h.refuse != "" {
-		return &gateway.BodyError{Status: http.StatusBadRequest, Code: "invalid_webhook", Field: "webhook", Msg: h.refuse}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -430,11 +427,16 @@ func (s *Server) webhookStatus(ctx context.Context) *webhookStatus {
 	if st.Dead == 0 {
 		return out
 	}
-	dead, err := s.jobs.Dead(ctx, WebhookQueue, 0)
-	if err != nil {
-		out.Err = err.Error()
-		return out
+	var dead []jobs.Info
+	for _, qs := range s.webhookQueues() {
+		d, err := qs.Dead(ctx, WebhookQueue, 0)
+		if err != nil {
+			out.Err = err.Error()
+			return out
+		}
+		dead = append(dead, d...)
 	}
+	slices.SortFunc(dead, func(a, b jobs.Info) int { return a.FinishedAt.Compare(b.FinishedAt) })
 	out.DeadTotal = len(dead)
 	for i := len(dead) - 1; i >= 0 && len(out.Dead) < maxDeadShown; i-- {
 		out.Dead = append(out.Dead, describeDead(dead[i]))
@@ -457,17 +459,38 @@ func describeDead(j jobs.Info) deadDelivery {
 	return d
 }
 
+// webhookQueues are the queues this server delivers from: its own, or in
+// cluster mode those of the partitions it serves now.
+func (s *Server) webhookQueues() []*jobs.Queues {
+	if s.nats != nil {
+		return s.nats.webhookQueues()
+	}
+	return []*jobs.Queues{s.jobs}
+}
+
+// webhookStats sums the webhook queues' figures (in cluster mode: of the
+// rooms this node owns now).
 func (s *Server) webhookStats(ctx context.Context) (jobs.Stats, error) {
-	all, err := s.jobs.Stats(ctx)
-	if err != nil {
-		return jobs.Stats{}, fmt.Errorf("webhook queue stats: %w", err)
-	}
-	for _, st := range all {
-		if st.Queue == WebhookQueue {
-			return st, nil
+	sum := jobs.Stats{Queue: WebhookQueue}
+	for _, qs := range s.webhookQueues() {
+		all, err := qs.Stats(ctx)
+		if err != nil {
+			return jobs.Stats{}, fmt.Errorf("webhook queue stats: %w", err)
 		}
+		i := slices.IndexFunc(all, func(st jobs.Stats) bool { return st.Queue == WebhookQueue })
+		if i < 0 {
+			return jobs.Stats{}, errors.New("webhook queue missing")
+		}
+		st := all[i]
+		sum.Pending += st.Pending
+		sum.Due += st.Due
+		sum.Running += st.Running
+		sum.Dead += st.Dead
+		sum.Completed += st.Completed
+		sum.Failed += st.Failed
+		sum.OldestDue = max(sum.OldestDue, st.OldestDue)
 	}
-	return jobs.Stats{}, errors.New("webhook queue missing")
+	return sum, nil
 }
 
 // webhookCollector exports the deliveries on /metrics. The queue's counts
