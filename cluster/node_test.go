@@ -347,3 +347,56 @@ func TestNodeLeaves(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// NodeConfig.Serve runs once per partition taken over, with a context that ends when
+// the partition closes; its stop runs when the partition closes, before
+// the runtime does.
+func TestNodeServeRunsWhilePartitionsAreServed(t *testing.T) {
+	srv := clustertest.Single(t)
+	var mu sync.Mutex
+	serving := map[*reactor.Runtime]bool{}
+	var stops int
+	var ctxs []context.Context
+	n, err := cluster.OpenNode(ctxT(t, 10*time.Second), cluster.NodeConfig{
+		Conn: srv.Connect(t), Cluster: "serve", Node: "a", Partitions: 4, LeaseTTL: time.Second,
+		Groups: []string{"/counters"}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Setup: func(rt *reactor.Runtime) error {
+			_, err := reactor.RegisterChildren(rt, "/counters", func(string) *NCounter { return &NCounter{} }, reactor.Journaled())
+			return err
+		},
+		Serve: func(ctx context.Context, rt *reactor.Runtime) (func(context.Context), error) {
+			mu.Lock()
+			serving[rt] = true
+			ctxs = append(ctxs, ctx)
+			mu.Unlock()
+			return func(context.Context) {
+				mu.Lock()
+				delete(serving, rt)
+				stops++
+				mu.Unlock()
+			}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOwned(t, 4, 10*time.Second, n)
+	mu.Lock()
+	if len(serving) != 4 {
+		t.Errorf("Serve running on %d runtimes, want 4", len(serving))
+	}
+	mu.Unlock()
+	if err := n.Close(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if stops != 4 || len(serving) != 0 {
+		t.Fatalf("%d stops, %d still serving; want 4, 0", stops, len(serving))
+	}
+	for _, ctx := range ctxs {
+		if ctx.Err() == nil {
+			t.Fatal("a Serve context outlives its partition")
+		}
+	}
+}
