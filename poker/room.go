@@ -230,6 +230,13 @@ func (r *Room) close(c *reactor.Ctx, reason string) {
 	}
 	r.rooms.dropLog(r.ID)
 	r.rooms.markGone(r.ID)
+	if at := r.rooms.opt.Census; at != "" {
+		// A journaled send: owed until delivered, made once across a
+		// crash or a move of the room.
+		if err := censusLeave.Send(c, r.rooms.rt.Ref(at), Address+"/"+r.ID); err != nil {
+			r.rooms.log.Warn("poker: closed room not taken off the census", "room", r.ID, "err", err)
+		}
+	}
 	c.Forget()          // no tombstone on disk: once evicted, the room's checkpoint is deleted
 	if !c.Replaying() { // counted when it happened, not again on recovery
 		r.rooms.closedRooms.Add(1)

@@ -60,6 +60,11 @@ type Options struct {
 	// the end of each batch (AfterBatch), never during replay, so a room
 	// taken over by another node does not publish its past again.
 	Publish func(addr string, ev reactor.StateEvent)
+	// Census, if set, is the address of a census (RegisterCensus) that a
+	// room tells when it closes, so that the count a front end admits new
+	// rooms against (Shared.Census = CensusOf) follows rooms that run
+	// elsewhere.
+	Census string
 	// OnFinished, if set, is called inside the finish command's turn of a
 	// room created with a webhook (see Finished), so that what it sends
 	// from c exists iff the finish is durable. Also called on replay.

@@ -114,7 +114,7 @@ func openNATSRooms(ctx context.Context, cfg Config, hooks *webhooks) (*natsRooms
 	err = retryNATS(ctx, cfg, "join cluster "+cfg.Cluster, func(ctx context.Context) (err error) {
 		r.node, err = cluster.OpenNode(ctx, cluster.NodeConfig{
 			Conn: nc, Cluster: cfg.Cluster, Node: cfg.Node, Partitions: cfg.Partitions,
-			Groups: []string{poker.Address}, FrontEnd: cfg.FrontEnd, LeaseTTL: cfg.LeaseTTL, Replicas: replicas,
+			Groups: []string{poker.Address}, Services: []string{poker.CensusAddress}, FrontEnd: cfg.FrontEnd, LeaseTTL: cfg.LeaseTTL, Replicas: replicas,
 			RequestTimeout: max(2*cfg.LeaseTTL, 3*time.Second), Logger: cfg.Logger,
 			Setup: func(rt *reactor.Runtime) error { return r.setup(rt, cfg) },
 			Serve: func(ctx context.Context, rt *reactor.Runtime) (func(context.Context), error) {
@@ -129,8 +129,9 @@ func openNATSRooms(ctx context.Context, cfg Config, hooks *webhooks) (*natsRooms
 	return r, nil
 }
 
-// setup registers the rooms and their webhook queue on a partition's
-// runtime. The node sets up and serves one takeover at a time.
+// setup registers the rooms, their webhook queue and the room census
+// (-max-rooms across the cluster; a service of its own partition) on a
+// partition's runtime. The node sets up and serves one takeover at a time.
 func (r *natsRooms) setup(rt *reactor.Runtime, cfg Config) error {
 	qs, onFinished, err := registerWebhooks(rt, cfg)
 	if err != nil {
@@ -138,7 +139,11 @@ func (r *natsRooms) setup(rt *reactor.Runtime, cfg Config) error {
 	}
 	opt := roomOptions(cfg, onFinished)
 	opt.Publish = r.events.Publish
+	opt.Census = poker.CensusAddress
 	if _, err := poker.Register(rt, opt); err != nil {
+		return err
+	}
+	if err := poker.RegisterCensus(rt); err != nil {
 		return err
 	}
 	r.mu.Lock()

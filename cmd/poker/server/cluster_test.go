@@ -68,7 +68,7 @@ func startNATSNodes(t testing.TB, servers *clustertest.Servers, cfg server.Confi
 	if frontEnd {
 		roomNodes = nodes[1:]
 	}
-	waitSettled(t, cfg.Partitions, roomNodes...)
+	waitSettled(t, cfg.Partitions+1, roomNodes...) // the rooms' and the census
 	return nodes
 }
 
@@ -296,5 +296,47 @@ func TestNATSWebhookMovesWithItsRoom(t *testing.T) {
 	case h := <-rc.got:
 		t.Fatalf("an attempt after the delivery succeeded: %d", h.status)
 	case <-time.After(500 * time.Millisecond):
+	}
+}
+
+// TestNATSMaxRooms: -max-rooms holds across a cluster: 12 concurrent
+// creates through 3 nodes with MaxRooms 5 give exactly five 201s and seven
+// 503 too_many_rooms, counted by the census service wherever it runs; a
+// room that closes (its TTL) is taken off the count, and a create then
+// succeeds again.
+func TestNATSMaxRooms(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS clusters")
+	}
+	servers := clustertest.Cluster(t)
+	const ttl = 4 * time.Second
+	nodes := startNATSNodes(t, servers, server.Config{RoomTTL: ttl, MaxRooms: 5, CreatesPerMinute: -1}, 3, false)
+	began := time.Now()
+	codes := concurrently(nodes, 12, func(i int, nd *env) int {
+		r := nd.do("POST", "/api/rooms", "", map[string]string{"title": "t", "leader": "ann"})
+		if r.Status == http.StatusServiceUnavailable && r.code(t) != "too_many_rooms" {
+			t.Errorf("create %d: %d %s", i, r.Status, r.Body)
+		}
+		return r.Status
+	})
+	if time.Since(began) > ttl/2 {
+		t.Skipf("creates took %v, too close to the rooms' TTL %v to count", time.Since(began), ttl)
+	}
+	if n := count(codes, http.StatusCreated); n != 5 || count(codes, http.StatusServiceUnavailable) != 7 {
+		t.Fatalf("creates with MaxRooms 5 over 3 nodes: %v", codes)
+	}
+	if r := nodes[2].do("POST", "/api/rooms", "", map[string]string{"title": "t", "leader": "ann"}); r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("a sixth room: %d %s", r.Status, r.Body)
+	}
+	deadline := time.Now().Add(ttl + 15*time.Second)
+	for {
+		r := nodes[0].do("POST", "/api/rooms", "", map[string]string{"title": "t", "leader": "ann"})
+		if r.Status == http.StatusCreated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no create admitted after the rooms' TTL: %d %s", r.Status, r.Body)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -243,7 +243,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		if err == nil {
 			opt := roomOptions(cfg, nil)
-			opt.Shared = &poker.Shared{Events: s.nats.events}
+			opt.Shared = &poker.Shared{Events: s.nats.events, Census: poker.CensusOf(s.nats.node.Client())}
 			s.rooms, err = poker.Front(s.nats.node.Client(), opt)
 		}
 	} else {
