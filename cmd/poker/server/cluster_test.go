@@ -213,13 +213,7 @@ func TestNATSNodes(t *testing.T) {
 
 	// Node a leaves (graceful): b and c take its partitions over; the room
 	// keeps its members, votes and event ids, and streams on c go on.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	a.srv.CloseStreams()
-	a.hs.Close()
-	if err := a.srv.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a.close()
 	began := time.Now()
 	for {
 		var v struct{ Members []struct{ Name string } }
@@ -272,13 +266,7 @@ func TestNATSWebhookMovesWithItsRoom(t *testing.T) {
 			t.Fatal("no node shows the pending delivery on /metrics")
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	owner.srv.CloseStreams()
-	owner.hs.Close()
-	if err := owner.srv.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	owner.close()
 	rc.mu.Lock()
 	rc.failures = 0 // from now on: 204
 	rc.mu.Unlock()
