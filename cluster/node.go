@@ -135,8 +135,9 @@ const (
 // checkpoint writes are refused once the lease is not valid). A node
 // owning more than its share, or the node owning most while another is
 // below floor(partitions / live nodes), releases one partition per
-// placement round, after two rounds over (checkpoint, close, release), so
-// a joining node gets partitions without a storm.
+// placement round, after two rounds over (three for the node owning most)
+// — checkpoint, close, release — so a joining node gets partitions
+// without a storm.
 type Node struct {
 	cfg    NodeConfig
 	parts  Partitioner
@@ -393,8 +394,8 @@ func shares(p int, counts map[string]int) (floor, ceil int, short bool, giver st
 }
 
 // place runs one placement round: heartbeat, hand one partition off if
-// this node owns more than its share for two rounds in a row, or take
-// free partitions up to its share.
+// this node has been over its share for long enough, or take free
+// partitions up to its share.
 //
 // The share of each node is floor or ceil of partitions/live nodes. A
 // node above ceil gives; while a node is below floor (it joined, say 4
