@@ -231,16 +231,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.shared = s.redis.shared()
 		s.cfg = cfg
 	}
+	s.hooks = newWebhooks(cfg)
 	if cfg.NATS != "" {
 		if cfg.RedisURL != "" {
 			s.journal.Close()
 			return nil, &configError{"NATS", "excludes RedisURL: rooms live in one place"}
 		}
-		s.hooks = newWebhooks(cfg)
+		// Webhook deliveries are queued in the partitions (openNATSRooms):
+		// s.jobs stays nil.
 		s.nats, err = openNATSRooms(ctx, cfg, s.hooks)
-		if err == nil {
-			s.jobs, _, err = registerWebhooks(s.rt, cfg)
-		}
 		if err == nil {
 			opt := roomOptions(cfg, nil)
 			opt.Shared = &poker.Shared{Events: s.nats.events, Census: poker.CensusOf(s.nats.node.Client())}
@@ -264,10 +263,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: start runtime: %w", err)
 	}
 	s.log.Info("poker: rooms restored", "took", time.Since(began).Round(time.Millisecond), "data", cfg.DataDir)
-	if s.hooks == nil {
-		s.hooks = newWebhooks(cfg)
-	}
-	if err := s.jobs.Start(context.WithValue(ctx, webhooksKey{}, s.hooks)); err != nil {
+	if err := s.startJobs(ctx); err != nil {
 		_ = s.rt.Close(context.Background())
 		_ = s.nats.close(context.Background())
 		s.redis.close()
@@ -363,6 +359,15 @@ func (s *Server) HTTPServer() *http.Server {
 	return hs
 }
 
+// startJobs starts the webhook workers of this server's own queue, if it
+// has one (not in cluster mode: each partition has its own).
+func (s *Server) startJobs(ctx context.Context) error {
+	if s.jobs == nil {
+		return nil
+	}
+	return s.jobs.Start(context.WithValue(ctx, webhooksKey{}, s.hooks))
+}
+
 // Register registers the poker rooms on rt (before rt.Start) exactly as
 // the server does: journaled, with cfg.RoomTTL and every other room option
 // the server uses (cfg.DataDir is not looked at). New calls it, and so
@@ -437,7 +442,9 @@ func (s *Server) Close(ctx context.Context) error {
 		// Deliveries in flight get a moment; one cut short is retried
 		// (after a restart if need be): the queue is durable.
 		jctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_ = s.jobs.Close(jctx)
+		if s.jobs != nil {
+			_ = s.jobs.Close(jctx)
+		}
 		cancel()
 		s.sampler.close()
 		err := s.nats.close(ctx)
