@@ -179,7 +179,16 @@ func (s *Checkpoints) Load(ctx context.Context, key string) (checkpoint.Checkpoi
 	if err := ctx.Err(); err != nil {
 		return checkpoint.Checkpoint{}, err
 	}
-	b, err := s.obs.GetBytes(ctx, key)
+	// The metadata first, retrying a lost answer (a leader that just died:
+	// see stepTimeout); then the value, which may take longer than a step.
+	err := retrying(ctx, func(ctx context.Context) error {
+		_, err := s.obs.GetInfo(ctx, key)
+		return err
+	})
+	var b []byte
+	if err == nil {
+		b, err = s.obs.GetBytes(ctx, key)
+	}
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return checkpoint.Checkpoint{}, checkpoint.ErrNotFound
 	}

@@ -757,6 +757,53 @@ func TestNATSServerKill(t *testing.T) {
 	}
 }
 
+// TestNodeAndItsNATSServerKilled: each node talks to one NATS server of
+// its own, as a node embedding its server does (cmd/poker -nats-embed), and
+// a node dies together with its server — the node whose server leads most
+// of its partitions' journal streams. The survivors own every partition
+// within 10 s and nothing acknowledged is lost. clustertest's Kill is a
+// server Shutdown, which hands stream leadership over; the SIGKILL of a
+// process with its server inside, whose leaders vanish mid-request, is
+// cmd/poker's TestEmbeddedNATSNodeKill9.
+func TestNodeAndItsNATSServerKilled(t *testing.T) {
+	srvs := clustertest.Cluster(t)
+	const ttl = time.Second
+	e := newFaultEnv(t, srvs, "nk", ttl)
+	var nodes []*fnode
+	for i := range 3 {
+		nodes = append(nodes, e.open(srvs.ConnectURL(t, srvs.URL(i)), "n"+strconv.Itoa(i)))
+	}
+	waitAllOwned(t, 20*time.Second, true, nodes...)
+	g := newFaultLoad(t, 6, 5*time.Second, nodes...)
+	g.waitAcked(100, 20*time.Second)
+
+	js := jsOf(t, srvs.Connect(t))
+	victim, led := 0, -1
+	for i, n := range nodes {
+		count := 0
+		for _, p := range n.Owned() {
+			st, err := js.Stream(ctxT(t, 5*time.Second), cluster.JournalStream("nk", p))
+			if err == nil && st.CachedInfo().Cluster != nil && st.CachedInfo().Cluster.Leader == srvs.Server(i).Name() {
+				count++
+			}
+		}
+		if count > led {
+			victim, led = i, count
+		}
+	}
+	survivors := slices.Delete(slices.Clone(nodes), victim, victim+1)
+	g.setPool(survivors...)
+	nodes[victim].nc.Close()
+	srvs.Kill(victim)
+	took := waitAllOwned(t, 10*time.Second, false, survivors...)
+	t.Logf("killed node %s with its NATS server (leading %d of its partitions' streams): survivors own every partition after %v",
+		nodes[victim].id, led, took.Round(time.Millisecond))
+	g.waitAcked(100, 20*time.Second)
+	g.halt()
+	srvs.Restart(victim)
+	g.verify(survivors[0])
+}
+
 // TestRollingRestart: every node in turn is closed gracefully (its
 // partitions checkpointed and handed off) and opened again with the same
 // id, under load, twice round: no acknowledged command is lost or applied

@@ -221,10 +221,13 @@ func OpenJournal(ctx context.Context, nc *nats.Conn, cfg JournalConfig) (*Journa
 		Retention: jetstream.LimitsPolicy,
 		Discard:   jetstream.DiscardNew,
 	}
-	j.stream, err = js.CreateStream(ctx, scfg)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		j.stream, err = js.Stream(ctx, j.name)
-	}
+	err = retrying(ctx, func(ctx context.Context) (err error) {
+		j.stream, err = js.CreateStream(ctx, scfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			j.stream, err = js.Stream(ctx, j.name)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open journal stream %s: %w", j.name, err)
 	}
@@ -243,14 +246,18 @@ func (j *Journal) fence(ctx context.Context) error {
 		if err := j.cfg.Lease.Err(); err != nil {
 			return err
 		}
-		info, err := j.stream.Info(ctx)
+		var info *jetstream.StreamInfo
+		err := retrying(ctx, func(ctx context.Context) (err error) {
+			info, err = j.stream.Info(ctx)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("cluster: fence journal %s: %w", j.name, err)
 		}
 		last := info.State.LastSeq
 		if tried != nil && last >= triedSeq {
 			// Did our unanswered fence land?
-			m, err := j.stream.GetMsg(ctx, triedSeq)
+			m, err := j.getMsg(ctx, triedSeq)
 			if err == nil && bytes.Equal(m.Data, tried) {
 				j.next, j.lastID = triedSeq+1, msgID(j.epoch, triedSeq)
 				return nil
@@ -258,7 +265,7 @@ func (j *Journal) fence(ctx context.Context) error {
 		}
 		var lastID string
 		if last > 0 {
-			m, err := j.stream.GetMsg(ctx, last)
+			m, err := j.getMsg(ctx, last)
 			if err == nil {
 				if f, derr := decodeFrame(m.Data); derr == nil && f.epoch > j.epoch {
 					return fmt.Errorf("%w: journal %s already holds epoch %d at seq %d, ours is %d", ErrFenced, j.name, f.epoch, last, j.epoch)
@@ -276,7 +283,9 @@ func (j *Journal) fence(ctx context.Context) error {
 			return err
 		}
 		fp := &pending{seq: last + 1, id: msgID(j.epoch, last+1), prevID: lastID}
-		ack, err := j.js.PublishMsg(ctx, &nats.Msg{Subject: j.subject, Data: data}, fp.publishOpts()...)
+		pctx, cancel := context.WithTimeout(ctx, stepTimeout)
+		ack, err := j.js.PublishMsg(pctx, &nats.Msg{Subject: j.subject, Data: data}, fp.publishOpts()...)
+		cancel()
 		switch {
 		case err == nil && ack.Sequence == last+1:
 			j.next, j.lastID = last+2, fp.id
@@ -294,6 +303,48 @@ func (j *Journal) fence(ctx context.Context) error {
 			time.Sleep(backoff(attempt))
 		}
 	}
+}
+
+// getMsg reads the record at seq from the stream's leader, retrying lost
+// answers.
+func (j *Journal) getMsg(ctx context.Context, seq uint64) (m *jetstream.RawStreamMsg, err error) {
+	err = retrying(ctx, func(ctx context.Context) (err error) {
+		m, err = j.stream.GetMsg(ctx, seq)
+		return err
+	})
+	return m, err
+}
+
+// stepTimeout bounds one JetStream request of a takeover. A request sent
+// to a stream's (or the meta) leader that has just died gets no answer at
+// all: waiting for the takeover's whole deadline left partitions unserved
+// for 30 s after a kill -9 of a node together with its embedded NATS
+// server, while a new leader answers the next try within a second or two.
+const stepTimeout = 2 * time.Second
+
+// retrying calls fn with a context bounded by stepTimeout until it
+// succeeds, fails other than by a lost answer, or ctx ends.
+func retrying(ctx context.Context, fn func(context.Context) error) error {
+	for attempt := 0; ; attempt++ {
+		sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+		err := fn(sctx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !lostAnswer(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff(attempt)):
+		}
+	}
+}
+
+// lostAnswer reports whether err says a request got no answer in time (or
+// found nobody to answer it): trying again may succeed.
+func lostAnswer(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 func msgID(epoch, seq uint64) string {
@@ -575,7 +626,11 @@ const (
 )
 
 func replay(ctx context.Context, stream jetstream.Stream, name, subject, token string, after uint64, fn func(*journal.Record) error) error {
-	info, err := stream.Info(ctx)
+	var info *jetstream.StreamInfo
+	err := retrying(ctx, func(ctx context.Context) (err error) {
+		info, err = stream.Info(ctx)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("cluster: replay %s: %w", name, err)
 	}

@@ -144,7 +144,7 @@ func (ls *Leases) Acquire(ctx context.Context, p Partition) (*Lease, error) {
 	// the server starts later than that, so our deadline comes first.
 	sent := time.Now()
 	rev, err := ls.kv.Create(ctx, p.Token(), val)
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	if errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSeq(err) { // the latter: another node's create won the race
 		return nil, fmt.Errorf("%w: %s", ErrHeld, p)
 	}
 	if err != nil {

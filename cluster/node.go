@@ -528,7 +528,11 @@ func (n *Node) start() int {
 // takeOver acquires p and starts serving it: lease, journal (fenced),
 // runtime (replayed), subscription.
 func (n *Node) takeOver(ctx context.Context, p Partition) (err error) {
-	lease, err := n.leases.Acquire(ctx, p)
+	// One step: a create whose answer is lost fails here and the next
+	// round tries again (if it landed, the lease lapses unrenewed first).
+	actx, cancel := context.WithTimeout(ctx, stepTimeout)
+	lease, err := n.leases.Acquire(actx, p)
+	cancel()
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,14 @@
 package main_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,4 +129,113 @@ func waitOwns(t *testing.T, p *proc, n int) []string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestEmbeddedNATSNodeKill9: the README's cluster — three poker processes,
+// each embedding one of the three NATS servers (-nats-embed, R3) — and one
+// of them killed with SIGKILL, so that its NATS server dies with it and the
+// streams it led lose their leader mid-request. The two others own every
+// partition (the rooms' and the census') within 10 s, and a create through
+// them succeeds. (A takeover's request to a dead leader used to wait out the
+// takeover's 30 s deadline: 25 s without the dead node's rooms.)
+func TestEmbeddedNATSNodeKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes with embedded NATS servers")
+	}
+	bin := buildPoker(t)
+	var clients, routes []string
+	for range 3 {
+		clients, routes = append(clients, freeAddr(t)), append(routes, freeAddr(t))
+	}
+	var nodes []*proc
+	for i := range 3 {
+		nodes = append(nodes, spawnPoker(t, bin, t.TempDir(), "-node", fmt.Sprintf("n%d", i), "-cluster", "embed",
+			"-nats-embed", clients[i], "-nats-cluster-addr", routes[i], "-nats-peers", strings.Join(routes, ","),
+			"-partitions", "8", "-lease-ttl", "1s", "-create-rate", "-1"))
+	}
+	for _, p := range nodes {
+		p.waitHealthy(t, 90*time.Second)
+	}
+	const all = 8 + 1 // the rooms' partitions and the census
+	owned := func(ps ...*proc) int {
+		n := 0
+		for _, p := range ps {
+			n += len(statusOwned(p))
+		}
+		return n
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for owned(nodes...) != all || len(statusOwned(nodes[1])) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the three nodes own %d partitions, want %d", owned(nodes...), all)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	newRoom(t, nodes[0].url, 0)
+	nodes[1].kill9()
+	killed := time.Now()
+	for owned(nodes[0], nodes[2]) != all {
+		if time.Since(killed) > 10*time.Second {
+			t.Fatalf("10 s after the kill the survivors own %d of %d partitions", owned(nodes[0], nodes[2]), all)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(killed)
+	newRoom(t, nodes[2].url, 1)
+	t.Logf("a node and its embedded NATS server killed: the others own every partition %v after", took.Round(time.Millisecond))
+}
+
+// spawnPoker starts a server process without waiting for it (a node
+// embedding a NATS server serves once its peers are up too).
+func spawnPoker(t *testing.T, bin, data string, flags ...string) *proc {
+	t.Helper()
+	addr := freeAddr(t)
+	var log bytes.Buffer
+	cmd := exec.Command(bin, append([]string{"-addr", addr, "-data", data}, flags...)...)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	p := &proc{cmd: cmd, url: "http://" + addr, log: &log, exited: exited}
+	t.Cleanup(p.kill9)
+	go func() { _ = cmd.Wait(); close(exited) }()
+	return p
+}
+
+// waitHealthy waits until p answers /healthz 200.
+func (p *proc) waitHealthy(t *testing.T, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		select {
+		case <-p.exited:
+			t.Fatalf("poker exited:\n%s", p.log.String())
+		default:
+		}
+		if res, err := http.Get(p.url + "/healthz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("poker not healthy after %v:\n%s", d, p.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// statusOwned returns the partitions p owns (its /status.json; none if it
+// does not answer).
+func statusOwned(p *proc) []string {
+	var st struct {
+		Cluster struct{ Owned []string } `json:"cluster"`
+	}
+	c := http.Client{Timeout: 2 * time.Second}
+	if res, err := c.Get(p.url + "/status.json"); err == nil {
+		_ = json.NewDecoder(res.Body).Decode(&st)
+		res.Body.Close()
+	}
+	return st.Cluster.Owned
 }
