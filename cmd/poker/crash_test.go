@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -50,38 +51,59 @@ type proc struct {
 func startPoker(t *testing.T, bin, data string, flags ...string) *proc {
 	t.Helper()
 	for attempt := 0; ; attempt++ {
-		addr := freeAddr(t)
-		var log bytes.Buffer
-		cmd := exec.Command(bin, append([]string{"-addr", addr, "-data", data}, flags...)...)
-		cmd.Stdout, cmd.Stderr = &log, &log
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+		p := spawnPoker(t, bin, data, flags...)
+		err := p.waitHealthy(20 * time.Second)
+		if err == nil {
+			return p
 		}
-		exited := make(chan struct{})
-		p := &proc{cmd: cmd, url: "http://" + addr, log: &log, exited: exited}
-		t.Cleanup(p.kill9)
-		go func() { _ = cmd.Wait(); close(exited) }()
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case <-exited:
-				if attempt < 3 {
-					goto retry // port taken meanwhile
-				}
-				t.Fatalf("poker exited at start:\n%s", log.String())
-			default:
-			}
-			if res, err := http.Get(p.url + "/healthz"); err == nil {
-				res.Body.Close()
-				if res.StatusCode == 200 {
-					return p
-				}
-			}
-			time.Sleep(20 * time.Millisecond)
+		if errors.Is(err, errExited) && attempt < 3 {
+			continue // port taken meanwhile
 		}
-		_ = cmd.Process.Kill()
-		t.Fatalf("poker did not come up:\n%s", log.String())
-	retry:
+		p.kill9()
+		t.Fatalf("poker did not come up: %v\n%s", err, p.log.String())
+	}
+}
+
+// spawnPoker starts a server process on a free address without waiting
+// for it (a node embedding a NATS server serves once its peers are up).
+func spawnPoker(t *testing.T, bin, data string, flags ...string) *proc {
+	t.Helper()
+	addr := freeAddr(t)
+	var log bytes.Buffer
+	cmd := exec.Command(bin, append([]string{"-addr", addr, "-data", data}, flags...)...)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	p := &proc{cmd: cmd, url: "http://" + addr, log: &log, exited: exited}
+	t.Cleanup(p.kill9)
+	go func() { _ = cmd.Wait(); close(exited) }()
+	return p
+}
+
+var errExited = errors.New("poker exited")
+
+// waitHealthy waits until p answers /healthz 200, exits (errExited) or d
+// passes.
+func (p *proc) waitHealthy(d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		select {
+		case <-p.exited:
+			return errExited
+		default:
+		}
+		if res, err := http.Get(p.url + "/healthz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not healthy after %v", d)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -1,12 +1,10 @@
 package main_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -154,7 +152,9 @@ func TestEmbeddedNATSNodeKill9(t *testing.T) {
 			"-partitions", "8", "-lease-ttl", "1s", "-create-rate", "-1"))
 	}
 	for _, p := range nodes {
-		p.waitHealthy(t, 90*time.Second)
+		if err := p.waitHealthy(90 * time.Second); err != nil {
+			t.Fatalf("%v:\n%s", err, p.log.String())
+		}
 	}
 	const all = 8 + 1 // the rooms' partitions and the census
 	owned := func(ps ...*proc) int {
@@ -183,47 +183,6 @@ func TestEmbeddedNATSNodeKill9(t *testing.T) {
 	took := time.Since(killed)
 	newRoom(t, nodes[2].url, 1)
 	t.Logf("a node and its embedded NATS server killed: the others own every partition %v after", took.Round(time.Millisecond))
-}
-
-// spawnPoker starts a server process without waiting for it (a node
-// embedding a NATS server serves once its peers are up too).
-func spawnPoker(t *testing.T, bin, data string, flags ...string) *proc {
-	t.Helper()
-	addr := freeAddr(t)
-	var log bytes.Buffer
-	cmd := exec.Command(bin, append([]string{"-addr", addr, "-data", data}, flags...)...)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	p := &proc{cmd: cmd, url: "http://" + addr, log: &log, exited: exited}
-	t.Cleanup(p.kill9)
-	go func() { _ = cmd.Wait(); close(exited) }()
-	return p
-}
-
-// waitHealthy waits until p answers /healthz 200.
-func (p *proc) waitHealthy(t *testing.T, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		select {
-		case <-p.exited:
-			t.Fatalf("poker exited:\n%s", p.log.String())
-		default:
-		}
-		if res, err := http.Get(p.url + "/healthz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("poker not healthy after %v:\n%s", d, p.log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // statusOwned returns the partitions p owns (its /status.json; none if it
