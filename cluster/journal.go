@@ -246,11 +246,7 @@ func (j *Journal) fence(ctx context.Context) error {
 		if err := j.cfg.Lease.Err(); err != nil {
 			return err
 		}
-		var info *jetstream.StreamInfo
-		err := retrying(ctx, func(ctx context.Context) (err error) {
-			info, err = j.stream.Info(ctx)
-			return err
-		})
+		info, err := streamInfo(ctx, j.stream)
 		if err != nil {
 			return fmt.Errorf("cluster: fence journal %s: %w", j.name, err)
 		}
@@ -303,6 +299,16 @@ func (j *Journal) fence(ctx context.Context) error {
 			time.Sleep(backoff(attempt))
 		}
 	}
+}
+
+// streamInfo asks the stream's leader for its state, retrying lost
+// answers.
+func streamInfo(ctx context.Context, stream jetstream.Stream) (info *jetstream.StreamInfo, err error) {
+	err = retrying(ctx, func(ctx context.Context) (err error) {
+		info, err = stream.Info(ctx)
+		return err
+	})
+	return info, err
 }
 
 // getMsg reads the record at seq from the stream's leader, retrying lost
@@ -626,11 +632,7 @@ const (
 )
 
 func replay(ctx context.Context, stream jetstream.Stream, name, subject, token string, after uint64, fn func(*journal.Record) error) error {
-	var info *jetstream.StreamInfo
-	err := retrying(ctx, func(ctx context.Context) (err error) {
-		info, err = stream.Info(ctx)
-		return err
-	})
+	info, err := streamInfo(ctx, stream)
 	if err != nil {
 		return fmt.Errorf("cluster: replay %s: %w", name, err)
 	}
