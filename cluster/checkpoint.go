@@ -179,16 +179,14 @@ func (s *Checkpoints) Load(ctx context.Context, key string) (checkpoint.Checkpoi
 	if err := ctx.Err(); err != nil {
 		return checkpoint.Checkpoint{}, err
 	}
-	// The metadata first, retrying a lost answer (a leader that just died:
-	// see stepTimeout); then the value, which may take longer than a step.
-	err := retrying(ctx, func(ctx context.Context) error {
-		_, err := s.obs.GetInfo(ctx, key)
+	// A lost answer (a leader that just died: see stepTimeout) is tried
+	// again; a large value may take longer than a step, so each try may
+	// take twice as long as the one before.
+	var b []byte
+	err := retryingSteps(ctx, true, func(ctx context.Context) (err error) {
+		b, err = s.obs.GetBytes(ctx, key)
 		return err
 	})
-	var b []byte
-	if err == nil {
-		b, err = s.obs.GetBytes(ctx, key)
-	}
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return checkpoint.Checkpoint{}, checkpoint.ErrNotFound
 	}

@@ -331,12 +331,24 @@ const stepTimeout = 2 * time.Second
 // retrying calls fn with a context bounded by stepTimeout until it
 // succeeds, fails other than by a lost answer, or ctx ends.
 func retrying(ctx context.Context, fn func(context.Context) error) error {
+	return retryingSteps(ctx, false, fn)
+}
+
+// retryingSteps is retrying, with each try allowed twice as long as the one
+// before if growing: for a request whose answer may take longer than a
+// step (a large value), while the first try still finds a dead leader
+// after one step.
+func retryingSteps(ctx context.Context, growing bool, fn func(context.Context) error) error {
+	step := stepTimeout
 	for attempt := 0; ; attempt++ {
-		sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+		sctx, cancel := context.WithTimeout(ctx, step)
 		err := fn(sctx)
 		cancel()
 		if err == nil || ctx.Err() != nil || !lostAnswer(err) {
 			return err
+		}
+		if growing {
+			step *= 2
 		}
 		select {
 		case <-ctx.Done():
