@@ -358,20 +358,22 @@ func (n *Node) heartbeat(ctx context.Context, owned int) error {
 
 // members returns how many partitions each live node owns, as of its last
 // heartbeat (this node's own count is the caller's to set).
+// One pass of a watcher reads every live entry with its value (what Keys
+// does, values dropped), not a Get per key.
 func (n *Node) members(ctx context.Context) map[string]int {
 	counts := map[string]int{}
-	keys, err := n.nodes.Keys(ctx)
+	w, err := n.nodes.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
-		return counts // ErrNoKeysFound, or a slow read: this node alone
+		return counts // a slow read: this node alone
 	}
-	for _, k := range keys {
-		e, err := n.nodes.Get(ctx, k)
-		if err != nil {
-			continue // expired meanwhile
+	defer w.Stop()
+	for e := range w.Updates() {
+		if e == nil {
+			break // the entries there are now have all come
 		}
 		var v memberValue
 		_ = json.Unmarshal(e.Value(), &v)
-		counts[k] = v.Owned
+		counts[e.Key()] = v.Owned
 	}
 	return counts
 }
