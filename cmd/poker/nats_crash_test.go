@@ -112,18 +112,12 @@ func waitOwns(t *testing.T, p *proc, n int) []string {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		var st struct {
-			Cluster struct{ Owned []string } `json:"cluster"`
-		}
-		if res, err := http.Get(p.url + "/status.json"); err == nil {
-			_ = json.NewDecoder(res.Body).Decode(&st)
-			res.Body.Close()
-		}
-		if len(st.Cluster.Owned) >= n {
-			return st.Cluster.Owned
+		owned := statusOwned(p)
+		if len(owned) >= n {
+			return owned
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node owns %v after 20s, want %d partitions", st.Cluster.Owned, n)
+			t.Fatalf("node owns %v after 20s, want %d partitions", owned, n)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
